@@ -1,0 +1,438 @@
+"""A study spec: a TOML file parsed into pydantic models, with errors that name file, field and line."""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.config import TRAIN_FIELDS, TrainConfig
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+OBJECTIVE_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# ---------------------------------------------------------------- sections
+
+
+class StudySection(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    direction: Literal["maximize", "minimize"] = "maximize"
+    metric: Literal["val_acc", "val_loss", "train_acc", "train_loss"] = "val_acc"
+    seed: int = 0
+    description: str = ""
+    retry_failed: bool = False  # re-enqueue a trial left orphaned by a crashed coordinator
+
+
+class BudgetSection(Strict):
+    n_trials: int | None = Field(20, ge=1, le=1_000_000)
+    timeout_s: float | None = Field(None, gt=0)
+    trial_timeout_s: float | None = Field(None, gt=0)
+
+
+class TPESampler(Strict):
+    kind: Literal["tpe"]
+    n_startup_trials: int = Field(10, ge=0)
+    multivariate: bool = False
+    group: bool = False
+    constant_liar: bool = True  # parallel workers should not all sample the same point
+
+
+class RandomSampler(Strict):
+    kind: Literal["random"]
+
+
+class GridSampler(Strict):
+    kind: Literal["grid"]
+
+
+class CmaEsSampler(Strict):
+    kind: Literal["cmaes"]
+    n_startup_trials: int = Field(1, ge=0)
+    sigma0: float | None = Field(None, gt=0)
+
+
+class QMCSampler(Strict):
+    kind: Literal["qmc"]
+    qmc_type: Literal["sobol", "halton"] = "sobol"
+    scramble: bool = True
+
+
+class GPSampler(Strict):
+    kind: Literal["gp"]
+    n_startup_trials: int = Field(10, ge=0)
+
+
+Sampler = Annotated[
+    TPESampler | RandomSampler | GridSampler | CmaEsSampler | QMCSampler | GPSampler,
+    Field(discriminator="kind"),
+]
+
+
+class PrunerSection(Strict):
+    kind: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(5, ge=0)
+    n_warmup_steps: int = Field(2, ge=0)
+    interval_steps: int = Field(1, ge=1)
+    percentile: float = Field(25.0, gt=0, lt=100)
+    min_resource: int = Field(1, ge=1)
+    max_resource: int | None = Field(None, ge=1)  # hyperband; default: train.epochs
+    reduction_factor: int = Field(3, ge=2)
+
+
+class TaskSpec(Strict):
+    name: str = "digits"  # built-in task, or "module:function" for a user task
+    data_dir: str = "~/.cache/tunetui/data"
+    download: bool = False  # only then may a task reach the network
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    subset: int | None = Field(None, ge=1)  # use only the first N training samples
+    params: dict[str, Any] = Field(default_factory=dict)  # passed to user tasks
+
+    @property
+    def is_user_task(self) -> bool:
+        return ":" in self.name
+
+
+class DevicesSection(Strict):
+    device: str = "auto"  # auto | cpu | cuda | cuda:0,cuda:1
+    workers: int | None = Field(None, ge=1, le=256)  # default: one per GPU slot, or 1 on CPU
+    trials_per_gpu: int = Field(1, ge=1, le=64)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+(,\s*cuda:\d+)*", value):
+            return value
+        raise ValueError("expected auto, cpu, cuda, or a list like cuda:0,cuda:1")
+
+
+class StorageSection(Strict):
+    url: str | None = None  # default: sqlite:///.tunetui/tunetui.db (or TUNETUI_STORAGE)
+
+
+# ---------------------------------------------------------------- search space
+
+Scalar = bool | int | float | str
+Condition = Scalar | list[Scalar] | dict[Literal["eq", "ne", "lt", "le", "gt", "ge", "in"], Any]
+
+
+class Dimension(Strict):
+    when: dict[str, Condition] = Field(default_factory=dict)  # sampled only when every condition holds
+
+    def holds(self, params: dict[str, Any]) -> bool:
+        return all(name in params and condition_holds(cond, params[name]) for name, cond in self.when.items())
+
+
+class FloatDim(Dimension):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FloatDim:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError("low and high must be finite numbers")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0 (got {self.low})")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined (Optuna's rule)")
+        return self
+
+    def grid_values(self) -> list[float] | None:
+        if self.step is None:
+            return None
+        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        return [round(self.low + i * self.step, 12) for i in range(count)]
+
+
+class IntDim(Dimension):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(1, ge=1)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IntDim:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low < 1:
+            raise ValueError(f"log scale needs low >= 1 (got {self.low})")
+        if self.log and self.step != 1:
+            raise ValueError("log and step cannot be combined (Optuna's rule)")
+        return self
+
+    def grid_values(self) -> list[int]:
+        return list(range(self.low, self.high + 1, self.step))
+
+
+class CategoricalDim(Dimension):
+    type: Literal["categorical"]
+    choices: list[Scalar] = Field(min_length=1)
+
+    @field_validator("choices")
+    @classmethod
+    def _unique(cls, choices: list[Scalar]) -> list[Scalar]:
+        if len({(type(c), c) for c in choices}) != len(choices):
+            raise ValueError("choices must be unique")
+        return choices
+
+    def grid_values(self) -> list[Scalar]:
+        return list(self.choices)
+
+
+Dim = Annotated[FloatDim | IntDim | CategoricalDim, Field(discriminator="type")]
+
+
+def condition_holds(condition: Any, value: Any) -> bool:
+    """A `when` condition: a scalar (equal), a list (one of), or a table of comparisons."""
+    if isinstance(condition, list):
+        return value in condition
+    if not isinstance(condition, dict):
+        return value == condition
+    checks = {
+        "eq": lambda v, c: v == c,
+        "ne": lambda v, c: v != c,
+        "lt": lambda v, c: v < c,
+        "le": lambda v, c: v <= c,
+        "gt": lambda v, c: v > c,
+        "ge": lambda v, c: v >= c,
+        "in": lambda v, c: v in c,
+    }
+    try:
+        return all(checks[op](value, operand) for op, operand in condition.items())
+    except TypeError:
+        return False
+
+
+# ---------------------------------------------------------------- the study
+
+
+class StudySpec(Strict):
+    study: StudySection
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    sampler: Sampler = Field(default_factory=lambda: TPESampler(kind="tpe"))
+    pruner: PrunerSection = Field(default_factory=PrunerSection)
+    task: TaskSpec = Field(default_factory=TaskSpec)
+    train: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, Dim] = Field(default_factory=dict)
+    devices: DevicesSection = Field(default_factory=DevicesSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
+
+    @model_validator(mode="after")
+    def _space_fits_training(self) -> StudySpec:
+        problems: list[tuple[tuple[Any, ...], str]] = []
+        user_task = self.task.is_user_task
+        for key in self.train:
+            if key not in TRAIN_FIELDS and not user_task:
+                problems.append((("train", key), f"unknown training parameter '{key}'"))
+        seen: list[str] = []
+        for name, dim in self.space.items():
+            if name not in TRAIN_FIELDS and not user_task:
+                problems.append((("space", name), f"unknown training parameter '{name}'"))
+            for ref in dim.when:
+                if ref not in seen:
+                    problems.append(
+                        (("space", name, "when", ref), f"'{ref}' must be a dimension declared above '{name}'")
+                    )
+            seen.append(name)
+        if isinstance(self.sampler, GridSampler):
+            for name, dim in self.space.items():
+                if dim.grid_values() is None:
+                    problems.append((("space", name, "step"), "the grid sampler needs a step on float dimensions"))
+        if not problems:
+            problems = self._extremes_fit()
+        if problems:
+            raise SpecProblems(problems)
+        return self
+
+    def _extremes_fit(self) -> list[tuple[tuple[Any, ...], str]]:
+        """Each dimension's bounds (and choices) must be values the training config accepts."""
+        problems = []
+        fixed = self.fixed_train()
+        try:
+            TrainConfig(**fixed)
+        except ValidationError as err:
+            for e in err.errors():
+                problems.append((("train", *e["loc"]), e["msg"]))
+            return problems
+        for name, dim in self.space.items():
+            if name not in TRAIN_FIELDS:
+                continue
+            probes = (
+                [("choices", c) for c in dim.choices]
+                if isinstance(dim, CategoricalDim)
+                else [("low", dim.low), ("high", dim.high)]
+            )
+            for where, value in probes:
+                try:
+                    TrainConfig(**{**fixed, name: value})
+                except ValidationError as err:
+                    msg = "; ".join(e["msg"] for e in err.errors())
+                    problems.append((("space", name, where), f"{value!r} is not a valid {name}: {msg}"))
+                    break
+        return problems
+
+    def fixed_train(self) -> dict[str, Any]:
+        """The [train] table with the study seed filled in; user-task extras removed."""
+        fixed = {k: v for k, v in self.train.items() if k in TRAIN_FIELDS}
+        fixed.setdefault("seed", self.study.seed)
+        return fixed
+
+    def train_config(self, params: dict[str, Any], seed: int | None = None) -> TrainConfig:
+        """The trial's TrainConfig: fixed values, overridden by sampled ones."""
+        merged = {**self.fixed_train(), **{k: v for k, v in params.items() if k in TRAIN_FIELDS}}
+        if seed is not None:
+            merged["seed"] = seed
+        return TrainConfig(**merged)
+
+    def task_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A user task's parameters: [task.params], extra [train] keys, then sampled ones."""
+        extra_fixed = {k: v for k, v in self.train.items() if k not in TRAIN_FIELDS}
+        sampled = {k: v for k, v in params.items() if k not in TRAIN_FIELDS}
+        return {**self.task.params, **extra_fixed, **sampled}
+
+
+# ---------------------------------------------------------------- loading and errors
+
+
+class SpecProblems(ValueError):
+    """Raised inside validation to carry several (path, message) problems out of pydantic."""
+
+    def __init__(self, problems: list[tuple[tuple[Any, ...], str]]):
+        super().__init__("; ".join(f"{'.'.join(map(str, p))}: {m}" for p, m in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    path: str  # dotted field path, e.g. "space.lr.low"
+    message: str
+    line: int | None = None  # 1-based line in the TOML text, where found
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        return f"{where}: {self.path or '<spec>'}: {self.message}"
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; `issues` says each problem with its field path."""
+
+    def __init__(self, source: str, issues: list[SpecIssue]):
+        self.source = source
+        self.issues = issues
+        super().__init__("\n".join(issue.render(source) for issue in issues))
+
+
+def parse_spec(text: str, source: str = "<spec>") -> StudySpec:
+    """Parse TOML text into a StudySpec, or raise SpecError listing every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        match = re.search(r"line (\d+)", str(err))
+        raise SpecError(source, [SpecIssue("", f"not valid TOML: {err}", int(match[1]) if match else None)]) from None
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(source, _issues_from(err, text)) from None
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and parse a spec file; unreadable files become a SpecError too."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise SpecError(str(path), [SpecIssue("", f"cannot read the file: {err.strerror or err}")]) from None
+    if len(raw) > 1_000_000:
+        raise SpecError(str(path), [SpecIssue("", "the file is larger than 1 MB; a spec is a small TOML file")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(str(path), [SpecIssue("", f"not UTF-8 text ({err.reason} at byte {err.start})")]) from None
+    return parse_spec(text, str(path))
+
+
+def _issues_from(err: ValidationError, text: str) -> list[SpecIssue]:
+    issues = []
+    for e in err.errors():
+        carried = e.get("ctx", {}).get("error")
+        if isinstance(carried, SpecProblems):
+            for path, message in carried.problems:
+                issues.append(_issue(path, message, text))
+            continue
+        loc = tuple(part for part in e["loc"] if not _is_union_tag(part))
+        issues.append(_issue(loc, _message(e), text))
+    return issues
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts the discriminator's value ("float", "tpe") into loc for tagged unions
+    return isinstance(part, str) and part in {
+        "float", "int", "categorical", "tpe", "random", "grid", "cmaes", "qmc", "gp",
+    }  # fmt: skip
+
+
+def _message(e: dict[str, Any]) -> str:
+    kind = e["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (not part of the spec format)"
+    if kind == "missing":
+        return "required but missing"
+    if kind == "union_tag_invalid":
+        expected = e.get("ctx", {}).get("expected_tags", "")
+        tag = e.get("ctx", {}).get("tag", "")
+        return f"unknown kind '{tag}'; expected one of {expected}"
+    if kind == "union_tag_not_found":
+        return f"needs a '{e.get('ctx', {}).get('discriminator', 'kind').strip(chr(39))}' key"
+    msg = e["msg"].removeprefix("Value error, ")
+    if "input" in e and not isinstance(e["input"], dict | list):
+        msg += f" (got {e['input']!r})"
+    return msg
+
+
+def _issue(loc: tuple[Any, ...], message: str, text: str) -> SpecIssue:
+    path = ".".join(str(p) for p in loc)
+    return SpecIssue(path, message, find_line(text, loc))
+
+
+def find_line(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line of a field path in TOML text: the key under its table, else the table header."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    if not parts:
+        return None
+    lines = text.splitlines()
+    for split in range(len(parts), -1, -1):
+        table, keys = parts[:split], parts[split:]
+        start = 0
+        if table:
+            header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(t) for t in table) + r"\s*\]\s*(#.*)?$")
+            found = [i for i, line in enumerate(lines) if header.match(line)]
+            if not found:
+                continue
+            start = found[0] + 1
+        if not keys:
+            return start
+        key = re.compile(r"^\s*" + re.escape(keys[0]) + r"\s*=")
+        for i in range(start, len(lines)):
+            if table and re.match(r"^\s*\[", lines[i]):
+                break
+            if key.match(lines[i]):
+                return i + 1
+        if table:
+            return start  # the header line itself (1-based: index start-1 + 1)
+    return None
