@@ -90,7 +90,9 @@ class TrainConfig(BaseModel):
 
     def hidden_widths(self) -> list[int]:
         """Width of each hidden layer: width_<i> where given, else width."""
-        return [getattr(self, f"width_{i}", None) or self.width if i else self.width for i in range(self.layers)]
+        return [
+            getattr(self, f"width_{i}", None) or self.width if i else self.width for i in range(self.layers)
+        ]
 
     def hidden_dropouts(self) -> list[float]:
         """Dropout after each hidden layer: dropout_<i> where given, else dropout."""

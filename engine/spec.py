@@ -253,7 +253,9 @@ class StudySpec(Strict):
         if isinstance(self.sampler, GridSampler):
             for name, dim in self.space.items():
                 if dim.grid_values() is None:
-                    problems.append((("space", name, "step"), "the grid sampler needs a step on float dimensions"))
+                    problems.append(
+                        (("space", name, "step"), "the grid sampler needs a step on float dimensions")
+                    )
         if not problems:
             problems = self._extremes_fit()
         if problems:
@@ -344,7 +346,9 @@ def parse_spec(text: str, source: str = "<spec>") -> StudySpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         match = re.search(r"line (\d+)", str(err))
-        raise SpecError(source, [SpecIssue("", f"not valid TOML: {err}", int(match[1]) if match else None)]) from None
+        raise SpecError(
+            source, [SpecIssue("", f"not valid TOML: {err}", int(match[1]) if match else None)]
+        ) from None
     try:
         return StudySpec.model_validate(data)
     except ValidationError as err:
@@ -359,11 +363,15 @@ def load_spec(path: str | Path) -> StudySpec:
     except OSError as err:
         raise SpecError(str(path), [SpecIssue("", f"cannot read the file: {err.strerror or err}")]) from None
     if len(raw) > 1_000_000:
-        raise SpecError(str(path), [SpecIssue("", "the file is larger than 1 MB; a spec is a small TOML file")])
+        raise SpecError(
+            str(path), [SpecIssue("", "the file is larger than 1 MB; a spec is a small TOML file")]
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise SpecError(str(path), [SpecIssue("", f"not UTF-8 text ({err.reason} at byte {err.start})")]) from None
+        raise SpecError(
+            str(path), [SpecIssue("", f"not UTF-8 text ({err.reason} at byte {err.start})")]
+        ) from None
     return parse_spec(text, str(path))
 
 
@@ -420,7 +428,9 @@ def find_line(text: str, loc: tuple[Any, ...]) -> int | None:
         table, keys = parts[:split], parts[split:]
         start = 0
         if table:
-            header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(t) for t in table) + r"\s*\]\s*(#.*)?$")
+            header = re.compile(
+                r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(t) for t in table) + r"\s*\]\s*(#.*)?$"
+            )
             found = [i for i, line in enumerate(lines) if header.match(line)]
             if not found:
                 continue

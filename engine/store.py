@@ -1,0 +1,541 @@
+"""The store: an ordinary Optuna RDB storage plus tunetui's telemetry, control and heartbeat tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+DEFAULT_URL = "sqlite:///.tunetui/tunetui.db"
+HEARTBEAT_FRESH_S = 15.0  # a coordinator whose last_seen is older than this is considered gone
+
+metadata = sa.MetaData()
+
+EPOCH_COLUMNS = (
+    "train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "clip_frac",
+    "epoch_time_s", "samples_per_s", "mem_peak_mb",
+)  # fmt: skip
+STEP_COLUMNS = ("epoch", "loss", "lr", "grad_norm", "clipped", "amp_scale", "skipped")
+
+tt_epoch = sa.Table(
+    "tt_epoch", metadata,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("trial_number", sa.Integer, primary_key=True),
+    sa.Column("epoch", sa.Integer, primary_key=True),
+    *(sa.Column(name, sa.Float) for name in EPOCH_COLUMNS),
+)  # fmt: skip
+tt_step = sa.Table(
+    "tt_step", metadata,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("trial_number", sa.Integer, primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),
+    sa.Column("epoch", sa.Integer),
+    *(sa.Column(name, sa.Float) for name in STEP_COLUMNS[1:]),
+)  # fmt: skip
+tt_layer = sa.Table(
+    "tt_layer", metadata,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("trial_number", sa.Integer, primary_key=True),
+    sa.Column("epoch", sa.Integer, primary_key=True),
+    sa.Column("layer", sa.String(200), primary_key=True),
+    sa.Column("grad_norm", sa.Float),
+    sa.Column("weight_norm", sa.Float),
+    sa.Column("hist_json", sa.Text),
+)  # fmt: skip
+tt_diagnosis = sa.Table(
+    "tt_diagnosis", metadata,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("trial_number", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(64), primary_key=True),
+    sa.Column("severity", sa.String(16)),
+    sa.Column("evidence_json", sa.Text),
+    sa.Column("remedy", sa.Text),
+)  # fmt: skip
+tt_control = sa.Table(
+    "tt_control", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer, index=True),
+    sa.Column("action", sa.String(16)),
+    sa.Column("arg", sa.String(200)),
+    sa.Column("created", sa.Float),
+    sa.Column("done", sa.Float),
+    sa.Column("result", sa.Text),
+)  # fmt: skip
+tt_heartbeat = sa.Table(
+    "tt_heartbeat", metadata,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("pid", sa.Integer),
+    sa.Column("started", sa.Float),
+    sa.Column("last_seen", sa.Float),
+    sa.Column("state", sa.String(16)),
+    sa.Column("workers", sa.Integer),
+    sa.Column("device", sa.String(200)),
+    sa.Column("log_path", sa.Text),
+)  # fmt: skip
+tt_log = sa.Table(
+    "tt_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.Integer),
+    sa.Column("trial_number", sa.Integer),
+    sa.Column("ts", sa.Float),
+    sa.Column("line", sa.Text),
+    sa.Index("ix_tt_log_trial", "study_id", "trial_number"),
+)  # fmt: skip
+
+CONTROL_ACTIONS = ("stop", "stop_now", "pause", "resume", "kill")
+
+
+class StoreError(Exception):
+    """The store cannot be opened or read: a clear message, never a traceback."""
+
+
+def resolve_url(url: str | None = None, base: Path | None = None) -> str:
+    """The storage URL to use: explicit, else $TUNETUI_STORAGE, else the default file; sqlite paths made absolute."""
+    url = url or os.environ.get("TUNETUI_STORAGE") or DEFAULT_URL
+    if "://" not in url:  # a bare path means a SQLite file
+        url = f"sqlite:///{url}"
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///file:"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            full = Path(path).expanduser()
+            if not full.is_absolute():
+                full = (base or Path.cwd()) / full
+            url = f"sqlite:///{full.resolve()}"
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return Path(path) if path and path != ":memory:" else None
+    return None
+
+
+def state_dir(url: str) -> Path:
+    """Where logs, pid files and locks of this store's coordinators live (0700)."""
+    db = sqlite_path(url)
+    if db is not None:
+        path = db.parent / f"{db.stem}.state"
+    else:
+        digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+        root = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+        path = root / "tunetui" / digest
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _prepare_sqlite_file(db: Path) -> None:
+    """Create the directory (0700) and file (0600), check it is SQLite, and switch it to WAL once."""
+    db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not db.exists():
+        fd = os.open(db, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    elif db.is_dir():
+        raise StoreError(f"{db} is a directory, not a SQLite file")
+    try:
+        conn = sqlite3.connect(db, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA schema_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as err:
+        raise StoreError(f"{db} is not a usable SQLite store ({err}); nothing was changed") from None
+
+
+@contextmanager
+def store_errors(url: str) -> Iterator[None]:
+    """Turn database driver errors into one readable StoreError."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (sa.exc.SQLAlchemyError, sqlite3.DatabaseError) as err:
+        detail = str(getattr(err, "orig", None) or err).splitlines()[0]
+        raise StoreError(f"store {redact(url)}: {detail}") from None
+
+
+def redact(url: str) -> str:
+    """A URL fit to print: the password replaced."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
+@dataclass
+class TrialRow:
+    number: int
+    trial_id: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    started: float | None
+    finished: float | None
+    reason: str | None
+    epochs: int
+    flags: int  # diagnosis findings
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished or time.time()) - self.started
+
+
+class Store:
+    """One store, opened for the coordinator (read-write) or for viewers (read-only on SQLite)."""
+
+    def __init__(self, url: str | None = None, *, read_only: bool = False, create: bool = True):
+        self.url = resolve_url(url)
+        self.read_only = read_only
+        db = sqlite_path(self.url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if db is not None:
+            if read_only or not create:
+                if not db.exists():
+                    raise StoreError(f"no store at {db} (run a study first, or pass --storage)")
+            else:
+                _prepare_sqlite_file(db)
+        with store_errors(self.url):
+            if db is not None and read_only:
+                target = f"file:{quote(str(db))}?mode=ro"
+                self.engine = sa.create_engine(
+                    "sqlite://",
+                    creator=lambda: sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False),
+                )
+            elif self.is_sqlite:
+                self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})
+            else:
+                self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+            if not read_only:
+                metadata.create_all(self.engine)
+
+    # ------------------------------------------------------------ optuna
+    def optuna_storage(self):
+        """Optuna's own RDB storage on the same URL (creates Optuna's tables when new)."""
+        import optuna
+
+        kwargs = {"connect_args": {"timeout": 30}} if self.is_sqlite else {"pool_pre_ping": True}
+        with store_errors(self.url):
+            return optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs, skip_compatibility_check=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------ writes (coordinator)
+    def write_epoch(self, study_id: int, number: int, epoch: int, metrics: dict, steps: Iterable[dict],
+                    layers: Iterable[dict]) -> None:  # fmt: skip
+        """One epoch's telemetry in one transaction."""
+        key = {"study_id": study_id, "trial_number": number}
+        row = {**key, "epoch": epoch, **{c: _num(metrics.get(c)) for c in EPOCH_COLUMNS}}
+        step_rows = [
+            {**key, "step": int(s["step"]), **{c: _num(s.get(c)) for c in STEP_COLUMNS}} for s in steps
+        ]
+        for s in step_rows:
+            s["epoch"] = int(s["epoch"]) if s["epoch"] is not None else epoch
+        layer_rows = [
+            {
+                **key,
+                "epoch": epoch,
+                "layer": str(layer["layer"]),
+                "grad_norm": _num(layer.get("grad_norm")),
+                "weight_norm": _num(layer.get("weight_norm")),
+                "hist_json": layer.get("hist_json"),
+            }
+            for layer in layers
+        ]
+        with store_errors(self.url), self.engine.begin() as conn:
+            conn.execute(tt_epoch.delete().where(_key(tt_epoch, study_id, number), tt_epoch.c.epoch == epoch))
+            conn.execute(tt_epoch.insert(), [row])
+            if step_rows:
+                steps_seen = [r["step"] for r in step_rows]
+                conn.execute(
+                    tt_step.delete().where(_key(tt_step, study_id, number), tt_step.c.step.in_(steps_seen))
+                )
+                conn.execute(tt_step.insert(), step_rows)
+            if layer_rows:
+                conn.execute(
+                    tt_layer.delete().where(_key(tt_layer, study_id, number), tt_layer.c.epoch == epoch)
+                )
+                conn.execute(tt_layer.insert(), layer_rows)
+
+    def write_findings(self, study_id: int, number: int, findings: Iterable[dict]) -> None:
+        rows = [
+            {
+                "study_id": study_id,
+                "trial_number": number,
+                "kind": f["kind"],
+                "severity": f.get("severity", "warning"),
+                "evidence_json": json.dumps(f.get("evidence", {}), default=str),
+                "remedy": f.get("remedy", ""),
+            }
+            for f in findings
+        ]
+        with store_errors(self.url), self.engine.begin() as conn:
+            conn.execute(tt_diagnosis.delete().where(_key(tt_diagnosis, study_id, number)))
+            if rows:
+                conn.execute(tt_diagnosis.insert(), rows)
+
+    def write_log(self, study_id: int, number: int | None, lines: Iterable[str]) -> None:
+        now = time.time()
+        rows = [
+            {"study_id": study_id, "trial_number": number, "ts": now, "line": line[:2000]} for line in lines
+        ]
+        if rows:
+            with store_errors(self.url), self.engine.begin() as conn:
+                conn.execute(tt_log.insert(), rows)
+
+    def beat(self, study_id: int, host: str, **fields: Any) -> None:
+        """Create or refresh this host's heartbeat row for the study."""
+        fields["last_seen"] = time.time()
+        where = (tt_heartbeat.c.study_id == study_id) & (tt_heartbeat.c.host == host)
+        with store_errors(self.url), self.engine.begin() as conn:
+            if conn.execute(tt_heartbeat.update().where(where).values(**fields)).rowcount == 0:
+                conn.execute(tt_heartbeat.insert().values(study_id=study_id, host=host, **fields))
+
+    # ------------------------------------------------------------ control (CLI, TUI -> coordinator)
+    def request(self, study_id: int, action: str, arg: str | None = None) -> int:
+        if action not in CONTROL_ACTIONS:
+            raise ValueError(f"unknown control action {action!r}")
+        with store_errors(self.url), self.engine.begin() as conn:
+            result = conn.execute(
+                tt_control.insert().values(study_id=study_id, action=action, arg=arg, created=time.time())
+            )
+            return int(result.inserted_primary_key[0])
+
+    def pending_requests(self, study_id: int) -> list[dict]:
+        query = (
+            sa.select(tt_control)
+            .where(tt_control.c.study_id == study_id, tt_control.c.done.is_(None))
+            .order_by(tt_control.c.id)
+        )
+        return self._rows(query)
+
+    def finish_request(self, request_id: int, result: str) -> None:
+        with store_errors(self.url), self.engine.begin() as conn:
+            conn.execute(
+                tt_control.update()
+                .where(tt_control.c.id == request_id)
+                .values(done=time.time(), result=result)
+            )
+
+    def request_status(self, request_id: int) -> dict | None:
+        rows = self._rows(sa.select(tt_control).where(tt_control.c.id == request_id))
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------ reads (CLI, TUI)
+    def _rows(self, query) -> list[dict]:
+        with store_errors(self.url), self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def has_optuna_tables(self) -> bool:
+        with store_errors(self.url):
+            return sa.inspect(self.engine).has_table("studies")
+
+    def study_id(self, name: str) -> int | None:
+        if not self.has_optuna_tables():
+            return None
+        with store_errors(self.url), self.engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT study_id FROM studies WHERE study_name = :n"), {"n": name}
+            ).first()
+        return int(row[0]) if row else None
+
+    def studies(self) -> list[dict]:
+        """Every study: id, name, direction, trial counts by state, best value, first start, coordinator."""
+        if not self.has_optuna_tables():
+            return []
+        sql = """
+            SELECT s.study_id, s.study_name, d.direction,
+                   (SELECT MIN(datetime_start) FROM trials t WHERE t.study_id = s.study_id) AS started
+            FROM studies s LEFT JOIN study_directions d ON d.study_id = s.study_id AND d.objective = 0
+            ORDER BY s.study_id"""
+        counts_sql = "SELECT study_id, state, COUNT(*) FROM trials GROUP BY study_id, state"
+        best_sql = """
+            SELECT t.study_id, MAX(v.value), MIN(v.value) FROM trials t
+            JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
+            WHERE t.state = 'COMPLETE' GROUP BY t.study_id"""
+        with store_errors(self.url), self.engine.connect() as conn:
+            studies = [dict(r._mapping) for r in conn.execute(sa.text(sql))]
+            counts: dict[int, dict[str, int]] = {}
+            for sid, state, n in conn.execute(sa.text(counts_sql)):
+                counts.setdefault(sid, {})[str(state)] = n
+            best = {sid: (hi, lo) for sid, hi, lo in conn.execute(sa.text(best_sql))}
+        beats = self.heartbeats()
+        for s in studies:
+            s["direction"] = str(s["direction"] or "MINIMIZE").upper()
+            s["counts"] = counts.get(s["study_id"], {})
+            hi, lo = best.get(s["study_id"], (None, None))
+            s["best"] = hi if s["direction"] == "MAXIMIZE" else lo
+            s["coordinators"] = [b for b in beats if b["study_id"] == s["study_id"]]
+            s["status"] = study_status(s["counts"], s["coordinators"])
+        return studies
+
+    def heartbeats(self, study_id: int | None = None) -> list[dict]:
+        query = sa.select(tt_heartbeat)
+        if study_id is not None:
+            query = query.where(tt_heartbeat.c.study_id == study_id)
+        rows = self._rows(query)
+        now = time.time()
+        for r in rows:
+            r["alive"] = (
+                r["state"] not in ("exited", "crashed") and now - (r["last_seen"] or 0) < HEARTBEAT_FRESH_S
+            )
+        return rows
+
+    def trials(self, study_id: int, since_trial_id: int = 0) -> list[TrialRow]:
+        """Trial rows, joined with values, params, failure reason and telemetry counts."""
+        sql = """
+            SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, v.value
+            FROM trials t LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
+            WHERE t.study_id = :sid AND t.trial_id > :since ORDER BY t.number"""
+        params_sql = """
+            SELECT p.trial_id, p.param_name, p.param_value, p.distribution_json FROM trial_params p
+            JOIN trials t ON t.trial_id = p.trial_id WHERE t.study_id = :sid AND t.trial_id > :since"""
+        reason_sql = """
+            SELECT a.trial_id, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
+            WHERE t.study_id = :sid AND t.trial_id > :since AND a.key = 'fail_reason'"""
+        epochs_sql = (
+            "SELECT trial_number, MAX(epoch) FROM tt_epoch WHERE study_id = :sid GROUP BY trial_number"
+        )
+        flags_sql = (
+            "SELECT trial_number, COUNT(*) FROM tt_diagnosis WHERE study_id = :sid GROUP BY trial_number"
+        )
+        bind = {"sid": study_id, "since": since_trial_id}
+        with store_errors(self.url), self.engine.connect() as conn:
+            base = list(conn.execute(sa.text(sql), bind))
+            params: dict[int, dict[str, Any]] = {}
+            for tid, name, value, dist in conn.execute(sa.text(params_sql), bind):
+                params.setdefault(tid, {})[name] = _external_param(value, dist)
+            reasons = {tid: _json(v) for tid, v in conn.execute(sa.text(reason_sql), bind)}
+            epochs = dict(conn.execute(sa.text(epochs_sql), bind).all())
+            flags = dict(conn.execute(sa.text(flags_sql), bind).all())
+        rows = []
+        for tid, number, state, start, complete, value in base:
+            rows.append(
+                TrialRow(
+                    number=number,
+                    trial_id=tid,
+                    state=str(state),
+                    value=value,
+                    params=params.get(tid, {}),
+                    started=_ts(start),
+                    finished=_ts(complete),
+                    reason=reasons.get(tid),
+                    epochs=int(epochs.get(number) or 0),
+                    flags=int(flags.get(number) or 0),
+                )
+            )
+        return rows
+
+    def trial_attrs(self, study_id: int, number: int) -> dict[str, Any]:
+        sql = """
+            SELECT a.key, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
+            WHERE t.study_id = :sid AND t.number = :n"""
+        with store_errors(self.url), self.engine.connect() as conn:
+            return {k: _json(v) for k, v in conn.execute(sa.text(sql), {"sid": study_id, "n": number})}
+
+    def epochs(self, study_id: int, number: int | None = None, after_epoch: int = 0) -> list[dict]:
+        query = sa.select(tt_epoch).where(tt_epoch.c.study_id == study_id, tt_epoch.c.epoch > after_epoch)
+        if number is not None:
+            query = query.where(tt_epoch.c.trial_number == number)
+        return self._rows(query.order_by(tt_epoch.c.trial_number, tt_epoch.c.epoch))
+
+    def steps(self, study_id: int, number: int, after_step: int = -1) -> list[dict]:
+        query = (
+            sa.select(tt_step)
+            .where(_key(tt_step, study_id, number), tt_step.c.step > after_step)
+            .order_by(tt_step.c.step)
+        )
+        return self._rows(query)
+
+    def layers(self, study_id: int, number: int, epoch: int | None = None) -> list[dict]:
+        query = sa.select(tt_layer).where(_key(tt_layer, study_id, number))
+        if epoch is not None:
+            query = query.where(tt_layer.c.epoch == epoch)
+        return self._rows(query.order_by(tt_layer.c.epoch, tt_layer.c.layer))
+
+    def findings(self, study_id: int, number: int) -> list[dict]:
+        rows = self._rows(sa.select(tt_diagnosis).where(_key(tt_diagnosis, study_id, number)))
+        for r in rows:
+            r["evidence"] = _json(r.pop("evidence_json")) or {}
+        return rows
+
+    def logs(self, study_id: int, number: int | None = None, limit: int = 50) -> list[dict]:
+        query = sa.select(tt_log).where(tt_log.c.study_id == study_id)
+        if number is not None:
+            query = query.where(tt_log.c.trial_number == number)
+        rows = self._rows(query.order_by(tt_log.c.id.desc()).limit(limit))
+        return rows[::-1]
+
+
+def study_status(counts: dict[str, int], coordinators: list[dict]) -> str:
+    """running / paused / stopped / finished / idle, from the heartbeat rows and the trial counts."""
+    alive = [c for c in coordinators if c.get("alive")]
+    if alive:
+        return "paused" if all(c["state"] == "paused" for c in alive) else "running"
+    if any(c.get("state") == "stopped" for c in coordinators):
+        return "stopped"
+    if any(c.get("state") == "finished" for c in coordinators):
+        return "finished"
+    if any(c.get("state") in ("running", "paused", "crashed") for c in coordinators):
+        return "crashed"
+    return "idle" if not counts else "finished"
+
+
+def _key(table: sa.Table, study_id: int, number: int):
+    return (table.c.study_id == study_id) & (table.c.trial_number == number)
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def _ts(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        from datetime import datetime
+
+        value = datetime.fromisoformat(value)
+    return value.timestamp()
+
+
+def _external_param(internal: float, distribution_json: str) -> Any:
+    """Optuna stores categorical params as an index; turn it back into the choice."""
+    dist = _json(distribution_json) or {}
+    if dist.get("name") == "CategoricalDistribution":
+        choices = dist.get("attributes", {}).get("choices", [])
+        index = int(internal)
+        return choices[index] if 0 <= index < len(choices) else internal
+    if dist.get("name") == "IntDistribution":
+        return int(internal)
+    return internal
