@@ -60,6 +60,7 @@ class TrainConfig(BaseModel):
     gamma: float = Field(0.1, gt=0.0, le=1.0)
     milestones: list[int] = Field(default_factory=lambda: [30, 60])
     cyclic_mode: Literal["triangular", "triangular2", "exp_range"] = "triangular"
+    cyclic_gamma: float = Field(0.99994, gt=0.0, le=1.0)  # cyclic exp_range: amplitude *= gamma per step
     base_lr: float | None = Field(None, gt=0.0)  # cyclic: lower bound (default lr / 10)
     max_lr: float | None = Field(None, gt=0.0)  # cyclic / onecycle: upper bound (default lr)
     step_size_up: int | None = Field(None, ge=1)  # cyclic: steps per half cycle (default: 2 epochs of steps)
@@ -78,6 +79,7 @@ class TrainConfig(BaseModel):
     channels_last: bool = True  # CUDA conv nets only
 
     # telemetry
+    telemetry: bool = True  # off: no step samples, no layer stats (grad_norm only when clipping)
     step_every: int = Field(10, ge=1)  # keep every k-th optimizer step's sample
     histograms: bool = True
     hist_bins: int = Field(32, ge=4, le=256)

@@ -1,0 +1,171 @@
+"""Task data: built-in data sets and user tasks, loaded once per worker and held on the device.
+
+A task turns a `TaskSpec` into a `TaskData`: train and validation tensors already on the device, the
+number of classes, the input shape, and optionally its own model builder and batch augmentation.
+
+Built-in tasks: `digits` (sklearn, offline), `mnist`, `fashion_mnist`, `cifar10` (torchvision data sets
+read from `data_dir`; fetched only when the spec says `download = true`).
+
+User tasks are named `"module:function"` and resolved with `pkgutil.resolve_name`, with the spec file's
+folder importable. The function is called as `function(params: dict, device: torch.device) -> TaskData`:
+
+- `params` holds `[task.params]`, the extra `[train]` keys, the sampled extra dimensions, and
+  `"__spec_dir__"`, `"__data_dir__"`, `"__download__"`, `"__val_fraction__"`, `"__subset__"` from the spec.
+- It returns a `TaskData` whose tensors are on `device`; `x_*` float, `y_*` int64 class indices.
+- `build_model(config)` may build the model (else the engine's MLP/ResNet is used); `augment(batch, config)`
+  may transform a training batch on the device (called only when `config.augment` is true).
+
+Results are cached in-process: built-in tasks by (name, data_dir, subset, val_fraction, device), user tasks
+by that key plus their params, so a worker loads its data once and reuses it trial after trial.
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import sys
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from engine.config import TrainConfig
+from engine.spec import TaskSpec
+
+BUILTIN_TASKS = ("digits", "mnist", "fashion_mnist", "cifar10")
+USER_CACHE_SIZE = 4  # a user task's params may vary per trial: keep only the last few loads
+
+
+@dataclass
+class TaskData:
+    """One task's tensors on the device, and how to build its model and augment its batches."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    num_classes: int
+    input_shape: tuple[int, ...]
+    build_model: Callable[[TrainConfig], nn.Module] | None = None  # None: engine.models.build_model
+    augment: Callable[[Tensor, TrainConfig], Tensor] | None = None  # a training batch, on the device
+
+    def check(self, name: str) -> TaskData:
+        """Raise TaskError when the tensors do not fit together; return self."""
+        problems = []
+        if self.x_train.shape[0] != self.y_train.shape[0]:
+            problems.append(f"x_train has {self.x_train.shape[0]} rows but y_train {self.y_train.shape[0]}")
+        if self.x_val.shape[0] != self.y_val.shape[0]:
+            problems.append(f"x_val has {self.x_val.shape[0]} rows but y_val {self.y_val.shape[0]}")
+        if self.x_train.shape[0] < 1 or self.x_val.shape[0] < 1:
+            problems.append("train and validation sets must not be empty")
+        if tuple(self.x_train.shape[1:]) != tuple(self.input_shape):
+            problems.append(
+                f"x_train rows have shape {tuple(self.x_train.shape[1:])}, not {self.input_shape}"
+            )
+        if self.y_train.dtype != torch.int64 or self.y_val.dtype != torch.int64:
+            problems.append("labels must be int64 class indices")
+        if self.num_classes < 2:
+            problems.append(f"num_classes must be at least 2 (got {self.num_classes})")
+        if problems:
+            raise TaskError(f"task {name!r} returned unusable data: " + "; ".join(problems))
+        return self
+
+
+class TaskError(Exception):
+    """A task that cannot be loaded: missing files, a bad user function, unusable tensors."""
+
+
+_builtin_cache: dict[tuple, TaskData] = {}
+_user_cache: OrderedDict[tuple, TaskData] = OrderedDict()
+
+
+def load_task(
+    task: TaskSpec, params: dict[str, Any], device: torch.device, spec_dir: str | Path | None = None
+) -> TaskData:
+    """The task's data on `device`, from the in-process cache when it was loaded before."""
+    device = torch.device(device)
+    spec_dir = spec_dir if spec_dir is not None else params.get("__spec_dir__")
+    key = (task.name, str(Path(task.data_dir).expanduser()), task.subset, task.val_fraction, str(device))
+    if not task.is_user_task:
+        if key not in _builtin_cache:
+            _builtin_cache[key] = _load_builtin(task, device).check(task.name)
+        return _builtin_cache[key]
+    user_params = {k: v for k, v in params.items() if not k.startswith("__")}
+    key = (*key, str(spec_dir), json.dumps(user_params, sort_keys=True, default=str))
+    if key in _user_cache:
+        _user_cache.move_to_end(key)
+        return _user_cache[key]
+    data = _load_user(task, user_params, device, spec_dir).check(task.name)
+    _user_cache[key] = data
+    while len(_user_cache) > USER_CACHE_SIZE:
+        _user_cache.popitem(last=False)
+    return data
+
+
+def clear_cache() -> None:
+    """Forget every loaded task (tests; a worker that must free device memory)."""
+    _builtin_cache.clear()
+    _user_cache.clear()
+
+
+def _load_builtin(task: TaskSpec, device: torch.device) -> TaskData:
+    if task.name == "digits":
+        from engine.tasks.digits import load_digits_task
+
+        return load_digits_task(task, device)
+    if task.name in ("mnist", "fashion_mnist", "cifar10"):
+        from engine.tasks.vision import load_vision_task
+
+        return load_vision_task(task, device)
+    raise TaskError(
+        f"unknown task {task.name!r}: expected one of {', '.join(BUILTIN_TASKS)}, "
+        "or 'module:function' for a user task"
+    )
+
+
+def _load_user(
+    task: TaskSpec, params: dict[str, Any], device: torch.device, spec_dir: str | Path | None
+) -> TaskData:
+    if spec_dir is not None and str(spec_dir) not in sys.path:
+        # the spec's folder is importable, like a script's own folder
+        sys.path.insert(0, str(spec_dir))
+    try:
+        function = pkgutil.resolve_name(task.name)
+    except (ImportError, AttributeError, ValueError) as err:
+        where = f" (searched {spec_dir} and sys.path)" if spec_dir is not None else ""
+        raise TaskError(f"cannot resolve user task {task.name!r}{where}: {err}") from err
+    if not callable(function):
+        raise TaskError(f"user task {task.name!r} is not a function")
+    full = {
+        **params,
+        "__spec_dir__": None if spec_dir is None else str(spec_dir),
+        "__data_dir__": str(Path(task.data_dir).expanduser()),
+        "__download__": task.download,
+        "__val_fraction__": task.val_fraction,
+        "__subset__": task.subset,
+    }
+    data = function(full, device)
+    if not isinstance(data, TaskData):
+        raise TaskError(
+            f"user task {task.name!r} returned {type(data).__name__}, expected engine.tasks.TaskData"
+        )
+    return data
+
+
+def split_indices(n: int, val_fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """A fixed, seeded train/validation split of n rows (the same for every trial and worker)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, round(n * val_fraction))
+    return order[n_val:], order[:n_val]
+
+
+def standardize(x_train: Tensor, x_val: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """Standardize both sets with the training set's mean and std over `dims` (no leak from val)."""
+    mean = x_train.mean(dim=dims, keepdim=True)
+    std = x_train.std(dim=dims, keepdim=True)
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    return (x_train - mean) / std, (x_val - mean) / std

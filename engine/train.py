@@ -1,0 +1,489 @@
+"""The training loop: one TrainConfig in, one report per epoch out.
+
+Data lives on the device and batches are drawn by a shuffled index (no DataLoader). The hot loop never
+syncs with the host: losses, accuracies, sampled step telemetry and layer statistics stay on the device
+and are copied in one transfer per epoch.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from engine.config import TrainConfig
+from engine.diagnose import diagnose
+from engine.models import build_model, layer_names
+from engine.tasks import TaskData
+
+EPOCH_COLUMNS = (
+    "train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "clip_frac",
+    "epoch_time_s", "samples_per_s", "mem_peak_mb",
+)  # fmt: skip
+STEP_COLUMNS = ("step", "epoch", "loss", "lr", "grad_norm", "clipped", "amp_scale", "skipped")
+LAYER_COLUMNS = ("layer", "grad_norm", "weight_norm", "hist_json")
+EVAL_BATCH = 2048  # validation rows per forward pass
+FAIL_ALLOC_ENV = "TUNETUI_FAIL_ALLOC_AT_STEP"  # tests: raise an out-of-memory error at this global step
+COMPILE_BACKEND_ENV = "TUNETUI_COMPILE_BACKEND"  # torch.compile backend (default inductor)
+
+
+class TrialFailed(Exception):
+    """A trial that cannot go on: `reason` is "nan_loss" or "oom"; `hint` says what to try."""
+
+    def __init__(self, reason: str, hint: str, findings: list[dict] | None = None):
+        super().__init__(f"{reason}: {hint}")
+        self.reason = reason
+        self.hint = hint
+        self.findings = findings or []  # the diagnosis up to the failure
+
+
+@dataclass
+class EpochReport:
+    epoch: int  # 1-based
+    metrics: dict[str, float | None]  # EPOCH_COLUMNS
+    steps: list[dict[str, Any]]  # STEP_COLUMNS, every step_every-th step
+    layers: list[dict[str, Any]]  # LAYER_COLUMNS, input to output
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, float | None]  # the final epoch's
+    epochs_run: int
+    best: dict[str, float]  # best value of each objective metric, and "<metric>_epoch" where it was
+    stopped_early: bool  # by early stopping (not by on_epoch)
+    findings: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class _History:
+    epochs: list[dict] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)
+    layers: list[dict] = field(default_factory=list)  # each row also carries its epoch
+
+    def findings(self, config: TrainConfig, failure: str | None) -> list[dict]:
+        return diagnose(self.epochs, self.steps, self.layers, config, failure)
+
+
+def train(
+    config: TrainConfig, data: TaskData, device: torch.device, on_epoch: Callable[[EpochReport], bool]
+) -> TrainResult:
+    """Train one trial. `on_epoch(report)` returning True stops it (pruned, killed) and train returns.
+
+    Raises TrialFailed("nan_loss") on a non-finite loss and TrialFailed("oom") when memory runs out.
+    """
+    device = torch.device(device)
+    history = _History()
+    try:
+        return _train(config, data, device, on_epoch, history)
+    except torch.cuda.OutOfMemoryError:
+        pass  # handled below, outside the except block, so the traceback's frames and tensors are freed
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    raise TrialFailed("oom", "try a smaller batch_size", history.findings(config, "oom"))
+
+
+def _train(
+    config: TrainConfig,
+    data: TaskData,
+    device: torch.device,
+    on_epoch: Callable[[EpochReport], bool],
+    history: _History,
+) -> TrainResult:
+    torch.manual_seed(config.seed)
+    model = (data.build_model or (lambda c: build_model(c, data.input_shape, data.num_classes)))(config)
+    model = model.to(device)
+    is_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    channels_last = config.channels_last and device.type == "cuda" and is_conv
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)  # tensor-core friendly layout for convs
+    layers = layer_names(model)  # before compile, so the names are the model's own
+    forward = model
+    if config.compile:
+        forward = torch.compile(model, backend=os.environ.get(COMPILE_BACKEND_ENV) or "inductor")
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    weights = [p for p in params if p.dim() > 1]  # decay and L2 apply to weights, not biases or norms
+    optimizer = _optimizer(config, params, weights, device)
+    amp_dtype = _amp_dtype(config.amp, device)
+    # fp16 overflows without loss scaling; bf16 has fp32's range and needs no GradScaler
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+
+    x_train, y_train, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    n_train = len(y_train)
+    batch_size = min(config.batch_size, n_train)
+    full_batches, remainder = divmod(n_train, batch_size)
+    # a last batch of one row breaks batch norm and says little: drop it
+    steps_per_epoch = full_batches + (1 if remainder > 1 else 0)
+    layer_step = full_batches - 1 if full_batches else 0  # layer stats come from the last full batch
+    scheduler, per_batch = _scheduler(config, optimizer, steps_per_epoch)
+    augment = data.augment if config.augment and data.augment is not None else None
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    fail_at = int(os.environ.get(FAIL_ALLOC_ENV) or 0)
+    telemetry = config.telemetry
+    clip = config.clip_norm
+    is_cuda = device.type == "cuda"
+
+    step = 0
+    best: dict[str, float] = {}
+    best_val_loss, patience_left = math.inf, config.early_stopping_patience
+    stopped_early = False
+    metrics: dict[str, float | None] = {}
+    epoch = 0
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        if is_cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        model.train()
+        order = torch.randperm(n_train, device=device, generator=generator)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        norm_sum = torch.zeros((), device=device)
+        clip_count = torch.zeros((), device=device)
+        samples: list[tuple[int, float, list[Tensor]]] = []  # (step, lr, device values)
+        layer_stats: Tensor | None = None
+        seen = 0
+        lr = optimizer.param_groups[0]["lr"]
+        for i in range(steps_per_epoch):
+            step += 1
+            if step == fail_at:
+                raise torch.cuda.OutOfMemoryError(f"injected by {FAIL_ALLOC_ENV}={fail_at}")
+            index = order[i * batch_size : (i + 1) * batch_size]
+            xb, yb = x_train.index_select(0, index), y_train.index_select(0, index)
+            if augment is not None:
+                xb = augment(xb, config)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                logits = forward(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
+            objective = loss
+            if config.l2 > 0:
+                objective = loss + config.l2 * torch.stack([w.square().sum() for w in weights]).sum()
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(objective).backward()
+                scaler.unscale_(optimizer)  # clip and measure the true gradients
+            else:
+                objective.backward()
+
+            sampled = telemetry and (step - 1) % config.step_every == 0
+            if telemetry and i == layer_step:
+                layer_stats = _layer_stats(layers, config)  # before clipping rescales the grads
+            norm = None
+            if clip is not None:
+                norm = nn.utils.clip_grad_norm_(params, clip)  # returns the norm before clipping
+                norm_sum += norm
+                clip_count += norm > clip
+            elif sampled:
+                norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            lr = optimizer.param_groups[0]["lr"]
+            if sampled:
+                samples.append((step, lr, _step_values(loss, norm, clip, scaler)))
+            if scaler is not None:
+                scaler.step(optimizer)  # skipped when the unscaled grads hold inf/nan
+                scaler.update()
+            else:
+                optimizer.step()
+            if per_batch:
+                scheduler.step()
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.argmax(1) == yb).sum()
+            seen += len(yb)
+        if is_cuda:
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - started
+
+        val_loss_sum, val_correct = _evaluate(forward, model, x_val, y_val, amp_dtype, channels_last, device)
+        scalars = torch.stack(
+            [loss_sum, correct.float(), val_loss_sum, val_correct.float(), norm_sum, clip_count]
+        )
+        sample_values = torch.stack([torch.stack(v) for _, _, v in samples]) if samples else None
+        scalars_h, samples_h, layers_h = _to_host(scalars, sample_values, layer_stats)
+        train_loss_sum, correct_h, val_loss_h, val_correct_h, norm_sum_h, clip_count_h = scalars_h
+
+        steps = [
+            dict(zip(STEP_COLUMNS, (s, epoch, row[0], lr_s, row[1], row[2], row[3], row[4]), strict=True))
+            for (s, lr_s, _), row in zip(samples, samples_h or [], strict=True)
+        ]
+        for row in steps:
+            row["grad_norm"] = _finite_or_none(row["grad_norm"])
+            row["clipped"] = int(row["clipped"] or 0)
+            row["skipped"] = int(row["skipped"] or 0)
+            row["amp_scale"] = row["amp_scale"] if scaler is not None else None
+        layer_rows = _layer_rows(layers, layers_h, config) if layers_h is not None else []
+        if clip is not None:
+            grad_norm = norm_sum_h / steps_per_epoch
+        else:
+            sampled_norms = [r["grad_norm"] for r in steps if r["grad_norm"] is not None]
+            grad_norm = sum(sampled_norms) / len(sampled_norms) if sampled_norms else None
+        epoch_seconds = time.perf_counter() - started
+        metrics = {
+            "train_loss": train_loss_sum / seen,
+            "train_acc": correct_h / seen,
+            "val_loss": val_loss_h / len(y_val),
+            "val_acc": val_correct_h / len(y_val),
+            "lr": lr,
+            "grad_norm": _finite_or_none(grad_norm) if grad_norm is not None else None,
+            "clip_frac": clip_count_h / steps_per_epoch if clip is not None else 0.0,
+            "epoch_time_s": epoch_seconds,
+            "samples_per_s": seen / train_seconds if train_seconds > 0 else 0.0,
+            "mem_peak_mb": torch.cuda.max_memory_allocated(device) / 2**20 if is_cuda else 0.0,
+        }
+        history.epochs.append({"epoch": epoch, **metrics})
+        history.steps.extend(steps)
+        history.layers.extend({"epoch": epoch, **row} for row in layer_rows)
+
+        if not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"])):
+            raise TrialFailed(
+                "nan_loss",
+                f'the loss became non-finite in epoch {epoch}: lower lr, set clip_norm, or use amp = "off"',
+                history.findings(config, "nan_loss"),
+            )
+        _update_best(best, metrics, epoch)
+        if scheduler is not None and not per_batch:
+            scheduler.step(metrics["val_loss"])  # plateau: reduce on a stalled validation loss
+        if config.early_stopping_patience is not None:
+            if metrics["val_loss"] < best_val_loss - config.min_delta:
+                best_val_loss, patience_left = metrics["val_loss"], config.early_stopping_patience
+            else:
+                patience_left -= 1
+                stopped_early = patience_left <= 0
+
+        if on_epoch(EpochReport(epoch, metrics, steps, layer_rows)) or stopped_early:
+            break
+
+    return TrainResult(
+        metrics=metrics,
+        epochs_run=epoch,
+        best=best,
+        stopped_early=stopped_early,
+        findings=history.findings(config, None),
+    )
+
+
+def _optimizer(
+    config: TrainConfig, params: list[nn.Parameter], weights: list[nn.Parameter], device: torch.device
+) -> torch.optim.Optimizer:
+    """SGD, Adam or AdamW; weight decay is decoupled in AdamW and added to the gradient in SGD and Adam."""
+    decayed = {id(w) for w in weights}
+    groups = [
+        {"params": weights, "weight_decay": config.weight_decay},
+        {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    # fused kernels: one launch for all parameters instead of one per tensor
+    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups,
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            **fused,
+        )
+    betas = (config.beta1, config.beta2)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=config.lr, betas=betas, **fused)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=betas, **fused)
+
+
+def _scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> tuple[Any, bool]:
+    """The learning-rate schedule and whether it steps per batch (True) or per epoch on val_loss (False)."""
+    total = config.epochs * steps_per_epoch
+    if config.scheduler == "cyclic":
+        base_lr = config.base_lr or config.lr / 10
+        max_lr = config.max_lr or config.lr
+        up = config.step_size_up or 2 * steps_per_epoch
+        # cycle_momentum off: momentum and beta1 stay what the config says
+        return torch.optim.lr_scheduler.CyclicLR(
+            optimizer, base_lr=base_lr, max_lr=max_lr, step_size_up=up, mode=config.cyclic_mode,
+            gamma=config.cyclic_gamma, cycle_momentum=False,
+        ), True  # fmt: skip
+    if config.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.max_lr or config.lr, total_steps=max(total, 2), pct_start=config.pct_start,
+            cycle_momentum=False,
+        ), True  # fmt: skip
+    if config.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience
+        ), False
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch)), True
+
+
+def _lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """none/step/multistep/cosine as a factor of lr per optimizer step, after a linear warmup."""
+    total = config.epochs * steps_per_epoch
+    warmup = config.warmup_epochs * steps_per_epoch
+    milestones = sorted(config.milestones)
+    kind = config.scheduler
+
+    def factor(step: int) -> float:  # step: optimizer steps taken so far
+        warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
+        epoch = step // steps_per_epoch
+        if kind == "step":
+            return warm * config.gamma ** (epoch // config.step_size)
+        if kind == "multistep":
+            return warm * config.gamma ** bisect.bisect_right(milestones, epoch)
+        if kind == "cosine":
+            progress = min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
+            return warm * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return warm
+
+    return factor
+
+
+def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    if amp == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def _step_values(loss: Tensor, norm: Tensor | None, clip: float | None, scaler: Any) -> list[Tensor]:
+    """loss, grad_norm, clipped, amp_scale, skipped of one sampled step, as device scalars."""
+    loss = loss.detach().float()
+    nan = torch.full_like(loss, math.nan)
+    norm_value = norm.detach().float() if norm is not None else nan
+    clipped = (norm_value > clip).float() if clip is not None and norm is not None else torch.zeros_like(loss)
+    if scaler is not None:
+        # scaler.get_scale() would sync with the host every sample; read the device tensor instead
+        scale = getattr(scaler, "_scale", None)
+        scale = (
+            scale.detach().float().reshape(())
+            if scale is not None
+            else torch.full_like(loss, scaler.get_scale())
+        )
+        skipped = (~torch.isfinite(norm_value)).float() if norm is not None else torch.zeros_like(loss)
+    else:
+        scale, skipped = torch.ones_like(loss), torch.zeros_like(loss)
+    return [loss, norm_value, clipped, scale.to(loss.device), skipped]
+
+
+def _layer_stats(layers: list[tuple[str, nn.Module]], config: TrainConfig) -> Tensor:
+    """Per layer: [grad norm, weight norm, grad min, grad max, histogram counts...] as one device tensor."""
+    rows = []
+    bins = config.hist_bins
+    for _, module in layers:
+        own = [p for p in module.parameters(recurse=False) if p.grad is not None]
+        if not own:
+            rows.append(torch.full((4 + bins,), math.nan, device=module.weight.device))
+            continue
+        grad_norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in own])
+        )
+        weight_norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.detach().float()) for p in own])
+        )
+        grad = module.weight.grad.detach().float().flatten()
+        lo, hi = torch.aminmax(grad)
+        if config.histograms:
+            # min=max=0: the data's own range; histc refuses nan, and a nan layer gets no histogram anyway
+            counts = torch.histc(
+                torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0), bins=bins, min=0, max=0
+            )
+        else:
+            counts = torch.full((bins,), math.nan, device=grad.device)
+        rows.append(torch.cat([torch.stack([grad_norm, weight_norm, lo, hi]), counts]))
+    return torch.stack(rows)
+
+
+def _layer_rows(
+    layers: list[tuple[str, nn.Module]], values: list[list[float]], config: TrainConfig
+) -> list[dict]:
+    rows = []
+    for (name, _), row in zip(layers, values, strict=True):
+        grad_norm, weight_norm, lo, hi, *counts = row
+        hist = None
+        if config.histograms and math.isfinite(lo) and math.isfinite(hi):
+            if hi <= lo:
+                lo, hi = lo - 1, hi + 1  # what histc does when every value is equal
+            width = (hi - lo) / len(counts)
+            hist = json.dumps(
+                {
+                    "edges": [lo + k * width for k in range(len(counts) + 1)],
+                    "counts": [int(c) for c in counts],
+                }
+            )
+        rows.append(
+            {
+                "layer": name,
+                "grad_norm": _finite_or_none(grad_norm),
+                "weight_norm": _finite_or_none(weight_norm),
+                "hist_json": hist,
+            }
+        )
+    return rows
+
+
+def _evaluate(
+    forward: Callable[[Tensor], Tensor],
+    model: nn.Module,
+    x_val: Tensor,
+    y_val: Tensor,
+    amp_dtype: torch.dtype | None,
+    channels_last: bool,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:
+    """Summed validation loss (no label smoothing) and correct count, on the device."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    with (
+        torch.no_grad(),
+        torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None),
+    ):
+        for start in range(0, len(y_val), EVAL_BATCH):
+            xb, yb = x_val[start : start + EVAL_BATCH], y_val[start : start + EVAL_BATCH]
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            logits = forward(xb)
+            loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
+            correct += (logits.argmax(1) == yb).sum()
+    return loss_sum, correct
+
+
+def _to_host(*tensors: Tensor | None) -> list[Any]:
+    """Copy several device tensors to the host in one transfer; each comes back as nested lists."""
+    present = [t for t in tensors if t is not None]
+    flat = torch.cat([t.detach().float().flatten() for t in present]).cpu().tolist()
+    out: list[Any] = []
+    offset = 0
+    for t in tensors:
+        if t is None:
+            out.append(None)
+            continue
+        chunk = flat[offset : offset + t.numel()]
+        offset += t.numel()
+        if t.dim() == 2:
+            chunk = [chunk[r * t.shape[1] : (r + 1) * t.shape[1]] for r in range(t.shape[0])]
+        out.append(chunk)
+    return out
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _update_best(best: dict[str, float], metrics: dict[str, Any], epoch: int) -> None:
+    for name, better in (("val_acc", max), ("train_acc", max), ("val_loss", min), ("train_loss", min)):
+        value = metrics[name]
+        if name not in best or better(value, best[name]) != best[name]:
+            best[name] = value
+            best[f"{name}_epoch"] = epoch
