@@ -1,0 +1,629 @@
+"""The `tunetui` command: no arguments opens the TUI; every subcommand is headless (no textual import)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one message, exit code 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit code is already 2; keep its message short
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"tunetui: error: {message}\n")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="tunetui", description="Tune PyTorch models with Optuna from the terminal.")
+    parser.add_argument(
+        "--storage", help="storage URL (default: $TUNETUI_STORAGE or sqlite:///.tunetui/tunetui.db)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def storage_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--storage", default=argparse.SUPPRESS, help="storage URL (overrides $TUNETUI_STORAGE)"
+        )
+
+    run = sub.add_parser("run", help="run a study from a spec file (resumes it if it exists)")
+    run.add_argument("spec", help="study spec (TOML)")
+    run.add_argument("--trials", type=int, help="trials this run adds (default: the spec's budget.n_trials)")
+    run.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    run.add_argument("--device", help="auto | cpu | cuda | cuda:0,cuda:1 (overrides [devices].device)")
+    run.add_argument("--workers", type=int, help="worker processes (default: one per GPU slot, 1 on CPU)")
+    run.add_argument("--study-name", help="override [study].name")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec value, e.g. --set train.epochs=3 (TOML value syntax)")  # fmt: skip
+    run.add_argument(
+        "--detach", action="store_true", help="start the coordinator in the background and return"
+    )
+    run.add_argument("--graceful", action="store_true", help="on a signal, let running trials finish first")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    storage_arg(run)
+
+    validate = sub.add_parser("validate", help="check spec files; print a summary or the problems")
+    validate.add_argument("specs", nargs="+")
+
+    ls = sub.add_parser("ls", help="list the studies in the store")
+    ls.add_argument("--json", action="store_true")
+    storage_arg(ls)
+
+    show = sub.add_parser("show", help="a study's best trial, counts by state and diagnosis")
+    show.add_argument("study")
+    show.add_argument("--trial", type=int, help="show one trial in detail")
+    show.add_argument("--json", action="store_true")
+    storage_arg(show)
+
+    export = sub.add_parser(
+        "export", help="write trials as CSV/JSON, the best trial as a spec, or TensorBoard logs"
+    )
+    export.add_argument("study")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.add_argument("--best-spec", metavar="FILE", help="write the best params as a runnable spec")
+    export.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files per trial")
+    storage_arg(export)
+
+    for name, text in (("stop", "stop a study: running trials finish, no new ones start"),
+                       ("pause", "pause a study: no new trials until resume"),
+                       ("resume", "resume a paused study")):  # fmt: skip
+        p = sub.add_parser(name, help=text)
+        p.add_argument("study")
+        if name == "stop":
+            p.add_argument("--now", action="store_true", help="kill running trials too")
+        storage_arg(p)
+
+    kill = sub.add_parser("kill", help="kill one running trial")
+    kill.add_argument("study")
+    kill.add_argument("trial", type=int)
+    storage_arg(kill)
+
+    profile = sub.add_parser("profile", help="profile a few training steps of a spec with torch.profiler")
+    profile.add_argument("spec")
+    profile.add_argument(
+        "--trial-params", default="{}", help="JSON object of params (default: the spec's fixed values)"
+    )
+    profile.add_argument("--steps", type=int, default=20)
+    profile.add_argument("--trace", default="tunetui-trace.json", help="Chrome trace output file")
+    profile.add_argument("--device", help="cpu | cuda (default: auto)")
+
+    tui = sub.add_parser("tui", help="open the terminal workbench (same as no command)")
+    storage_arg(tui)
+    tui.add_argument("--studies-dir", default="studies")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from engine.spec import SpecError
+    from engine.store import StoreError
+
+    try:
+        if args.command in (None, "tui"):
+            from tui.app import run_app  # the only place the TUI (and textual) is imported
+
+            run_app(args.storage, getattr(args, "studies_dir", "studies"))
+            return EXIT_OK
+        handler = COMMANDS[args.command]
+        return handler(args)
+    except SpecError as err:
+        print(str(err), file=sys.stderr)
+        if args.command == "run":
+            print("nothing was started.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except UsageError as err:
+        print(f"tunetui: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StoreError as err:
+        print(f"tunetui: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# ---------------------------------------------------------------- run
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
+    """--set a.b=VALUE: VALUE in TOML syntax (a bare word is taken as a string)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        parts = [p.strip() for p in key.split(".")]
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"--set {key}: {part} is not a table")
+        node[parts[-1]] = value
+
+
+def load_run_spec(args: argparse.Namespace):
+    """The spec as this run sees it (--set and --study-name applied), plus its text for the store."""
+    import tomli_w
+
+    from engine.spec import load_spec, parse_spec
+
+    path = Path(args.spec)
+    spec = load_spec(path)  # file errors and the plain spec's errors first, with line numbers
+    if not args.set and not args.study_name:
+        return spec, path.read_text(encoding="utf-8")
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    apply_overrides(data, args.set)
+    if args.study_name:
+        data.setdefault("study", {})["name"] = args.study_name
+    text = tomli_w.dumps(data)
+    del spec
+    return parse_spec(text, f"{path} (with --set/--study-name)"), text
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.store import Store, resolve_url
+
+    if args.trials is not None and args.trials < 1:
+        raise UsageError("--trials must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    spec, text = load_run_spec(args)
+    url = resolve_url(getattr(args, "storage", None) or spec.storage.url, base=Path(args.spec).resolve().parent
+                      if spec.storage.url and not getattr(args, "storage", None) else None)  # fmt: skip
+    if args.device:
+        from engine.spec import DevicesSection
+
+        try:
+            DevicesSection(device=args.device)
+        except ValueError as err:
+            raise UsageError(f"--device: {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    if args.detach:
+        return detach(args, url)
+
+    from engine.coordinator import Coordinator, CoordinatorError, RunOptions
+
+    store = Store(url)
+    options = RunOptions(
+        n_trials=args.trials,
+        timeout_s=args.timeout if args.timeout is not None else spec.budget.timeout_s,
+        workers=args.workers,
+        device=args.device,
+        graceful=args.graceful,
+        spec_path=str(Path(args.spec).resolve()),
+        spec_text=text,
+    )
+    show_progress = not args.quiet and sys.stderr.isatty()
+    with _Reporter(spec.study.name, show_progress) as reporter:
+        coordinator = Coordinator(spec, store, options, on_progress=reporter.update, log=reporter.log)
+        try:
+            code = coordinator.run()
+        except CoordinatorError as err:
+            print(f"tunetui: {err}", file=sys.stderr)
+            return EXIT_FAILURE
+    print_summary(store, spec.study.name)
+    return code
+
+
+class _Reporter:
+    """A rich progress bar (trials done, best so far, ETA) when on a terminal; plain lines otherwise."""
+
+    def __init__(self, study: str, live: bool):
+        self.study, self.live, self.progress, self.task = study, live, None, None
+
+    def __enter__(self) -> _Reporter:
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("best {task.fields[best]}"), TimeRemainingColumn(), transient=False,
+            )  # fmt: skip
+            self.progress.start()
+            self.task = self.progress.add_task(self.study, total=None, best="-")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, p) -> None:
+        if self.progress is not None:
+            best = f"{p.best:.4f} (#{p.best_number})" if p.best is not None else "-"
+            self.progress.update(self.task, completed=p.done, total=p.target, best=best)
+
+    def log(self, line: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if self.progress is not None:
+            self.progress.console.print(f"[dim]{stamp}[/] {line}", highlight=False)
+        else:
+            print(f"{stamp} {line}", flush=True)
+
+
+def detach(args: argparse.Namespace, url: str) -> int:
+    """Start this same run as a new session (survives terminal close / SSH drop) and return at once."""
+    from engine.store import state_dir
+
+    spec_path = str(Path(args.spec).resolve())
+    argv = [sys.executable, "-m", "engine.cli", "run", spec_path, "--storage", url, "--quiet"]
+    for flag in ("trials", "timeout", "device", "workers", "study_name"):
+        value = getattr(args, flag)
+        if value is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
+    for item in args.set:
+        argv += ["--set", item]
+    if args.graceful:
+        argv.append("--graceful")
+    name = args.study_name or _study_name_for(args)
+    logs = state_dir(url) / "logs"
+    logs.mkdir(exist_ok=True, mode=0o700)
+    log_path = logs / f"{name}.log"
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    env = {**os.environ, "TUNETUI_LOG_PATH": str(log_path), "PYTHONUNBUFFERED": "1"}
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with os.fdopen(fd, "ab") as log:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env, cwd=os.getcwd(),
+        )  # fmt: skip
+    pids = state_dir(url) / "pids"
+    pids.mkdir(exist_ok=True, mode=0o700)
+    pid_file = pids / f"{name}.pid"
+    pid_fd = os.open(pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(pid_fd, "w") as out:
+        out.write(f"{process.pid}\n")
+    time.sleep(0.5)  # an immediate failure (lock held, bad device) should be reported here, not lost in a log
+    code = process.poll()
+    if code is not None and code != 0:
+        tail = log_path.read_text(errors="replace").splitlines()[-5:]
+        print("\n".join(tail), file=sys.stderr)
+        print(f"tunetui: the coordinator exited at once (code {code}); log: {log_path}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"started coordinator for {name}: pid {process.pid}")
+    print(f"log: {log_path}")
+    print(f"watch: tunetui ls   |   tunetui show {name}   |   stop: tunetui stop {name}")
+    return EXIT_OK
+
+
+def _study_name_for(args: argparse.Namespace) -> str:
+    from engine.spec import load_spec
+
+    data = tomllib.loads(Path(args.spec).read_text(encoding="utf-8"))
+    apply_overrides(data, args.set)
+    return data.get("study", {}).get("name") or load_spec(args.spec).study.name
+
+
+# ---------------------------------------------------------------- read-only commands
+
+
+def open_store(args: argparse.Namespace, read_only: bool = True):
+    from engine.store import Store
+
+    return Store(getattr(args, "storage", None), read_only=read_only)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.space import grid_size
+    from engine.spec import SpecError, load_spec
+
+    worst = EXIT_OK
+    for path in args.specs:
+        try:
+            spec = load_spec(path)
+        except SpecError as err:
+            print(str(err), file=sys.stderr)
+            worst = EXIT_BAD_INPUT
+            continue
+        dims = len(spec.space)
+        conditional = sum(1 for d in spec.space.values() if d.when)
+        grid = grid_size(spec)
+        extra = f", grid of {grid}" if grid else ""
+        print(
+            f"ok {path}: study {spec.study.name} ({spec.study.direction} {spec.study.metric}), task {spec.task.name}, "
+            f"{dims} dimensions ({conditional} conditional), sampler {spec.sampler.kind}{extra}, "
+            f"pruner {spec.pruner.kind}, budget {spec.budget.n_trials} trials"
+        )
+    return worst
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from engine.store import StoreError
+
+    try:
+        store = open_store(args)
+    except StoreError as err:
+        if "no store at" in str(err):
+            print("no studies yet (the store does not exist)")
+            return EXIT_OK
+        raise
+    studies = store.studies()
+    if args.json:
+        print(json.dumps(studies, default=str, indent=2))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"studies in {_short_url(store.url)}")
+    for col in ("study", "status", "trials", "complete", "pruned", "fail", "running", "best", "coordinator"):
+        table.add_column(col, justify="right" if col not in ("study", "status", "coordinator") else "left")
+    for s in studies:
+        c = s["counts"]
+        live = [f"{b['host']}:{b['pid']}" + ("" if b["alive"] else " (gone)") for b in s["coordinators"]]
+        table.add_row(
+            s["study_name"], s["status"], str(sum(c.values())), str(c.get("COMPLETE", 0)), str(c.get("PRUNED", 0)),
+            str(c.get("FAIL", 0)), str(c.get("RUNNING", 0)), _fmt(s["best"]), ", ".join(live) or "-",
+        )  # fmt: skip
+    Console().print(table)
+    if not studies:
+        print("no studies yet")
+    return EXIT_OK
+
+
+def _short_url(url: str) -> str:
+    from engine.store import redact
+
+    return redact(url)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _study(store, name: str) -> dict:
+    from engine.store import StoreError
+
+    for s in store.studies():
+        if s["study_name"] == name:
+            return s
+    known = ", ".join(s["study_name"] for s in store.studies()) or "none"
+    raise StoreError(f"no study named {name!r} in {_short_url(store.url)} (studies: {known})")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    study = _study(store, args.study)
+    sid = study["study_id"]
+    trials = store.trials(sid)
+    if args.trial is not None:
+        return _show_trial(store, study, trials, args)
+    complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
+    maximize = study["direction"] == "MAXIMIZE"
+    best = (max if maximize else min)(complete, key=lambda t: t.value) if complete else None
+    info = {
+        "study": study["study_name"],
+        "status": study["status"],
+        "direction": study["direction"].lower(),
+        "counts": study["counts"],
+        "coordinators": study["coordinators"],
+        "best": None,
+    }
+    if best is not None:
+        info["best"] = {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
+            "attrs": store.trial_attrs(sid, best.number),
+            "findings": store.findings(sid, best.number),
+        }
+    reasons: dict[str, int] = {}
+    for t in trials:
+        if t.reason:
+            reasons[t.reason] = reasons.get(t.reason, 0) + 1
+    info["fail_reasons"] = reasons
+    flagged = [(t.number, store.findings(sid, t.number)) for t in trials if t.flags]
+    info["diagnosis"] = {n: [f["kind"] for f in fs] for n, fs in flagged}
+    if args.json:
+        print(json.dumps(info, default=str, indent=2))
+        return EXIT_OK
+    from rich.console import Console
+
+    console = Console()
+    counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items())) or "no trials"
+    console.print(f"[bold]{study['study_name']}[/] ({study['status']}): {counts}", highlight=False)
+    if reasons:
+        console.print("failures: " + ", ".join(f"{k} {v}" for k, v in reasons.items()), highlight=False)
+    if best is None:
+        console.print("no complete trial yet")
+    else:
+        console.print(f"best trial #{best.number}: value {best.value:.4f}", highlight=False)
+        for k, v in best.params.items():
+            console.print(f"  {k} = {v!r}", highlight=False)
+        _print_findings(console, info["best"]["findings"])
+    if flagged:
+        console.print(
+            f"diagnosis: {len(flagged)} trial(s) flagged; `tunetui show {args.study} --trial N` for details"
+        )
+        for number, findings in flagged[:10]:
+            console.print(f"  #{number}: " + ", ".join(f"{f['kind']} ({f['severity']})" for f in findings))
+    return EXIT_OK
+
+
+def _print_findings(console, findings: list[dict]) -> None:
+    for f in findings:
+        evidence = ", ".join(f"{k}={_short(v)}" for k, v in (f.get("evidence") or {}).items())
+        console.print(f"  [{f['severity']}] {f['kind']}: {evidence}", highlight=False)
+        console.print(f"      remedy: {f['remedy']}", highlight=False)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> int:
+    from engine.store import StoreError
+
+    sid = study["study_id"]
+    match = [t for t in trials if t.number == args.trial]
+    if not match:
+        raise StoreError(f"study {study['study_name']} has no trial {args.trial}")
+    t = match[0]
+    info = {
+        "number": t.number, "state": t.state, "value": t.value, "params": t.params, "reason": t.reason,
+        "attrs": store.trial_attrs(sid, t.number), "epochs": store.epochs(sid, t.number),
+        "findings": store.findings(sid, t.number), "log": [r["line"] for r in store.logs(sid, t.number, limit=20)],
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(info, default=str, indent=2))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"[bold]trial #{t.number}[/] {t.state} value={_fmt(t.value)}" + (f" ({t.reason})" if t.reason else "")
+    )
+    for k, v in t.params.items():
+        console.print(f"  {k} = {v!r}", highlight=False)
+    table = Table("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm")
+    for e in info["epochs"]:
+        table.add_row(str(e["epoch"]), *(_fmt(e[c]) for c in ("train_loss", "val_loss", "train_acc", "val_acc", "lr",
+                                                               "grad_norm")))  # fmt: skip
+    console.print(table)
+    _print_findings(console, info["findings"])
+    for line in info["log"][-10:]:
+        console.print(f"  | {line}", highlight=False, markup=False)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.export import best_spec_toml, export_rows, write_csv, write_json, write_text_private
+
+    store = open_store(args)
+    if args.best_spec:
+        write_text_private(args.best_spec, best_spec_toml(store, args.study))
+        print(f"wrote {args.best_spec}", file=sys.stderr)
+    if args.tensorboard:
+        from engine.tensorboard_export import export_study_tensorboard
+
+        count = export_study_tensorboard(store, args.study, args.tensorboard)
+        print(f"wrote TensorBoard logs for {count} trial(s) to {args.tensorboard}", file=sys.stderr)
+    if args.best_spec or args.tensorboard:
+        if not args.output:
+            return EXIT_OK
+    rows = export_rows(store, args.study)
+    writer = write_csv if args.format == "csv" else write_json
+    writer(rows, args.output, stream=sys.stdout)
+    if args.output:
+        print(f"wrote {len(rows)} trial(s) to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- control
+
+
+def send_control(
+    store, study_name: str, action: str, arg: str | None = None, wait_s: float = 10.0
+) -> tuple[int, str]:
+    """Insert a control row for the study's live coordinator and wait for its answer."""
+    study = _study(store, study_name)
+    if not any(b["alive"] for b in study["coordinators"]):
+        return EXIT_FAILURE, f"study {study_name} has no running coordinator (status: {study['status']})"
+    request_id = store.request(study["study_id"], action, arg)
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        row = store.request_status(request_id)
+        if row and row["done"]:
+            ok = not str(row["result"]).startswith("error")
+            return (EXIT_OK if ok else EXIT_FAILURE), str(row["result"])
+        time.sleep(0.2)
+    return EXIT_OK, f"request {action} queued; the coordinator has not answered yet"
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    from engine.store import Store
+
+    store = Store(getattr(args, "storage", None), create=False)
+    action = args.command
+    arg = None
+    if action == "stop" and args.now:
+        action = "stop_now"
+    if action == "kill":
+        arg = str(args.trial)
+    code, message = send_control(store, args.study, action, arg)
+    print(message, file=sys.stderr if code else sys.stdout)
+    return code
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from engine.profile import profile_trial
+    from engine.spec import load_spec
+
+    spec = load_spec(args.spec)
+    try:
+        params = json.loads(args.trial_params)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"--trial-params is not valid JSON: {err}") from None
+    if not isinstance(params, dict):
+        raise UsageError("--trial-params must be a JSON object, e.g. '{\"lr\": 0.01}'")
+    if args.steps < 1:
+        raise UsageError("--steps must be at least 1")
+    print(profile_trial(spec, params, steps=args.steps, trace_path=args.trace, device=args.device))
+    print(f"Chrome trace: {args.trace} (open in chrome://tracing or ui.perfetto.dev)")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "ls": cmd_ls,
+    "show": cmd_show,
+    "export": cmd_export,
+    "stop": cmd_control,
+    "pause": cmd_control,
+    "resume": cmd_control,
+    "kill": cmd_control,
+    "profile": cmd_profile,
+}
+
+
+def print_summary(store, study_name: str) -> None:
+    """The table printed when `tunetui run` ends: counts by state and the best trial."""
+    from rich.console import Console
+    from rich.table import Table
+
+    study = _study(store, study_name)
+    trials = store.trials(study["study_id"])
+    complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
+    console = Console()
+    counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items()))
+    console.print(f"study [bold]{study_name}[/]: {counts}", highlight=False)
+    if not complete:
+        console.print("no complete trial")
+        return
+    maximize = study["direction"] == "MAXIMIZE"
+    best = (max if maximize else min)(complete, key=lambda t: t.value)
+    table = Table(title=f"best trial #{best.number}", show_header=True)
+    table.add_column("param")
+    table.add_column("value", justify="right")
+    for k, v in best.params.items():
+        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    console.print(table)
+    metric = store_metric(store, study["study_id"])
+    console.print(f"best {metric}: {best.value:.4f} (trial #{best.number})", highlight=False)
+
+
+def store_metric(store, study_id: int) -> str:
+    from engine.export import _study_attr
+
+    return _study_attr(store, study_id, "metric") or "value"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

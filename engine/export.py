@@ -1,0 +1,150 @@
+"""Study results out of the store: one row per trial (CSV/JSON), and the best trial as a runnable spec."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from engine.store import EPOCH_COLUMNS, Store, StoreError
+
+FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "epoch_time_s")
+
+
+def _study_id(store: Store, study_name: str) -> int:
+    study_id = store.study_id(study_name)
+    if study_id is None:
+        known = ", ".join(s["study_name"] for s in store.studies()) or "none"
+        raise StoreError(f"no study named {study_name!r} in this store (studies: {known})")
+    return study_id
+
+
+def export_rows(store: Store, study_name: str) -> list[dict[str, Any]]:
+    """One flat row per trial: number, state, value, params (param_*), durations, final-epoch metrics."""
+    study_id = _study_id(store, study_name)
+    last_epoch: dict[int, dict] = {}
+    for row in store.epochs(study_id):
+        last_epoch[row["trial_number"]] = row  # ordered by epoch: the last one wins
+    trials = store.trials(study_id)
+    names = sorted({name for t in trials for name in t.params})
+    rows = []
+    for t in trials:
+        final = last_epoch.get(t.number, {})
+        row: dict[str, Any] = {
+            "number": t.number,
+            "state": t.state,
+            "value": t.value,
+            "fail_reason": t.reason,
+            "epochs": t.epochs,
+            "duration_s": round(t.duration_s, 3) if t.duration_s is not None else None,
+            "train_time_s": None,
+        }
+        row.update({f"param_{n}": t.params.get(n) for n in names})
+        row.update({f"final_{m}": final.get(m) for m in FINAL_METRICS if m in EPOCH_COLUMNS})
+        rows.append(row)
+    if rows:
+        train_times = _attr_for_all(store, study_id, "train_time_s")
+        for row in rows:
+            row["train_time_s"] = train_times.get(row["number"])
+    return rows
+
+
+def _attr_for_all(store: Store, study_id: int, key: str) -> dict[int, Any]:
+    import sqlalchemy as sa
+
+    sql = """SELECT t.number, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
+             WHERE t.study_id = :sid AND a.key = :key"""
+    with store.engine.connect() as conn:
+        return {n: json.loads(v) for n, v in conn.execute(sa.text(sql), {"sid": study_id, "key": key})}
+
+
+def _open_private(path: Path, binary: bool = False):
+    """Open an output file for writing; new files get 0600 (results can be sensitive)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "wb" if binary else "w", newline="" if not binary else None)
+
+
+def write_csv(rows: list[dict[str, Any]], path: str | Path | None, stream=None) -> None:
+    fields = list(rows[0]) if rows else ["number", "state", "value"]
+    out = stream if path is None else _open_private(Path(path))
+    try:
+        writer = csv.DictWriter(out, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    finally:
+        if path is not None:
+            out.close()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_json(rows: list[dict[str, Any]], path: str | Path | None, stream=None) -> None:
+    text = json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows], indent=2)
+    if path is None:
+        stream.write(text + "\n")
+        return
+    with _open_private(Path(path)) as out:
+        out.write(text + "\n")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def best_spec_toml(store: Store, study_name: str) -> str:
+    """The study's spec with the best trial's params fixed in [train] and no search space."""
+    study_id = _study_id(store, study_name)
+    spec_text = _study_attr(store, study_id, "spec_toml")
+    if not spec_text:
+        raise StoreError(f"study {study_name!r} has no stored spec (it was not started by tunetui)")
+    complete = [t for t in store.trials(study_id) if t.state == "COMPLETE" and t.value is not None]
+    if not complete:
+        raise StoreError(f"study {study_name!r} has no complete trial yet")
+    direction = next(s["direction"] for s in store.studies() if s["study_id"] == study_id)
+    best = (max if direction == "MAXIMIZE" else min)(complete, key=lambda t: t.value)
+    data = tomllib.loads(spec_text)
+    from engine.config import TRAIN_FIELDS
+
+    train = dict(data.get("train", {}))
+    task = dict(data.get("task", {}))
+    for name, value in best.params.items():
+        if name in TRAIN_FIELDS or ":" in str(task.get("name", "")):
+            train[name] = value
+    data["train"] = train
+    data.pop("space", None)
+    study = dict(data.get("study", {}))
+    study["name"] = f"{study.get('name', study_name)}-best"
+    study["description"] = f"best trial {best.number} of {study_name} (value {best.value:.6g}), space fixed"
+    data["study"] = study
+    data["budget"] = {**data.get("budget", {}), "n_trials": 1}
+    data["sampler"] = {"kind": "random"}
+    data["pruner"] = {"kind": "none"}
+    return f"# Written by `tunetui export {study_name} --best-spec`.\n" + tomli_w.dumps(data)
+
+
+def _study_attr(store: Store, study_id: int, key: str) -> Any:
+    import sqlalchemy as sa
+
+    sql = "SELECT value_json FROM study_user_attributes WHERE study_id = :sid AND key = :key"
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.text(sql), {"sid": study_id, "key": key}).first()
+    return json.loads(row[0]) if row else None
+
+
+def write_text_private(path: str | Path, text: str) -> None:
+    with _open_private(Path(path)) as out:
+        out.write(text)

@@ -1,0 +1,132 @@
+"""A long-lived worker process: imports torch once, then trains the trials its coordinator sends."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+PARENT_CHECK_S = 1.0
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Exit when the coordinator dies, so no orphan keeps holding a GPU.
+
+    PR_SET_PDEATHSIG covers Linux at once; the watchdog thread covers the rest (and the case where the
+    parent died before prctl ran)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(3)
+            time.sleep(PARENT_CHECK_S)
+
+    if os.getppid() != parent_pid:
+        os._exit(3)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_pid: int) -> None:
+    """Entry point of the worker process (spawned). Never touches the store."""
+    # Ctrl-C in the terminal reaches the whole process group; only the coordinator decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
+
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    conn.send({"type": "ready", "pid": os.getpid(), "slot": slot, "device": device})
+    try:
+        while True:
+            message = conn.recv()
+            if message.get("type") == "exit":
+                return
+            if message.get("type") == "trial":
+                conn.send(run_trial(conn, message, device))
+    except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
+        return  # the coordinator is gone or wants us gone
+
+
+def run_trial(conn: Connection, message: dict[str, Any], device_name: str) -> dict[str, Any]:
+    """Train one trial, streaming an `epoch` message per epoch; return the `done` message."""
+    import torch
+
+    from engine.config import TrainConfig
+    from engine.spec import TaskSpec
+    from engine.tasks import load_task
+    from engine.train import TrialFailed, train
+
+    number = message["number"]
+    started = time.time()
+    attrs = {"torch_version": torch.__version__, "worker_pid": os.getpid(), "device": device_name}
+
+    def log(line: str) -> None:
+        conn.send({"type": "log", "number": number, "line": line})
+
+    def done(state: str, **fields: Any) -> dict[str, Any]:
+        attrs["train_time_s"] = round(time.time() - started, 3)
+        return {"type": "done", "number": number, "state": state, "attrs": attrs, "findings": [], **fields}
+
+    try:
+        config = TrainConfig(**message["config"])
+        task = TaskSpec(**message["task"])
+        device = torch.device(device_name)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            attrs["device_name"] = torch.cuda.get_device_name(device)
+        data = load_task(task, message.get("task_params", {}), device)
+
+        def on_epoch(report) -> bool:
+            conn.send(
+                {
+                    "type": "epoch",
+                    "number": number,
+                    "epoch": report.epoch,
+                    "metrics": report.metrics,
+                    "steps": report.steps,
+                    "layers": report.layers,
+                }
+            )
+            m = report.metrics
+            log(
+                f"epoch {report.epoch}: train_loss={m.get('train_loss', float('nan')):.4f} "
+                f"val_loss={m.get('val_loss', float('nan')):.4f} val_acc={m.get('val_acc', float('nan')):.4f}"
+            )
+            reply = conn.recv()
+            return bool(reply.get("stop"))
+
+        result = train(config, data, device, on_epoch)
+        attrs.update(getattr(result, "attrs", {}) or {})
+        return done(
+            "complete",
+            metrics=result.metrics,
+            best=result.best,
+            epochs_run=result.epochs_run,
+            stopped_early=result.stopped_early,
+            findings=result.findings,
+        )
+    except TrialFailed as failure:
+        log(f"trial failed: {failure.reason}: {failure.hint}")
+        return done(
+            "fail", reason=failure.reason, hint=failure.hint, findings=getattr(failure, "findings", [])
+        )
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        raise
+    except Exception as err:  # a bug in a user task must cost one trial, not the worker
+        for line in traceback.format_exc().splitlines()[-30:]:
+            log(line)
+        return done("fail", reason="error", hint=f"{type(err).__name__}: {err}"[:500])
+    finally:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # what one trial cached must not crowd the next
