@@ -366,18 +366,15 @@ class Coordinator:
             trial.set_user_attr(key, value)
         slot.trial, slot.trial_started = trial, time.time()
         slot.epochs_reported, slot.best, slot.best_epoch, slot.stop_reason = 0, None, None, None
-        task = self.spec.task.model_dump()
-        if self.options.spec_path:
-            task["params"] = {
-                **task["params"],
-                "__spec_dir__": str(Path(self.options.spec_path).resolve().parent),
-            }
+        task_params = self.spec.task_params(params)
+        if self.options.spec_path:  # user tasks import their module from the spec's folder
+            task_params["__spec_dir__"] = str(Path(self.options.spec_path).resolve().parent)
         message = {
             "type": "trial",
             "number": trial.number,
             "config": config.model_dump(),
-            "task": task,
-            "task_params": self.spec.task_params(params),
+            "task": self.spec.task.model_dump(),
+            "task_params": task_params,
         }
         try:
             slot.conn.send(message)
