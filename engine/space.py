@@ -35,6 +35,16 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
     return params
 
 
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its `study.stop()` after the last point.
+
+    `study.stop()` works only inside `study.optimize`; the coordinator uses ask/tell and checks
+    `is_exhausted` itself before asking."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
 def build_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     s, seed = spec.sampler, spec.study.seed
     if isinstance(s, TPESampler):
@@ -49,7 +59,7 @@ def build_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=seed)
     if isinstance(s, GridSampler):
         grid = {name: dim.grid_values() for name, dim in spec.space.items()}
-        return optuna.samplers.GridSampler(grid, seed=seed)
+        return AskTellGridSampler(grid, seed=seed)
     if isinstance(s, CmaEsSampler):
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=s.n_startup_trials, sigma0=s.sigma0)
     if isinstance(s, QMCSampler):

@@ -1,0 +1,208 @@
+"""Spec parsing: the shipped specs load, and each kind of bad input gets one clear message with its path."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from engine.space import build_pruner, build_sampler, grid_size, suggest
+from engine.spec import SpecError, StudySpec, condition_holds, find_line, load_spec, parse_spec
+from tests.conftest import STUDIES
+
+HEAD = '[study]\nname = "t"\n'
+
+
+def test_every_shipped_spec_validates():
+    specs = sorted(STUDIES.glob("*.toml"))
+    assert specs, "studies/ has no spec"
+    for path in specs:
+        spec = load_spec(path)
+        assert isinstance(spec, StudySpec)
+        spec.train_config({})  # the fixed part alone is a valid training config
+
+
+def test_default_spec_has_the_documented_shape():
+    spec = load_spec(STUDIES / "digits_mlp.toml")
+    assert spec.study.name == "digits_mlp"
+    assert spec.budget.n_trials == 30
+    assert spec.sampler.kind == "tpe" and spec.pruner.kind == "median"
+    assert spec.space["dropout_2"].when == {"layers": {"ge": 3}}
+    assert spec.space["momentum"].when == {"optimizer": "sgd"}
+
+
+def test_minimal_spec_gets_defaults():
+    spec = parse_spec(HEAD)
+    assert spec.study.direction == "maximize" and spec.study.metric == "val_acc"
+    assert spec.task.name == "digits" and spec.sampler.kind == "tpe"
+    assert spec.train_config({}).epochs == 10
+
+
+BAD_SPECS = [
+    # (name, toml body after the [study] head or full text, expected path, expected words)
+    ("toml syntax", "[study]\nname = \n", "", "not valid TOML"),
+    ("missing study", '[budget]\nn_trials = 3\n', "study", "required but missing"),
+    ("bad study name", '[study]\nname = "has spaces!"\n', "study.name", "should match pattern"),
+    ("unknown top key", HEAD + "[bogus]\nx = 1\n", "bogus", "unknown key"),
+    ("unknown study key", '[study]\nname = "t"\ncolour = "red"\n', "study.colour", "unknown key"),
+    ("bad direction", '[study]\nname = "t"\ndirection = "up"\n', "study.direction", "'maximize' or 'minimize'"),
+    ("bad metric", '[study]\nname = "t"\nmetric = "f1"\n', "study.metric", "val_acc"),
+    ("negative trials", HEAD + "[budget]\nn_trials = 0\n", "budget.n_trials", "greater than or equal to 1"),
+    ("bad sampler kind", HEAD + '[sampler]\nkind = "bayes"\n', "sampler", "unknown kind 'bayes'"),
+    ("sampler option of another kind", HEAD + '[sampler]\nkind = "random"\nn_startup_trials = 3\n',
+     "sampler.n_startup_trials", "unknown key"),
+    ("bad pruner", HEAD + '[pruner]\nkind = "early"\n', "pruner.kind", "'median'"),
+    ("unknown train key", HEAD + "[train]\nlearning_rate = 0.1\n", "train.learning_rate",
+     "unknown training parameter"),
+    ("bad fixed value", HEAD + '[train]\noptimizer = "lion"\n', "train.optimizer", "'adamw', 'adam' or 'sgd'"),
+    ("unknown dimension", HEAD + '[space.lrr]\ntype = "float"\nlow = 0.1\nhigh = 0.2\n', "space.lrr",
+     "unknown training parameter"),
+    ("dimension without type", HEAD + "[space.lr]\nlow = 0.1\nhigh = 0.2\n", "space.lr", "needs a 'type' key"),
+    ("dimension bad type", HEAD + '[space.lr]\ntype = "real"\nlow = 0.1\nhigh = 0.2\n', "space.lr",
+     "unknown kind 'real'"),
+    ("low above high", HEAD + '[space.lr]\ntype = "float"\nlow = 0.5\nhigh = 0.1\n', "space.lr",
+     "must not exceed high"),
+    ("log with non-positive low", HEAD + '[space.lr]\ntype = "float"\nlow = 0.0\nhigh = 0.1\nlog = true\n',
+     "space.lr", "log scale needs low > 0"),
+    ("log with step", HEAD + '[space.lr]\ntype = "float"\nlow = 0.1\nhigh = 0.5\nlog = true\nstep = 0.1\n',
+     "space.lr", "cannot be combined"),
+    ("bound outside the parameter's range", HEAD + '[space.dropout]\ntype = "float"\nlow = 0.0\nhigh = 1.5\n',
+     "space.dropout.high", "not a valid dropout"),
+    ("categorical choice invalid", HEAD + '[space.activation]\ntype = "categorical"\nchoices = ["relu", "swish"]\n',
+     "space.activation.choices", "'swish' is not a valid activation"),
+    ("empty choices", HEAD + '[space.activation]\ntype = "categorical"\nchoices = []\n',
+     "space.activation.choices", "at least 1 item"),
+    ("duplicate choices", HEAD + '[space.width]\ntype = "categorical"\nchoices = [64, 64]\n',
+     "space.width.choices", "unique"),
+    ("condition on a later dimension",
+     HEAD + '[space.dropout_2]\ntype = "float"\nlow = 0.0\nhigh = 0.5\nwhen = { layers = { ge = 2 } }\n'
+     '[space.layers]\ntype = "int"\nlow = 1\nhigh = 3\n',
+     "space.dropout_2.when.layers", "declared above"),
+    ("grid with a continuous float", HEAD + '[sampler]\nkind = "grid"\n[space.lr]\ntype = "float"\nlow = 0.1\nhigh = 0.2\n',
+     "space.lr.step", "needs a step"),
+    ("bad device", HEAD + '[devices]\ndevice = "tpu"\n', "devices.device", "expected auto, cpu, cuda"),
+    ("wrong value type", HEAD + '[budget]\nn_trials = "many"\n', "budget.n_trials", "valid integer"),
+    ("int dimension with float bound", HEAD + '[space.layers]\ntype = "int"\nlow = 1.5\nhigh = 3\n',
+     "space.layers.low", "valid integer"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,text,path,words", BAD_SPECS, ids=[b[0] for b in BAD_SPECS])
+def test_bad_spec_gets_a_clear_message(name, text, path, words):
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, "study.toml")
+    paths = [issue.path for issue in caught.value.issues]
+    assert path in paths, f"expected an issue at {path!r}, got {paths}: {caught.value}"
+    message = str(caught.value)
+    assert words in message, message
+    assert message.startswith("study.toml")
+    assert "Traceback" not in message
+
+
+def test_errors_carry_the_line_of_the_field():
+    text = HEAD + '\n[space.lr]\ntype = "float"\nlow = 0.5\nhigh = 0.1\n\n[train]\nepochs = -3\n'
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, "s.toml")
+    by_path = {i.path: i for i in caught.value.issues}
+    assert by_path["space.lr"].line == 4  # the [space.lr] header
+
+
+def test_train_value_error_points_at_its_line():
+    text = HEAD + "[train]\nepochs = 0\n"
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, "s.toml")
+    assert caught.value.issues[0].path == "train.epochs"
+    assert caught.value.issues[0].line == 4
+    assert str(caught.value).startswith("s.toml:4: train.epochs:")
+
+
+def test_find_line_locates_nested_keys():
+    text = '[study]\nname = "x"\n[space.lr]\ntype = "float"\nlow = 1\n'
+    assert find_line(text, ("space", "lr", "low")) == 5
+    assert find_line(text, ("study", "name")) == 2
+    assert find_line(text, ("nothing",)) is None
+
+
+def test_unreadable_and_non_utf8_files_are_spec_errors(tmp_path):
+    with pytest.raises(SpecError, match="cannot read the file"):
+        load_spec(tmp_path / "missing.toml")
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(SpecError, match="not UTF-8"):
+        load_spec(binary)
+
+
+@pytest.mark.parametrize(
+    "condition,value,expected",
+    [
+        ({"ge": 2}, 3, True), ({"ge": 2}, 1, False), ("sgd", "sgd", True), ("sgd", "adam", False),
+        (["sgd", "adam"], "adam", True), ({"in": [1, 2]}, 3, False), ({"gt": 1, "lt": 4}, 4, False),
+        ({"ge": 2}, "text", False),
+    ],
+)  # fmt: skip
+def test_condition_semantics(condition, value, expected):
+    assert condition_holds(condition, value) is expected
+
+
+def test_conditional_dimensions_are_sampled_only_when_their_condition_holds():
+    spec = load_spec(STUDIES / "digits_mlp.toml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen_sgd = seen_other = 0
+    for _ in range(60):
+        trial = study.ask()
+        params = suggest(trial, spec)
+        assert ("momentum" in params) == (params["optimizer"] == "sgd")
+        assert ("dropout_2" in params) == (params["layers"] >= 3)
+        assert 3e-4 <= params["lr"] <= 3e-2
+        spec.train_config(params)  # every sample is a valid training config
+        study.tell(trial, 0.0)
+        seen_sgd += params["optimizer"] == "sgd"
+        seen_other += params["optimizer"] != "sgd"
+    assert seen_sgd and seen_other
+
+
+@pytest.mark.parametrize("kind", ["tpe", "random", "cmaes", "qmc", "gp"])
+def test_each_sampler_builds_and_samples(kind):
+    text = (
+        HEAD
+        + f'[sampler]\nkind = "{kind}"\n[space.lr]\ntype = "float"\nlow = 0.001\nhigh = 0.1\nlog = true\n'
+    )
+    spec = parse_spec(text)
+    study = optuna.create_study(sampler=build_sampler(spec), pruner=build_pruner(spec))
+    for _ in range(3):
+        trial = study.ask()
+        value = suggest(trial, spec)["lr"]
+        assert 0.001 <= value <= 0.1
+        study.tell(trial, value)
+
+
+def test_grid_sampler_covers_the_grid():
+    text = HEAD + (
+        '[sampler]\nkind = "grid"\n[space.lr]\ntype = "float"\nlow = 0.1\nhigh = 0.3\nstep = 0.1\n'
+        '[space.optimizer]\ntype = "categorical"\nchoices = ["adam", "sgd"]\n'
+    )
+    spec = parse_spec(text)
+    assert grid_size(spec) == 6
+    study = optuna.create_study(sampler=build_sampler(spec))
+    seen = set()
+    for _ in range(6):
+        trial = study.ask()
+        params = suggest(trial, spec)
+        seen.add((round(params["lr"], 6), params["optimizer"]))
+        study.tell(trial, 0.0)
+    assert len(seen) == 6
+
+
+@pytest.mark.parametrize("kind", ["median", "percentile", "successive_halving", "hyperband", "none"])
+def test_each_pruner_builds(kind):
+    spec = parse_spec(HEAD + f'[pruner]\nkind = "{kind}"\n')
+    assert isinstance(build_pruner(spec), optuna.pruners.BasePruner)
+
+
+def test_user_task_may_declare_its_own_parameters():
+    text = (
+        HEAD
+        + '[task]\nname = "mytask:build"\n[train]\nhidden = 3\n[space.noise]\ntype = "float"\nlow = 0\nhigh = 1\n'
+    )
+    spec = parse_spec(text)
+    assert spec.task_params({"noise": 0.5, "lr": 0.1}) == {"hidden": 3, "noise": 0.5}
+    assert spec.train_config({"noise": 0.5, "lr": 0.1}).lr == 0.1
