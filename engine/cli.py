@@ -134,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as err:  # a bug of ours: one line for the user, the traceback on request
+        if os.environ.get("TUNETUI_DEBUG"):
+            raise
+        print(f"tunetui: internal error: {type(err).__name__}: {err} (set TUNETUI_DEBUG=1 for details)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILURE
 
 
 # ---------------------------------------------------------------- run
@@ -562,7 +568,6 @@ def cmd_control(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from engine.profile import profile_trial
     from engine.spec import load_spec
 
     spec = load_spec(args.spec)
@@ -574,6 +579,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError("--trial-params must be a JSON object, e.g. '{\"lr\": 0.01}'")
     if args.steps < 1:
         raise UsageError("--steps must be at least 1")
+    from engine.profile import profile_trial
+
     print(profile_trial(spec, params, steps=args.steps, trace_path=args.trace, device=args.device))
     print(f"Chrome trace: {args.trace} (open in chrome://tracing or ui.perfetto.dev)")
     return EXIT_OK

@@ -1,0 +1,223 @@
+"""A real study end to end through the CLI: spec -> coordinator -> worker -> store -> Optuna readers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from engine.store import Store
+from tests.conftest import ROOT, STUDIES, run_cli
+
+DIGITS = str(STUDIES / "digits_mlp.toml")
+FAST = ["--set", "train.epochs=2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def digits_store(tmp_path_factory):
+    """A 3-trial digits study in a fresh SQLite file, run once for the tests below."""
+    path = tmp_path_factory.mktemp("e2e") / "study.db"
+    url = f"sqlite:///{path}"
+    result = run_cli("run", DIGITS, "--trials", "3", "--storage", url, *FAST)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return url, result
+
+
+def test_run_prints_the_best_trial(digits_store):
+    _, result = digits_store
+    assert "best val_acc:" in result.stdout
+    assert "best trial #" in result.stdout
+
+
+def test_store_is_an_ordinary_optuna_storage(digits_store):
+    url, _ = digits_store
+    study = optuna.load_study(study_name="digits_mlp", storage=url)
+    trials = study.get_trials()
+    assert len(trials) == 3
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete and all(0.0 <= t.value <= 1.0 for t in complete)
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    # one intermediate value per epoch reported: the pruner saw every epoch
+    assert all(len(t.intermediate_values) >= 1 for t in trials)
+
+
+def test_optuna_cli_lists_the_trials(digits_store):
+    url, _ = digits_store
+    optuna_cli = shutil.which("optuna", path=str(Path(sys.executable).parent))
+    assert optuna_cli, "the optuna CLI is installed with optuna"
+    out = subprocess.run(
+        [optuna_cli, "trials", "--study-name", "digits_mlp", "--storage", url, "-f", "json"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    rows = json.loads(out.stdout)
+    assert sorted(r["number"] for r in rows) == [0, 1, 2]
+
+
+def test_trials_record_what_reproduces_them(digits_store):
+    url, _ = digits_store
+    study = optuna.load_study(study_name="digits_mlp", storage=url)
+    attrs = study.trials[0].user_attrs
+    for key in ("seed", "torch_version", "optuna_version", "device", "amp", "clip_norm", "host"):
+        assert key in attrs, f"missing user attr {key}: {sorted(attrs)}"
+    assert attrs["seed"] == 0  # study seed 0 + trial number 0
+    assert attrs["clip_norm"] == 5.0
+    assert attrs["device"] == "cpu"
+    if (ROOT / ".git").exists():
+        assert attrs["spec_commit"], "the spec's folder is a git repo: its commit is recorded"
+    assert "spec_toml" in study.user_attrs
+
+
+def test_telemetry_has_one_row_per_epoch(digits_store):
+    url, _ = digits_store
+    store = Store(url, read_only=True)
+    sid = store.study_id("digits_mlp")
+    for trial in store.trials(sid):
+        rows = store.epochs(sid, trial.number)
+        assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
+        assert rows, "every trial wrote epoch telemetry"
+        for r in rows:
+            for col in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "epoch_time_s"):
+                assert r[col] is not None, col
+        assert store.steps(sid, trial.number), "step samples were written"
+
+
+def test_store_file_and_folder_are_private(digits_store):
+    url, _ = digits_store
+    path = Path(url.removeprefix("sqlite:///"))
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_rerun_resumes_the_same_study_and_adds_trials(tmp_path):
+    url = f"sqlite:///{tmp_path}/resume.db"
+    first = run_cli("run", DIGITS, "--trials", "1", "--storage", url, *FAST)
+    assert first.returncode == 0, first.stderr
+    second = run_cli("run", DIGITS, "--trials", "2", "--storage", url, *FAST)
+    assert second.returncode == 0, second.stderr
+    study = optuna.load_study(study_name="digits_mlp", storage=url)
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert len(optuna.get_all_study_names(url)) == 1
+
+
+def write_spec(tmp_path: Path, body: str, name: str = "s.toml") -> str:
+    path = tmp_path / name
+    path.write_text(body)
+    return str(path)
+
+
+PRUNING_SPEC = """
+[study]
+name = "prune_me"
+seed = 3
+[budget]
+n_trials = 8
+[sampler]
+kind = "random"
+[pruner]
+kind = "median"
+n_startup_trials = 1
+n_warmup_steps = 0
+[train]
+epochs = 4
+optimizer = "sgd"
+momentum = 0.0
+[space.lr]
+type = "float"
+low = 1e-6
+high = 0.3
+log = true
+"""
+
+
+def test_pruning_prunes_bad_trials(tmp_path):
+    """lr spans 1e-6..0.3: tiny-lr trials stay near chance and fall below the median at epoch 1."""
+    url = f"sqlite:///{tmp_path}/prune.db"
+    result = run_cli("run", write_spec(tmp_path, PRUNING_SPEC), "--storage", url, "--quiet")
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="prune_me", storage=url)
+    states = [t.state for t in study.trials]
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, f"no trial was pruned: {states}"
+    for t in pruned:
+        assert max(t.intermediate_values) < 4, "a pruned trial stopped before its last epoch"
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete
+
+
+NAN_SPEC = """
+[study]
+name = "nan_then_fine"
+[budget]
+n_trials = 2
+[sampler]
+kind = "grid"
+[pruner]
+kind = "none"
+[train]
+epochs = 3
+optimizer = "sgd"
+momentum = 0.9
+init = "kaiming"
+[space.lr]
+type = "categorical"
+choices = [90.0, 0.05]
+"""
+
+
+def test_nan_loss_fails_one_trial_and_the_study_goes_on(tmp_path):
+    url = f"sqlite:///{tmp_path}/nan.db"
+    result = run_cli("run", write_spec(tmp_path, NAN_SPEC), "--storage", url, "--quiet")
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="nan_then_fine", storage=url)
+    by_lr = {t.params["lr"]: t for t in study.trials}
+    assert by_lr[90.0].state == optuna.trial.TrialState.FAIL
+    assert by_lr[90.0].user_attrs["fail_reason"] == "nan_loss"
+    assert by_lr[0.05].state == optuna.trial.TrialState.COMPLETE
+    assert by_lr[0.05].value > 0.5
+
+
+def test_bad_spec_exits_2_and_creates_no_study(tmp_path):
+    db = tmp_path / "never.db"
+    spec = write_spec(tmp_path, '[study]\nname = "x"\n[space.lr]\ntype = "float"\nlow = 1\nhigh = 0.1\n')
+    result = run_cli("run", spec, "--storage", f"sqlite:///{db}")
+    assert result.returncode == 2
+    assert "space.lr" in result.stderr and "must not exceed high" in result.stderr
+    assert "nothing was started" in result.stderr
+    assert not db.exists()
+
+
+def test_export_round_trip(digits_store, tmp_path):
+    url, _ = digits_store
+    out = run_cli("export", "digits_mlp", "--storage", url, "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [int(r["number"]) for r in rows] == [0, 1, 2]
+    assert {"state", "value", "param_lr", "duration_s", "final_val_acc", "final_train_loss"} <= set(rows[0])
+
+    target = tmp_path / "trials.json"
+    out = run_cli("export", "digits_mlp", "--storage", url, "--format", "json", "-o", str(target))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(target.read_text())
+    assert len(data) == 3 and target.stat().st_mode & 0o777 == 0o600
+
+    best_spec = tmp_path / "best.toml"
+    out = run_cli("export", "digits_mlp", "--storage", url, "--best-spec", str(best_spec))
+    assert out.returncode == 0, out.stderr
+    assert run_cli("validate", str(best_spec)).returncode == 0
+    study = optuna.load_study(study_name="digits_mlp", storage=url)
+    rerun_url = f"sqlite:///{tmp_path}/best.db"
+    rerun = run_cli("run", str(best_spec), "--storage", rerun_url, "--quiet", "--set", "train.epochs=2")
+    assert rerun.returncode == 0, rerun.stderr
+    again = optuna.load_study(study_name="digits_mlp-best", storage=rerun_url)
+    assert len(again.trials) == 1 and again.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert again.trials[0].params == {}  # the space is fixed: nothing left to sample
+    fixed = json.loads(json.dumps(again.user_attrs["spec_toml"]))
+    for name, value in study.best_trial.params.items():
+        assert f"{name} = " in fixed and (str(value) in fixed or repr(value) in fixed)
