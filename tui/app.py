@@ -1,0 +1,94 @@
+"""The tunetui app: composes the screens, holds the storage URL, and offers every key in the palette."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from engine.store import resolve_url
+
+
+class ScreenCommands(Provider):
+    """Every key of the screen below the palette, as a command (so the palette reaches them all)."""
+
+    def _commands(self):
+        seen = set()
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or binding.action in seen or binding.action.startswith("app.command"):
+                continue
+            seen.add(binding.action)
+            label = f"{binding.description} ({binding.key_display or key})"
+            help_text = binding.tooltip or binding.description
+            node = active.node
+
+            def run(node=node, action=binding.action) -> None:
+                self.app.call_later(node.run_action, action)
+
+            yield label, run, help_text
+
+    async def discover(self) -> Hits:
+        for label, run, help_text in self._commands():
+            yield DiscoveryHit(label, run, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for label, run, help_text in self._commands():
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(score, matcher.highlight(label), run, help=help_text)
+
+
+class TunetuiApp(App):
+    """A keyboard-driven workbench over one store; quitting leaves every study running."""
+
+    CSS_PATH = "tunetui.tcss"
+    TITLE = "tunetui"
+    COMMANDS = App.COMMANDS | {ScreenCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit", tooltip="Quit; running studies keep running"),
+        Binding("question_mark", "help", "Keys", key_display="?", tooltip="Show every key of this screen"),
+    ]
+
+    def __init__(
+        self,
+        storage_url: str | None = None,
+        studies_dir: str | Path = "studies",
+        *,
+        clock: Callable[[], float] = time.time,
+        poll_s: float = 0.33,
+        open_study: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.storage_url = resolve_url(storage_url)
+        self.studies_dir = Path(studies_dir)
+        self.clock = clock
+        self.poll_s = poll_s
+        self.open_study = open_study
+
+    def on_mount(self) -> None:
+        from tui.screens.studies import StudiesScreen
+
+        self.push_screen(StudiesScreen())
+        if self.open_study:
+            from tui.screens.study import StudyScreen
+
+            self.push_screen(StudyScreen(self.open_study))
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+
+def run_app(storage_url: str | None, studies_dir: str = "studies") -> None:
+    """Entry point of `tunetui` with no command."""
+    TunetuiApp(storage_url, studies_dir).run()

@@ -1,0 +1,494 @@
+"""Read-only store queries for the TUI: incremental polling of one study, the studies list, spec files."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+from engine.store import Store, StoreError, TrialRow, sqlite_path, study_status
+
+UNFINISHED = ("RUNNING", "WAITING")
+BIG_IN = 500  # above this many trial numbers, aggregate over the whole study instead of an IN list
+
+
+def open_store(url: str) -> Store | None:
+    """A read-only store, or None while the SQLite file does not exist yet."""
+    db = sqlite_path(url)
+    if db is not None and not db.exists():
+        return None
+    return Store(url, read_only=True)
+
+
+def list_studies(store: Store | None) -> list[dict]:
+    """Every study with its counts, best value, status and the device of its latest coordinator."""
+    if store is None:
+        return []
+    studies = store.studies()
+    for s in studies:
+        fix_alive(s["coordinators"])
+        s["status"] = study_status(s["counts"], s["coordinators"])
+        beats = sorted(s["coordinators"], key=lambda b: b.get("last_seen") or 0)
+        s["device"] = beats[-1]["device"] if beats and beats[-1].get("device") else ""
+        s["started_text"] = format_started(s.get("started"))
+    return studies
+
+
+def fix_alive(beats: list[dict]) -> list[dict]:
+    """Only a running or paused coordinator with a fresh beat is alive ("finished" rows are fresh too)."""
+    for b in beats:
+        b["alive"] = bool(b.get("alive")) and b.get("state") in ("running", "paused", "stopping")
+    return beats
+
+
+def format_started(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)[:16]
+
+
+def spec_files(studies_dir: str | Path) -> list[Path]:
+    root = Path(studies_dir)
+    return sorted(root.glob("*.toml")) if root.is_dir() else []
+
+
+def study_user_attrs(store: Store, study_id: int) -> dict[str, Any]:
+    sql = "SELECT key, value_json FROM study_user_attributes WHERE study_id = :sid"
+    with _errors(store), store.engine.connect() as conn:
+        return {k: _json(v) for k, v in conn.execute(sa.text(sql), {"sid": study_id})}
+
+
+def delete_study(url: str, name: str) -> None:
+    """Delete a study: Optuna's rows through optuna.delete_study, then our tt_* rows of its id."""
+    import optuna
+
+    from engine import store as store_module
+
+    store = Store(url)
+    try:
+        study_id = store.study_id(name)
+        if study_id is None:
+            raise StoreError(f"no study named {name!r}")
+        if any(b["alive"] for b in store.heartbeats(study_id)):
+            raise StoreError(f"{name} is running; stop it first (x on its screen)")
+        optuna.delete_study(study_name=name, storage=store.optuna_storage())
+        tables = (store_module.tt_epoch, store_module.tt_step, store_module.tt_layer,
+                  store_module.tt_diagnosis, store_module.tt_control, store_module.tt_heartbeat,
+                  store_module.tt_log)  # fmt: skip
+        with _errors(store), store.engine.begin() as conn:
+            for table in tables:
+                conn.execute(table.delete().where(table.c.study_id == study_id))
+    finally:
+        store.close()
+
+
+def readonly_optuna_study(store: Store, name: str):
+    """The study loaded through Optuna, on a read-only connection where the store is SQLite."""
+    import optuna
+
+    db = sqlite_path(store.url)
+    if db is not None:
+        target = f"file:{quote(str(db))}?mode=ro"
+        storage = optuna.storages.RDBStorage(
+            "sqlite://",
+            engine_kwargs={
+                "creator": lambda: sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False)
+            },
+            skip_table_creation=True,
+        )
+    else:
+        storage = optuna.storages.RDBStorage(store.url, skip_table_creation=True)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def param_importances(store: Store, name: str, max_trials: int = 2000) -> dict[str, float]:
+    """fANOVA importances over the latest complete trials (capped: the forest grows with the trial count)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = readonly_optuna_study(store, name)
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(trials) > max_trials:
+        memory = optuna.create_study(directions=study.directions)
+        memory.add_trials(trials[-max_trials:])
+        study = memory
+    return optuna.importance.get_param_importances(study)
+
+
+# ---------------------------------------------------------------- one study, polled incrementally
+
+
+@dataclass(frozen=True)
+class Want:
+    """What the Study screen shows now; the watcher fetches telemetry for these trials only."""
+
+    curves: tuple[int, ...] = ()  # trials whose epoch rows are plotted
+    steps: int | None = None  # the trial whose step rows are plotted
+    detail: int | None = None  # the trial whose attrs, findings, layers and log lines are shown
+
+
+@dataclass
+class TrialDetail:
+    number: int
+    attrs: dict[str, Any]
+    findings: list[dict]
+
+
+@dataclass
+class StudyDelta:
+    """What changed in one study since the previous poll."""
+
+    name: str
+    study_id: int | None = None  # None while the study does not exist (yet)
+    direction: str = "MAXIMIZE"
+    status: str = "waiting"
+    coordinators: list[dict] = field(default_factory=list)
+    user_attrs: dict[str, Any] | None = None  # sent once
+    trials: list[TrialRow] = field(default_factory=list)  # new or changed rows
+    epochs: dict[int, list[dict]] = field(default_factory=dict)
+    steps: dict[int, list[dict]] = field(default_factory=dict)
+    layers: dict[int, list[dict]] = field(default_factory=dict)
+    logs: dict[int, list[dict]] = field(default_factory=dict)
+    details: list[TrialDetail] = field(default_factory=list)
+    first: bool = False  # the first delta with trial rows: the whole study
+    elapsed_s: float = 0.0  # time spent querying
+
+    @property
+    def empty(self) -> bool:
+        return not (self.trials or self.epochs or self.steps or self.layers or self.logs or self.details
+                    or self.user_attrs is not None or self.first)  # fmt: skip
+
+
+class StudyWatcher:
+    """Polls one study, fetching only rows newer than it has (and re-reading trials still running)."""
+
+    def __init__(self, url: str, name: str):
+        self.url = url
+        self.name = name
+        self.store: Store | None = None
+        self.study_id: int | None = None
+        self.direction = "MAXIMIZE"
+        self.max_trial_id = 0
+        self.unfinished: dict[int, int] = {}  # trial_id -> number
+        self.state: dict[int, str] = {}  # number -> state
+        self.ids: dict[int, int] = {}  # number -> trial_id
+        self.flags: dict[int, int] = {}  # number -> findings count
+        self.sig: dict[int, tuple] = {}  # number -> what the table shows of it, to send only changes
+        self.diag_count = -1
+        self.epoch_cursor: dict[int, int] = {}
+        self.step_cursor: dict[int, int] = {}
+        self.layer_cursor: dict[int, int] = {}
+        self.log_cursor: dict[int, int] = {}
+        self.detail_for: int | None = None
+        self.counts: dict[str, int] = {}
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def poll(self, want: Want) -> StudyDelta:
+        start = time.perf_counter()
+        delta = StudyDelta(name=self.name)
+        if self.store is None:
+            self.store = open_store(self.url)
+            if self.store is None:
+                return delta
+        store = self.store
+        if self.study_id is None:
+            self.study_id = store.study_id(self.name)
+            if self.study_id is None:
+                return delta
+            self.direction = self._direction()
+            delta.user_attrs = study_user_attrs(store, self.study_id)
+            delta.first = True
+        sid = self.study_id
+        delta.study_id, delta.direction = sid, self.direction
+        with _errors(store), store.engine.connect() as conn:
+            diag = conn.execute(DIAG_COUNT_SQL, {"sid": sid}).scalar_one()
+            diag_changed = diag != self.diag_count
+            extra: list[int] = []
+            if diag_changed and self.diag_count >= 0:
+                # findings land when a trial ends: re-read the trials whose flag count moved
+                flags = dict(conn.execute(sa.text(FLAGS_SQL), {"sid": sid}).all())
+                extra = [self.ids[n] for n, c in flags.items() if n in self.ids and self.flags.get(n, 0) != c]
+            self.diag_count = diag
+            delta.trials = self._trials(conn, sid, extra)
+            changed_numbers = {r.number for r in delta.trials}
+            self._epochs(conn, sid, want, delta)
+            if want.steps is not None:
+                self._steps(conn, sid, want.steps, delta)
+            if want.detail is not None:
+                self._detail(conn, sid, want.detail, delta, changed_numbers, diag_changed)
+        if delta.trials or not self.counts:
+            self.counts = {}
+            for state in self.state.values():
+                self.counts[state] = self.counts.get(state, 0) + 1
+        delta.coordinators = fix_alive(store.heartbeats(sid))
+        delta.status = study_status(self.counts, delta.coordinators)
+        delta.elapsed_s = time.perf_counter() - start
+        return delta
+
+    # ------------------------------------------------------------ pieces
+    def _direction(self) -> str:
+        sql = "SELECT direction FROM study_directions WHERE study_id = :sid AND objective = 0"
+        with _errors(self.store), self.store.engine.connect() as conn:
+            row = conn.execute(sa.text(sql), {"sid": self.study_id}).first()
+        return str(row[0]).upper() if row else "MINIMIZE"
+
+    def _trials(self, conn, sid: int, extra: list[int]) -> list[TrialRow]:
+        since, again = self.max_trial_id, sorted({*self.unfinished, *extra})
+        bind = {"sid": sid, "since": since, "ids": again}
+        base = list(conn.execute(TRIALS_SQL, bind))
+        if not base:
+            return []
+        params: dict[int, dict[str, Any]] = {}
+        for tid, name, value, dist in conn.execute(PARAMS_SQL, bind):
+            params.setdefault(tid, {})[name] = external_param(value, dist)
+        reasons = {tid: _json(v) for tid, v in conn.execute(REASON_SQL, bind)}
+        numbers = [row[1] for row in base]
+        if since == 0 or len(numbers) > BIG_IN:
+            epochs = dict(conn.execute(sa.text(EPOCHS_ALL_SQL), {"sid": sid}).all())
+            flags = dict(conn.execute(sa.text(FLAGS_SQL), {"sid": sid}).all())
+        else:
+            nb = {"sid": sid, "numbers": numbers}
+            epochs = dict(conn.execute(EPOCHS_SOME_SQL, nb).all())
+            flags = dict(conn.execute(FLAGS_SOME_SQL, nb).all())
+        rows = []
+        news = []
+        for tid, number, state, start, complete, value, value_type in base:
+            state = str(state)
+            if value is None and value_type in ("INF_POS", "INF_NEG"):
+                value = math.inf if value_type == "INF_POS" else -math.inf
+            rows.append(
+                TrialRow(
+                    number=number,
+                    trial_id=tid,
+                    state=state,
+                    value=value,
+                    params=params.get(tid, {}),
+                    started=parse_time(start),
+                    finished=parse_time(complete),
+                    reason=reasons.get(tid),
+                    epochs=int(epochs.get(number) or 0),
+                    flags=int(flags.get(number) or 0),
+                )  # fmt: skip
+            )
+            row = rows[-1]
+            sig = (state, value, row.epochs, row.flags, len(row.params), row.finished, row.reason)
+            if self.sig.get(number) != sig:
+                news.append(row)
+                self.sig[number] = sig
+            self.max_trial_id = max(self.max_trial_id, tid)
+            self.state[number] = state
+            self.ids[number] = tid
+            self.flags[number] = row.flags
+            if state in UNFINISHED:
+                self.unfinished[tid] = number
+            else:
+                self.unfinished.pop(tid, None)
+        return news
+
+    def _epochs(self, conn, sid: int, want: Want, delta: StudyDelta) -> None:
+        fresh = [n for n in want.curves if n not in self.epoch_cursor and n in self.state]
+        live = [n for n in want.curves if n in self.epoch_cursor and self.state.get(n) in UNFINISHED]
+        if fresh:
+            for row in conn.execute(EPOCH_ROWS_SQL, {"sid": sid, "numbers": fresh, "after": 0}):
+                delta.epochs.setdefault(row.trial_number, []).append(dict(row._mapping))
+            for n in fresh:
+                rows = delta.epochs.setdefault(n, [])
+                self.epoch_cursor[n] = rows[-1]["epoch"] if rows else 0
+        if live:
+            after = min(self.epoch_cursor[n] for n in live)
+            for row in conn.execute(EPOCH_ROWS_SQL, {"sid": sid, "numbers": live, "after": after}):
+                if row.epoch > self.epoch_cursor[row.trial_number]:
+                    delta.epochs.setdefault(row.trial_number, []).append(dict(row._mapping))
+                    self.epoch_cursor[row.trial_number] = row.epoch
+
+    def _steps(self, conn, sid: int, number: int, delta: StudyDelta) -> None:
+        if number in self.step_cursor and self.state.get(number) not in UNFINISHED:
+            return
+        after = self.step_cursor.get(number, -1)
+        rows = [
+            dict(r._mapping) for r in conn.execute(STEP_ROWS_SQL, {"sid": sid, "n": number, "after": after})
+        ]
+        if rows or number not in self.step_cursor:
+            delta.steps[number] = rows
+        self.step_cursor[number] = rows[-1]["step"] if rows else after
+
+    def _detail(
+        self, conn, sid: int, number: int, delta: StudyDelta, changed: set[int], diag_changed: bool
+    ) -> None:
+        running = self.state.get(number) in UNFINISHED
+        if number != self.detail_for or number in changed or diag_changed:
+            attrs = {k: _json(v) for k, v in conn.execute(ATTRS_SQL, {"sid": sid, "n": number})}
+            findings = [dict(r._mapping) for r in conn.execute(FINDINGS_SQL, {"sid": sid, "n": number})]
+            for f in findings:
+                f["evidence"] = _json(f.pop("evidence_json")) or {}
+            delta.details.append(TrialDetail(number, attrs, findings))
+            self.detail_for = number
+        if number not in self.layer_cursor or running:
+            after = self.layer_cursor.get(number, 0)
+            rows = []
+            for r in conn.execute(LAYER_ROWS_SQL, {"sid": sid, "n": number, "after": after}):
+                row = dict(r._mapping)
+                row["hist"] = _json(row.pop("hist_json"))
+                rows.append(row)
+            if rows or number not in self.layer_cursor:
+                delta.layers[number] = rows
+            self.layer_cursor[number] = rows[-1]["epoch"] if rows else after
+        if number not in self.log_cursor or running or number in changed:
+            after = self.log_cursor.get(number, 0)
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(LOG_ROWS_SQL, {"sid": sid, "n": number, "after": after})
+            ]
+            rows.reverse()
+            if rows or number not in self.log_cursor:
+                delta.logs[number] = rows
+            self.log_cursor[number] = rows[-1]["id"] if rows else after
+
+
+# ---------------------------------------------------------------- SQL
+
+_IDS = sa.bindparam("ids", expanding=True)
+DIAG_COUNT_SQL = sa.text("SELECT COUNT(*) FROM tt_diagnosis WHERE study_id = :sid")
+TRIALS_SQL = sa.text(
+    """SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, v.value, v.value_type
+       FROM trials t LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
+       WHERE t.study_id = :sid AND (t.trial_id > :since OR t.trial_id IN :ids) ORDER BY t.number"""
+).bindparams(_IDS)
+PARAMS_SQL = sa.text(
+    """SELECT p.trial_id, p.param_name, p.param_value, p.distribution_json FROM trial_params p
+       JOIN trials t ON t.trial_id = p.trial_id
+       WHERE t.study_id = :sid AND (t.trial_id > :since OR t.trial_id IN :ids)"""
+).bindparams(_IDS)
+REASON_SQL = sa.text(
+    """SELECT a.trial_id, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
+       WHERE t.study_id = :sid AND (t.trial_id > :since OR t.trial_id IN :ids) AND a.key = 'fail_reason'"""
+).bindparams(_IDS)
+EPOCHS_ALL_SQL = "SELECT trial_number, MAX(epoch) FROM tt_epoch WHERE study_id = :sid GROUP BY trial_number"
+FLAGS_SQL = "SELECT trial_number, COUNT(*) FROM tt_diagnosis WHERE study_id = :sid GROUP BY trial_number"
+_NUMBERS = sa.bindparam("numbers", expanding=True)
+EPOCHS_SOME_SQL = sa.text(
+    "SELECT trial_number, MAX(epoch) FROM tt_epoch WHERE study_id = :sid AND trial_number IN :numbers "
+    "GROUP BY trial_number"
+).bindparams(_NUMBERS)
+FLAGS_SOME_SQL = sa.text(
+    "SELECT trial_number, COUNT(*) FROM tt_diagnosis WHERE study_id = :sid AND trial_number IN :numbers "
+    "GROUP BY trial_number"
+).bindparams(_NUMBERS)
+EPOCH_ROWS_SQL = sa.text(
+    "SELECT * FROM tt_epoch WHERE study_id = :sid AND trial_number IN :numbers AND epoch > :after "
+    "ORDER BY trial_number, epoch"
+).bindparams(_NUMBERS)
+STEP_ROWS_SQL = sa.text(
+    "SELECT * FROM tt_step WHERE study_id = :sid AND trial_number = :n AND step > :after ORDER BY step"
+)
+LAYER_ROWS_SQL = sa.text(
+    "SELECT * FROM tt_layer WHERE study_id = :sid AND trial_number = :n AND epoch > :after ORDER BY epoch, layer"
+)
+LOG_ROWS_SQL = sa.text(
+    "SELECT id, trial_number, ts, line FROM tt_log WHERE study_id = :sid AND trial_number = :n AND id > :after "
+    "ORDER BY id DESC LIMIT 200"
+)
+ATTRS_SQL = sa.text(
+    """SELECT a.key, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
+       WHERE t.study_id = :sid AND t.number = :n"""
+)
+FINDINGS_SQL = sa.text("SELECT * FROM tt_diagnosis WHERE study_id = :sid AND trial_number = :n ORDER BY kind")
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+class _errors:
+    """store_errors for a store that may be None (the file appeared or vanished between polls)."""
+
+    def __init__(self, store: Store | None):
+        from engine.store import store_errors
+
+        self.inner = store_errors(store.url if store is not None else "?")
+
+    def __enter__(self):
+        return self.inner.__enter__()
+
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)
+
+
+def parse_time(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.timestamp()
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+@lru_cache(maxsize=1024)
+def _distribution(distribution_json: str) -> tuple[str, tuple]:
+    dist = _json(distribution_json) or {}
+    choices = dist.get("attributes", {}).get("choices", []) if isinstance(dist, dict) else []
+    return (dist.get("name", "") if isinstance(dist, dict) else "", tuple(choices))
+
+
+def external_param(internal: float, distribution_json: str) -> Any:
+    """Optuna stores a categorical param as an index into its choices; return the choice."""
+    name, choices = _distribution(distribution_json)
+    if name == "CategoricalDistribution":
+        index = int(internal)
+        return choices[index] if 0 <= index < len(choices) else internal
+    if name == "IntDistribution":
+        return int(internal)
+    return internal
+
+
+def downsample(xs: Sequence[float], ys: Sequence[float], limit: int = 1000) -> tuple[list, list]:
+    """At most ~limit points: min and max of each bucket, so spikes survive."""
+    n = len(xs)
+    if n <= limit:
+        return list(xs), list(ys)
+    buckets = max(1, limit // 2)
+    size = n / buckets
+    out_x: list = []
+    out_y: list = []
+    for b in range(buckets):
+        lo, hi = int(b * size), min(n, int((b + 1) * size))
+        if lo >= hi:
+            continue
+        chunk = range(lo, hi)
+        i_min = min(chunk, key=ys.__getitem__)
+        i_max = max(chunk, key=ys.__getitem__)
+        for i in sorted({i_min, i_max}):
+            out_x.append(xs[i])
+            out_y.append(ys[i])
+    return out_x, out_y
+
+
+def best_so_far(values: Iterable[float], maximize: bool) -> list[float]:
+    out, best = [], None
+    for v in values:
+        if best is None or (v > best if maximize else v < best):
+            best = v
+        out.append(best)
+    return out

@@ -1,0 +1,102 @@
+"""Export a study: trials as CSV or JSON, or the best trial as a runnable spec (engine.export)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, RadioButton, RadioSet, Static
+
+from tui.data import open_store
+from tui.messages import ExportFinished
+
+FORMATS = (("csv", "trials as CSV", "{name}.csv"), ("json", "trials as JSON", "{name}.json"),
+           ("spec", "best trial as a spec (TOML)", "{name}-best.toml"))  # fmt: skip
+
+
+def export_study(url: str, name: str, kind: str, path: Path) -> str:
+    """Write the export; returns what was written. Raises ImportError while engine.export is missing."""
+    from engine import export  # lazily: the TUI starts without it
+
+    store = open_store(url)
+    if store is None:
+        raise FileNotFoundError("the store does not exist")
+    try:
+        if kind == "spec":
+            text = export.best_spec_toml(store, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return f"best spec written to {path}"
+        rows = export.export_rows(store, name)
+        (export.write_csv if kind == "csv" else export.write_json)(rows, path)
+        return f"{len(rows)} trials written to {path}"
+    finally:
+        store.close()
+
+
+class ExportScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "export", "Export"),
+    ]
+
+    def __init__(self, study_name: str, folder: Path | None = None) -> None:
+        super().__init__()
+        self.study_name = study_name
+        self.folder = folder or Path.cwd()
+        self.kind = "csv"
+        self.edited = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export-box"):
+            yield Static(f"Export {self.study_name}", id="export-title")
+            with RadioSet(id="export-kind"):
+                for i, (_, label, _) in enumerate(FORMATS):
+                    yield RadioButton(label, value=i == 0)
+            yield Input(str(self._default_path("csv")), id="export-path")
+            yield Static("up/down: format   tab: path   enter or ctrl+s: export   escape: cancel",
+                         id="export-hint")  # fmt: skip
+
+    def _default_path(self, kind: str) -> Path:
+        template = next(t for k, _, t in FORMATS if k == kind)
+        return self.folder / template.format(name=self.study_name)
+
+    @on(RadioSet.Changed)
+    def _kind_changed(self, event: RadioSet.Changed) -> None:
+        self.kind = FORMATS[event.index][0]
+        if not self.edited:
+            box = self.query_one("#export-path", Input)
+            box.value = str(self._default_path(self.kind))
+            self.edited = False
+
+    @on(Input.Changed, "#export-path")
+    def _path_edited(self, event: Input.Changed) -> None:
+        self.edited = event.value != str(self._default_path(self.kind))
+
+    @on(Input.Submitted, "#export-path")
+    def action_export(self) -> None:
+        path = Path(self.query_one("#export-path", Input).value).expanduser()
+        self._export(self.kind, path)
+
+    @work(thread=True, exclusive=True, group="export")
+    def _export(self, kind: str, path: Path) -> None:
+        try:
+            text = export_study(self.app.storage_url, self.study_name, kind, path)
+        except ImportError:
+            self.post_message(ExportFinished(False, "export is not available yet (engine.export is missing)"))
+        except Exception as err:  # the store, the file system or a study without a spec: say which
+            self.post_message(ExportFinished(False, f"export failed: {err}"))
+        else:
+            self.post_message(ExportFinished(True, text))
+
+    def on_export_finished(self, message: ExportFinished) -> None:
+        self.app.notify(message.message, severity="information" if message.ok else "error", timeout=6)
+        if message.ok:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

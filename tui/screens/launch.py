@@ -1,0 +1,162 @@
+"""The Launch screen: trials, workers, device, storage and overrides for a spec; starts it detached."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Static
+
+from engine.spec import SpecError, StudySpec, load_spec
+from engine.store import resolve_url
+from tui.messages import LaunchFinished
+
+
+def spec_summary(spec: StudySpec) -> str:
+    dims = ", ".join(spec.space) or "none (a fixed config)"
+    return (
+        f"[b]{spec.study.name}[/b]: {spec.study.direction} {spec.study.metric} on task {spec.task.name}; "
+        f"sampler {spec.sampler.kind}, pruner {spec.pruner.kind}; "
+        f"{spec.budget.n_trials or 'unlimited'} trials of {spec.train.get('epochs', 'default')} epochs\n"
+        f"search space: {dims}"
+    )
+
+
+class LaunchScreen(Screen):
+    HELP_TITLE = "Launch"
+    BINDINGS = [
+        Binding("ctrl+l", "launch", "Launch", tooltip="Start the coordinator detached and watch the study"),
+        Binding("ctrl+e", "edit", "Edit spec", tooltip="Open the spec in the editor"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, spec_path: Path) -> None:
+        super().__init__()
+        self.spec_path = Path(spec_path)
+        self.spec: StudySpec | None = None
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Launch {self.spec_path.name}", id="launch-title", classes="title")
+        with Vertical(id="launch-box"):
+            yield Static("", id="launch-summary")
+            with Grid(id="launch-form"):
+                yield Label("trials")
+                yield Input(id="launch-trials", type="integer", placeholder="spec's budget")
+                yield Label("workers")
+                yield Input(
+                    id="launch-workers", type="integer", placeholder="auto: one per GPU slot, 1 on CPU"
+                )
+                yield Label("device")
+                yield Input(id="launch-device", placeholder="auto | cpu | cuda | cuda:0,cuda:1")
+                yield Label("storage")
+                yield Input(id="launch-storage")
+                yield Label("overrides")
+                yield Input(id="launch-set", placeholder="e.g. train.epochs=2 budget.trial_timeout_s=60")
+            yield Button("Launch (ctrl+l)", id="launch-button", variant="success")
+            yield Static("", id="launch-message")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#launch-storage", Input).value = self.app.storage_url
+        self._load()
+        self.query_one("#launch-trials", Input).focus()
+
+    def on_screen_resume(self) -> None:
+        self._load()  # the spec may have been edited
+
+    def _load(self) -> None:
+        summary = self.query_one("#launch-summary", Static)
+        try:
+            self.spec = load_spec(self.spec_path)
+        except SpecError as err:
+            self.spec = None
+            summary.update(f"[b]this spec has problems[/b] (ctrl+e to edit):\n{err}")
+            return
+        summary.update(spec_summary(self.spec))
+        trials = self.query_one("#launch-trials", Input)
+        if not trials.value and self.spec.budget.n_trials:
+            trials.value = str(self.spec.budget.n_trials)
+        device = self.query_one("#launch-device", Input)
+        if not device.value:
+            device.value = self.spec.devices.device
+        if self.spec.devices.workers and not self.query_one("#launch-workers", Input).value:
+            self.query_one("#launch-workers", Input).value = str(self.spec.devices.workers)
+
+    def _message(self, text: str) -> None:
+        self.query_one("#launch-message", Static).update(text)
+
+    @on(Button.Pressed, "#launch-button")
+    @on(Input.Submitted)
+    def action_launch(self) -> None:
+        if self.busy:
+            return
+        if self.spec is None:
+            self._message("fix the spec first (ctrl+e)")
+            return
+        try:
+            trials = _int_or_none(self.query_one("#launch-trials", Input).value, "trials")
+            workers = _int_or_none(self.query_one("#launch-workers", Input).value, "workers")
+            overrides = shlex.split(self.query_one("#launch-set", Input).value)
+        except ValueError as err:
+            self._message(str(err))
+            return
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            self._message(f"overrides are KEY=VALUE; not: {' '.join(bad)}")
+            return
+        device = self.query_one("#launch-device", Input).value.strip() or None
+        storage = resolve_url(self.query_one("#launch-storage", Input).value.strip() or None)
+        name = self.spec.study.name
+        for item in overrides:
+            key, _, value = item.partition("=")
+            if key.strip() == "study.name":
+                name = value.strip().strip("\"'")
+        from tui.control import run_argv
+
+        argv = run_argv(self.spec_path.resolve(), storage, trials, workers, device, overrides)
+        self.busy = True
+        self._message(f"starting {name}...")
+        self._launch(argv, name, storage)
+
+    @work(thread=True, exclusive=True, group="launch")
+    def _launch(self, argv: list[str], name: str, storage: str) -> None:
+        from tui.control import launch
+
+        ok, text = launch(argv)
+        if ok and storage != self.app.storage_url:
+            self.app.storage_url = storage
+        self.post_message(LaunchFinished(ok, name, text))
+
+    def on_launch_finished(self, message: LaunchFinished) -> None:
+        self.busy = False
+        if not message.ok:
+            self._message(f"[b]could not start {message.study_name}[/b]\n{message.message}")
+            return
+        from tui.screens.study import StudyScreen
+
+        self.app.notify(f"started {message.study_name}", timeout=3)
+        self.app.switch_screen(StudyScreen(message.study_name))
+
+    def action_edit(self) -> None:
+        from tui.screens.editor import EditorScreen
+
+        self.app.push_screen(EditorScreen(self.spec_path))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+def _int_or_none(text: str, what: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{what} must be at least 1")
+    return value

@@ -1,0 +1,231 @@
+"""The Studies screen: every study in the store, its state, trials, best value; open, start, delete."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import get_current_worker
+
+from engine.store import StoreError, redact
+from tui.data import delete_study, list_studies, open_store
+from tui.messages import StudiesLoaded
+
+COUNT_LABELS = (("COMPLETE", "done"), ("RUNNING", "run"), ("PRUNED", "pruned"), ("FAIL", "fail"))
+
+
+def trial_summary(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    parts = [f"{counts[state]} {label}" for state, label in COUNT_LABELS if counts.get(state)]
+    return f"{total}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def format_best(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if math.isfinite(value) else str(value)
+
+
+class StudiesScreen(Screen):
+    HELP_TITLE = "Studies"
+    BINDINGS = [
+        Binding("enter", "open", "Open", tooltip="Open the selected study"),
+        Binding("n", "new", "New", tooltip="Start a new study from a spec file in the studies folder"),
+        Binding("E", "edit", "Edit spec", tooltip="Edit a spec file (validated as you type)"),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected study (asks first)"),
+        Binding("slash", "filter", "Filter", key_display="/", tooltip="Show only studies whose name matches"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.studies: list[dict] = []
+        self.shown: list[tuple] = []
+        self.filter_text = ""
+        self._wake = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        yield Static("tunetui: studies", id="studies-title", classes="title")
+        yield Input(placeholder="filter by name", id="studies-filter", classes="-hidden")
+        table = DataTable(id="studies-table", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="studies-status", classes="status")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label in (("name", "study"), ("status", "state"), ("trials", "trials"), ("best", "best"),
+                           ("started", "started"), ("device", "device")):  # fmt: skip
+            table.add_column(label, key=key)
+        self.query_one("#studies-title", Static).update(f"tunetui: studies in {redact(self.app.storage_url)}")
+        table.focus()
+        self.poll()
+
+    # ------------------------------------------------------------ data
+    @work(thread=True, exclusive=True, group="studies-poll")
+    def poll(self) -> None:
+        worker = get_current_worker()
+        store = None
+        while not worker.is_cancelled:
+            try:
+                if store is None:
+                    store = open_store(self.app.storage_url)
+                self.post_message(StudiesLoaded(list_studies(store)))
+            except StoreError as err:
+                self.post_message(StudiesLoaded([], str(err)))
+            self._wake.wait(1.0)
+            self._wake.clear()
+        if store is not None:
+            store.close()
+
+    def refresh_now(self) -> None:
+        self._wake.set()
+
+    def on_studies_loaded(self, message: StudiesLoaded) -> None:
+        self.studies = message.studies
+        self._show()
+        status = self.query_one("#studies-status", Static)
+        if message.error:
+            status.update(f"cannot read the store: {message.error}")
+        elif not self.studies:
+            status.update("No study in this store yet. Press n to start one from a spec in "
+                          f"{self.app.studies_dir}/.")  # fmt: skip
+        else:
+            running = sum(1 for s in self.studies if s["status"] in ("running", "paused"))
+            status.update(f"{len(self.studies)} studies, {running} running. enter: open  n: new  ?: keys")
+
+    def _show(self) -> None:
+        table = self.query_one(DataTable)
+        needle = self.filter_text.lower()
+        rows = [
+            (
+                s["study_name"],
+                s["status"],
+                trial_summary(s["counts"]),
+                format_best(s["best"]),
+                s.get("started_text", ""),
+                s.get("device", ""),
+            )  # fmt: skip
+            for s in self.studies
+            if needle in s["study_name"].lower()
+        ]
+        if rows == self.shown:
+            return
+        keep = self.selected_name
+        self.shown = rows
+        table.clear()
+        for row in rows:
+            table.add_row(*row, key=row[0])
+        if keep is not None and keep in [r[0] for r in rows]:
+            table.move_cursor(row=table.get_row_index(keep), animate=False)
+
+    @property
+    def selected_name(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # the table is being rebuilt
+            return None
+
+    # ------------------------------------------------------------ actions
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        from tui.screens.study import StudyScreen
+
+        name = self.selected_name
+        if name is None:
+            self.notify("no study to open; press n to start one", severity="warning")
+            return
+        self.app.push_screen(StudyScreen(name))
+
+    def action_new(self) -> None:
+        from tui.screens.launch import LaunchScreen
+        from tui.screens.picker import SpecPicker
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.app.push_screen(LaunchScreen(path))
+
+        self.app.push_screen(SpecPicker(self.app.studies_dir, "start"), chosen)
+
+    def action_edit(self) -> None:
+        from tui.screens.editor import EditorScreen
+        from tui.screens.picker import SpecPicker
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.app.push_screen(EditorScreen(path))
+
+        self.app.push_screen(SpecPicker(self.app.studies_dir, "edit"), chosen)
+
+    def action_delete(self) -> None:
+        from tui.screens.confirm import ConfirmScreen
+
+        name = self.selected_name
+        if name is None:
+            return
+        study = next((s for s in self.studies if s["study_name"] == name), None)
+        if study and study["status"] in ("running", "paused"):
+            self.notify(f"{name} is {study['status']}: stop it before deleting", severity="warning")
+            return
+        trials = trial_summary(study["counts"]) if study else "?"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._delete(name)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete study {name}?",
+                f"{trials} trials and all their telemetry; this cannot be undone.",
+                yes="Delete",
+            ),  # fmt: skip
+            answered,
+        )
+
+    @work(thread=True, group="studies-delete")
+    def _delete(self, name: str) -> None:
+        try:
+            delete_study(self.app.storage_url, name)
+        except Exception as err:  # a store or Optuna error: say it, keep running
+            self.app.call_from_thread(self.notify, f"could not delete {name}: {err}", severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"deleted {name}")
+        self.refresh_now()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#studies-filter", Input)
+        box.remove_class("-hidden")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#studies-filter", Input)
+        box.value = ""
+        box.add_class("-hidden")
+        self.query_one(DataTable).focus()
+
+    @on(Input.Changed, "#studies-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self._show()
+
+    @on(Input.Submitted, "#studies-filter")
+    def _filter_done(self) -> None:
+        self.query_one(DataTable).focus()
+        if not self.filter_text:
+            self.query_one("#studies-filter", Input).add_class("-hidden")
+
+    def on_screen_resume(self) -> None:
+        self.refresh_now()

@@ -1,0 +1,184 @@
+"""Training curves: loss, accuracy, learning rate, gradient norm (with the clip line) and per-layer norms."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from textual.app import ComposeResult
+from textual.containers import Grid
+from textual_plotext import PlotextPlot
+
+from tui.data import downsample
+
+PALETTE = ("cyan", "orange", "green", "magenta", "blue", "yellow", "red", "gray")
+PLOTS = ("loss", "acc", "lr", "grad", "layers")
+TITLES = {
+    "loss": "loss",
+    "acc": "accuracy",
+    "lr": "learning rate",
+    "grad": "grad norm (pre-clip)",
+    "layers": "per-layer grad norm",
+}
+MAX_OVERLAY = 40  # curves drawn at once in the "all" view
+
+
+@dataclass
+class Series:
+    label: str | None
+    xs: Sequence[float]
+    ys: Sequence[float | None]
+    color: str | None = None
+
+
+@dataclass
+class Chart:
+    title: str
+    series: list[Series] = field(default_factory=list)
+    xlabel: str = "epoch"
+    hline: float | None = None  # e.g. the clip threshold
+    log_y: bool = False
+    note: str = ""  # shown when there is nothing to draw
+
+
+def _finite(xs: Sequence[float], ys: Sequence[float | None], positive: bool) -> tuple[list, list]:
+    keep = [
+        (x, y)
+        for x, y in zip(xs, ys, strict=False)
+        if y is not None and math.isfinite(y) and (y > 0 or not positive)
+    ]
+    return [x for x, _ in keep], [y for _, y in keep]
+
+
+class SeriesPlot(PlotextPlot):
+    """A plotext chart that is redrawn only when its Chart changes; series capped at ~1,000 points."""
+
+    def __init__(self, chart: Chart | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.chart = chart or Chart("")
+        self.draws = 0  # for tests and the benchmark: how often the plot was built
+
+    def show(self, chart: Chart) -> None:
+        self.chart = chart
+        self.refresh()
+
+    def render(self):
+        self.draws += 1
+        plt = self.plt
+        plt.clear_figure()
+        chart = self.chart
+        drawn = 0
+        for i, s in enumerate(chart.series):
+            xs, ys = _finite(s.xs, s.ys, chart.log_y)
+            if not xs:
+                continue
+            xs, ys = downsample(xs, ys, 1000)
+            color = s.color or PALETTE[i % len(PALETTE)]
+            if len(xs) == 1:
+                plt.scatter(xs, ys, color=color, label=s.label)
+            else:
+                plt.plot(xs, ys, color=color, label=s.label)
+            drawn += 1
+        if drawn and chart.hline is not None and math.isfinite(chart.hline):
+            plt.hline(chart.hline, color="red")
+        if drawn and chart.log_y:
+            plt.yscale("log")
+        title = chart.title if drawn else f"{chart.title}: {chart.note or 'no data yet'}"
+        plt.title(title)
+        if drawn:
+            plt.xlabel(chart.xlabel)
+        return super().render()
+
+
+class CurvesPanel(Grid):
+    """The five curve charts; narrow terminals show one at a time (m cycles), wide ones all of them."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.current = "loss"
+
+    def compose(self) -> ComposeResult:
+        for name in PLOTS:
+            plot = SeriesPlot(Chart(TITLES[name]), id=f"plot-{name}", classes="curve")
+            plot.set_class(name != self.current, "-hidden")
+            yield plot
+
+    def cycle(self) -> str:
+        self.current = PLOTS[(PLOTS.index(self.current) + 1) % len(PLOTS)]
+        for name in PLOTS:
+            self.query_one(f"#plot-{name}", SeriesPlot).set_class(name != self.current, "-hidden")
+        return self.current
+
+    def show(self, charts: dict[str, Chart]) -> None:
+        for name, chart in charts.items():
+            self.query_one(f"#plot-{name}", SeriesPlot).show(chart)
+
+
+# ---------------------------------------------------------------- charts from telemetry rows
+
+
+def _epoch_series(rows: list[dict], column: str) -> tuple[list, list]:
+    return [r["epoch"] for r in rows], [r.get(column) for r in rows]
+
+
+def charts_for(
+    mode: str,
+    numbers: Sequence[int],
+    epochs: dict[int, list[dict]],
+    steps: list[dict] | None = None,
+    layers: list[dict] | None = None,
+    clip: float | None = None,
+) -> dict[str, Chart]:
+    """The curve charts of one view: one trial (selected/best), two trials (compare), or many (all)."""
+    if not numbers:
+        return {name: Chart(TITLES[name], note="no trial selected") for name in PLOTS}
+    single = len(numbers) == 1
+    who = f"#{numbers[0]}" if single else ("#" + " vs #".join(map(str, numbers)) if len(numbers) == 2 else "")
+    if mode == "all":
+        who = f"last {len(numbers)} trials" if len(numbers) >= MAX_OVERLAY else f"{len(numbers)} trials"
+    charts: dict[str, Chart] = {}
+
+    loss, acc = Chart(f"loss {who}"), Chart(f"accuracy {who}")
+    lr = Chart(f"learning rate {who}", log_y=True)
+    grad = Chart(f"grad norm (pre-clip) {who}", hline=clip, log_y=False)
+    for i, n in enumerate(numbers):
+        rows = epochs.get(n, [])
+        color = PALETTE[i % len(PALETTE)]
+        if single:
+            loss.series += [Series("train", *_epoch_series(rows, "train_loss"), "cyan"),
+                            Series("val", *_epoch_series(rows, "val_loss"), "orange")]  # fmt: skip
+            acc.series += [Series("train", *_epoch_series(rows, "train_acc"), "cyan"),
+                           Series("val", *_epoch_series(rows, "val_acc"), "orange")]  # fmt: skip
+        elif len(numbers) == 2:
+            loss.series += [Series(f"#{n} val", *_epoch_series(rows, "val_loss"), color),
+                            Series(f"#{n} train", *_epoch_series(rows, "train_loss"), PALETTE[i + 2])]  # fmt: skip
+            acc.series += [Series(f"#{n} val", *_epoch_series(rows, "val_acc"), color),
+                           Series(f"#{n} train", *_epoch_series(rows, "train_acc"), PALETTE[i + 2])]  # fmt: skip
+        else:
+            loss.series.append(Series(None, *_epoch_series(rows, "val_loss"), color))
+            acc.series.append(Series(None, *_epoch_series(rows, "val_acc"), color))
+        label = None if mode == "all" else (f"#{n}" if not single else None)
+        lr.series.append(Series(label, *_epoch_series(rows, "lr"), color))
+        grad.series.append(Series(label, *_epoch_series(rows, "grad_norm"), color))
+    if single and steps:
+        # per-step series show the schedule's shape and the spikes that epoch means hide
+        xs = [s["step"] for s in steps]
+        lr = Chart(f"learning rate {who}", [Series(None, xs, [s.get("lr") for s in steps], "cyan")],
+                   xlabel="step", log_y=True)  # fmt: skip
+        grad = Chart(f"grad norm (pre-clip) {who}",
+                     [Series(None, xs, [s.get("grad_norm") for s in steps], "cyan")], xlabel="step", hline=clip)  # fmt: skip
+    if clip is not None:
+        grad.title += f", clip {clip:g}"
+    charts.update(loss=loss, acc=acc, lr=lr, grad=grad)
+
+    layer_chart = Chart(f"per-layer grad norm #{numbers[-1] if mode != 'all' else numbers[-1]}", log_y=True)
+    by_layer: dict[str, tuple[list, list]] = {}
+    for row in layers or []:
+        xs, ys = by_layer.setdefault(row["layer"], ([], []))
+        xs.append(row["epoch"])
+        ys.append(row.get("grad_norm"))
+    for i, (name, (xs, ys)) in enumerate(sorted(by_layer.items())[: len(PALETTE)]):
+        layer_chart.series.append(Series(name, xs, ys, PALETTE[i]))
+    charts["layers"] = layer_chart
+    return charts

@@ -1,0 +1,68 @@
+"""Trial detail: params, user attrs, failure reason, and diagnosis findings with their remedies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from engine.store import TrialRow
+from tui.widgets.trial_table import STATE_TEXT, format_duration, format_value
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
+ATTR_ORDER = ("seed", "device", "amp", "clip_norm", "clip", "torch", "python", "optuna", "versions")
+
+
+def _kv_table(title: str, items: dict[str, Any]) -> Table:
+    table = Table(
+        title=title, title_justify="left", show_header=False, box=None, pad_edge=False, expand=False
+    )
+    table.add_column("key", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for key, value in items.items():
+        text = json.dumps(value, default=str) if isinstance(value, dict | list) else format_value(value)
+        table.add_row(key, text)
+    return table
+
+
+def trial_detail(row: TrialRow | None, attrs: dict[str, Any], findings: list[dict],
+                 duration_s: float | None = None) -> RenderableType:  # fmt: skip
+    if row is None:
+        return Text("no trial selected")
+    head = Text.assemble(
+        (f"trial #{row.number}  ", "bold"),
+        (STATE_TEXT.get(row.state, row.state.lower()), "bold"),
+        f"  value {format_value(row.value) or '-'}  epochs {row.epochs}  time {format_duration(duration_s) or '-'}",
+    )
+    parts: list[RenderableType] = [head]
+    if row.state == "FAIL" or attrs.get("fail_reason"):
+        reason = attrs.get("fail_reason") or row.reason or "unknown"
+        hint = attrs.get("fail_hint") or ""
+        parts.append(Text.assemble(("failed: ", "bold red"), str(reason), ("  " + hint) if hint else ""))
+    parts.append(_kv_table("params", dict(sorted(row.params.items()))))
+    shown = {k: attrs[k] for k in ATTR_ORDER if k in attrs}
+    shown.update(
+        {k: v for k, v in sorted(attrs.items()) if k not in shown and k not in ("fail_reason", "fail_hint")}
+    )
+    if shown:
+        parts.append(_kv_table("attributes", shown))
+    if findings:
+        parts.append(Text("diagnosis", style="bold"))
+        for f in findings:
+            severity = f.get("severity", "warning")
+            evidence = ", ".join(f"{k}={format_value(v)}" for k, v in (f.get("evidence") or {}).items())
+            parts.append(
+                Text.assemble(
+                    (f"  [{severity}] ", SEVERITY_STYLE.get(severity, "bold")),
+                    (f.get("kind", "?"), "bold"),
+                    f"  {evidence}" if evidence else "",
+                )
+            )
+            if f.get("remedy"):
+                parts.append(Text.assemble("    remedy: ", (f["remedy"], "italic")))
+    else:
+        parts.append(Text("diagnosis: no findings", style="dim"))
+    return Group(*parts)

@@ -1,0 +1,380 @@
+"""The trial table: a virtual (line API) table that renders only the rows on screen, sorted by any column."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from engine.store import TrialRow
+
+STATE_TEXT = {
+    "COMPLETE": "complete",
+    "RUNNING": "running",
+    "PRUNED": "pruned",
+    "FAIL": "fail",
+    "WAITING": "waiting",
+}
+STATE_ORDER = {"RUNNING": 0, "WAITING": 1, "COMPLETE": 2, "PRUNED": 3, "FAIL": 4}
+PARAM_WIDTH = 10
+
+
+@dataclass
+class Column:
+    key: str
+    label: str
+    width: int
+    right: bool = True
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if math.isinf(value) or math.isnan(value):
+            return str(value)
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class TrialTable(ScrollView, can_focus=True):
+    """Every trial of a study; keeps the cursor on the same trial while rows arrive or change."""
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "edge(0)", "First", show=False),
+        Binding("end", "edge(1)", "Last", show=False),
+        Binding("left", "scroll_cols(-8)", "Left", show=False),
+        Binding("right", "scroll_cols(8)", "Right", show=False),
+        Binding("o", "sort_next", "Sort", show=False, tooltip="Sort by the next column"),
+        Binding("r", "sort_reverse", "Reverse", show=False, tooltip="Reverse the sort order"),
+    ]
+
+    COMPONENT_CLASSES = {
+        "trial-table--header",
+        "trial-table--sorted",
+        "trial-table--cursor",
+        "trial-table--running",
+        "trial-table--complete",
+        "trial-table--pruned",
+        "trial-table--fail",
+        "trial-table--best",
+        "trial-table--flag",
+    }
+
+    DEFAULT_CSS = """
+    TrialTable { background: $surface; }
+    TrialTable > .trial-table--header { text-style: bold; background: $panel; }
+    TrialTable > .trial-table--sorted { text-style: bold underline; background: $panel; }
+    TrialTable > .trial-table--cursor { background: $accent 40%; text-style: bold; }
+    TrialTable:focus > .trial-table--cursor { background: $accent; color: $text; text-style: bold; }
+    TrialTable > .trial-table--running { color: $warning; }
+    TrialTable > .trial-table--complete { color: $success; }
+    TrialTable > .trial-table--pruned { color: $text-muted; }
+    TrialTable > .trial-table--fail { color: $error; }
+    TrialTable > .trial-table--best { text-style: bold; }
+    TrialTable > .trial-table--flag { color: $warning; text-style: bold; }
+    """
+
+    class Highlighted(Message):
+        """The cursor moved to another trial."""
+
+        def __init__(self, number: int | None) -> None:
+            super().__init__()
+            self.number = number
+
+    sort_key: reactive[str] = reactive("number", init=False)
+    sort_reverse: reactive[bool] = reactive(False, init=False)
+
+    def __init__(self, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clock = clock
+        self.rows: dict[int, TrialRow] = {}
+        self.order: list[int] = []  # trial numbers in display order
+        self.index: dict[int, int] = {}  # trial number -> position in order
+        self.cursor = 0
+        self.params: list[str] = []
+        self.param_widths: dict[str, int] = {}
+        self.best: int | None = None
+        self.maximize = True
+        self.pinned: int | None = None
+        self.number_width = 3
+        self.columns: list[Column] = []
+        self._layout_columns()
+
+    # ------------------------------------------------------------ data
+    @property
+    def current(self) -> int | None:
+        return self.order[self.cursor] if self.order else None
+
+    def set_direction(self, maximize: bool) -> None:
+        self.maximize = maximize
+
+    def update_rows(self, rows: Iterable[TrialRow]) -> None:
+        """Insert new trials and replace changed ones; the cursor stays on its trial."""
+        rows = list(rows)
+        if not rows:
+            return
+        keep = self.current
+        appended_only = self.sort_key == "number" and not self.sort_reverse
+        widths_changed = False
+        last = self.order[-1] if self.order else -1
+        for row in rows:
+            if row.number in self.rows:
+                appended_only = False
+            elif row.number < last:
+                appended_only = False
+            else:
+                last = row.number
+            self.rows[row.number] = row
+            for name, value in row.params.items():
+                if name not in self.param_widths:
+                    self.params.append(name)
+                    self.params.sort()
+                    self.param_widths[name] = min(PARAM_WIDTH, max(len(name), 4))
+                    widths_changed = True
+                width = min(PARAM_WIDTH, len(format_value(value)))
+                if width > self.param_widths[name]:
+                    self.param_widths[name] = width
+                    widths_changed = True
+            if row.value is not None and row.state == "COMPLETE" and not math.isnan(row.value):
+                best = self.rows.get(self.best) if self.best is not None else None
+                if best is None or (row.value > best.value if self.maximize else row.value < best.value):
+                    self.best = row.number
+        if len(str(max(self.rows))) > self.number_width:
+            self.number_width = len(str(max(self.rows)))
+            widths_changed = True
+        if appended_only:
+            for row in rows:
+                if row.number not in self.index:
+                    self.index[row.number] = len(self.order)
+                    self.order.append(row.number)
+        else:
+            self._sort()
+        if widths_changed:
+            self._layout_columns()
+        self.virtual_size = Size(self._total_width(), len(self.order) + 1)
+        if keep is not None:
+            self.cursor = self.index.get(keep, self.cursor)
+        self.refresh()
+        if keep is None and self.order:
+            self.post_message(self.Highlighted(self.current))
+
+    def _sort(self) -> None:
+        key = self._sort_function(self.sort_key)
+        self.order = sorted(self.rows, key=key, reverse=self.sort_reverse)
+        self.index = {number: i for i, number in enumerate(self.order)}
+
+    def _sort_function(self, column: str) -> Callable[[int], Any]:
+        rows = self.rows
+        missing_last = float("inf")
+
+        def numeric(v: Any) -> tuple:
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                return (1, missing_last, "")
+            if isinstance(v, bool | int | float):
+                return (0, float(v), "")
+            return (0, missing_last, str(v))
+
+        if column == "number":
+            return lambda n: n
+        if column == "state":
+            return lambda n: (STATE_ORDER.get(rows[n].state, 9), n)
+        if column == "value":
+            return lambda n: (numeric(rows[n].value), n)
+        if column == "epochs":
+            return lambda n: (rows[n].epochs, n)
+        if column == "duration":
+            return lambda n: (numeric(self._duration(rows[n])), n)
+        if column == "flags":
+            return lambda n: (rows[n].flags, n)
+        name = column.removeprefix("param:")
+        return lambda n: (numeric(rows[n].params.get(name)), n)
+
+    def _duration(self, row: TrialRow) -> float | None:
+        if row.started is None:
+            return None
+        return (row.finished or self.clock()) - row.started
+
+    # ------------------------------------------------------------ columns
+    def _layout_columns(self) -> None:
+        self.columns = [
+            Column("number", "#", max(self.number_width, 1)),
+            Column("state", "state", 8, right=False),
+            Column("value", "value", 8),
+            Column("epochs", "ep", 3),
+            Column("duration", "time", 6),
+            Column("flags", "!", 2),
+            *(Column(f"param:{p}", p[: self.param_widths[p]], self.param_widths[p]) for p in self.params),
+        ]
+
+    def _total_width(self) -> int:
+        return 2 + sum(c.width + 1 for c in self.columns)
+
+    def sort_keys(self) -> list[str]:
+        return [c.key for c in self.columns]
+
+    def action_sort_next(self) -> None:
+        keys = self.sort_keys()
+        i = keys.index(self.sort_key) if self.sort_key in keys else -1
+        self.sort_key = keys[(i + 1) % len(keys)]
+
+    def action_sort_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+
+    def sort_by(self, key: str, reverse: bool = False) -> None:
+        self.set_reactive(TrialTable.sort_reverse, reverse)
+        self.sort_key = key
+        self._resort()
+
+    def watch_sort_key(self) -> None:
+        self._resort()
+
+    def watch_sort_reverse(self) -> None:
+        self._resort()
+
+    def _resort(self) -> None:
+        keep = self.current
+        self._sort()
+        if keep is not None:
+            self.cursor = self.index.get(keep, 0)
+        self._scroll_to_cursor()
+        self.refresh()
+
+    # ------------------------------------------------------------ cursor
+    def move_to(self, number: int) -> None:
+        if number in self.index:
+            self.cursor = self.index[number]
+            self._scroll_to_cursor()
+            self.refresh()
+            self.post_message(self.Highlighted(number))
+
+    def _set_cursor(self, position: int) -> None:
+        if not self.order:
+            return
+        position = max(0, min(len(self.order) - 1, position))
+        if position != self.cursor:
+            self.cursor = position
+            self.post_message(self.Highlighted(self.current))
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def _scroll_to_cursor(self) -> None:
+        visible = max(1, self.size.height - 1)
+        top = int(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + visible:
+            self.scroll_to(y=self.cursor - visible + 1, animate=False, immediate=True)
+
+    def action_cursor(self, delta: int) -> None:
+        self._set_cursor(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        self._set_cursor(self.cursor + direction * max(1, self.size.height - 2))
+
+    def action_edge(self, end: int) -> None:
+        self._set_cursor(len(self.order) - 1 if end else 0)
+
+    def action_scroll_cols(self, delta: int) -> None:
+        self.scroll_to(x=max(0, self.scroll_x + delta), animate=False)
+
+    # ------------------------------------------------------------ rendering
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:
+            strip = self._header(base)
+        else:
+            position = scroll_y + y - 1
+            if position >= len(self.order):
+                return Strip.blank(width, base)
+            strip = self._row(position, base)
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+    def _header(self, base: Style) -> Strip:
+        header = base + self.get_component_rich_style("trial-table--header")
+        sorted_style = base + self.get_component_rich_style("trial-table--sorted")
+        segments = [Segment("  ", header)]
+        for col in self.columns:
+            label = col.label
+            if col.key == self.sort_key:
+                label = label[: col.width - 1] + ("▼" if self.sort_reverse else "▲")
+            text = label.rjust(col.width) if col.right else label.ljust(col.width)
+            segments.append(Segment(text[: col.width], sorted_style if col.key == self.sort_key else header))
+            segments.append(Segment(" ", header))
+        return Strip(segments)
+
+    def _row(self, position: int, base: Style) -> Strip:
+        number = self.order[position]
+        row = self.rows[number]
+        is_cursor = position == self.cursor
+        if is_cursor:
+            base = base + self.get_component_rich_style("trial-table--cursor")
+        state_style = self.get_component_rich_style(f"trial-table--{STATE_TEXT.get(row.state, 'pruned')}")
+        if is_cursor:
+            state_style = Style(bold=True)
+        marker = "›" if is_cursor else ("*" if number == self.pinned else " ")
+        if number == self.pinned and is_cursor:
+            marker = "*"
+        segments = [Segment(marker + " ", base)]
+        best = number == self.best
+        for col in self.columns:
+            style = base
+            if col.key == "number":
+                text = str(number)
+            elif col.key == "state":
+                text = STATE_TEXT.get(row.state, row.state.lower())
+                style = base + state_style
+            elif col.key == "value":
+                text = format_value(row.value)
+                if best:
+                    text = text + "★" if len(text) < col.width else text
+                    style = base + self.get_component_rich_style("trial-table--best")
+            elif col.key == "epochs":
+                text = str(row.epochs) if row.epochs else ""
+            elif col.key == "duration":
+                text = format_duration(self._duration(row))
+            elif col.key == "flags":
+                text = f"!{row.flags}" if row.flags else ""
+                if row.flags and not is_cursor:
+                    style = base + self.get_component_rich_style("trial-table--flag")
+            else:
+                text = format_value(row.params.get(col.key.removeprefix("param:")))
+            if len(text) > col.width:
+                text = text[: col.width - 1] + "…"
+            text = text.rjust(col.width) if col.right else text.ljust(col.width)
+            segments.append(Segment(text, style))
+            segments.append(Segment(" ", base))
+        return Strip(segments)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self._total_width(), len(self.order) + 1)
