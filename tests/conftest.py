@@ -42,3 +42,10 @@ def run_cli(*args: str, timeout: float = 240, cwd: Path | None = None, env: dict
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def pytest_collection_finish(session):
+    """A run that collects no test is a broken run, never a green one (pytest would exit 5)."""
+    selected = session.config.getoption("keyword") or session.config.getoption("markexpr")
+    if not session.items and not selected and not session.config.getoption("collectonly"):
+        raise pytest.UsageError("no tests were collected: the test suite is broken (check imports and paths)")
