@@ -1,40 +1,63 @@
-"""The coordinator: owns one study on this host (Optuna ask/tell), feeds workers, writes the store."""
+"""The coordinator: owns one study on this host (Optuna ask/tell), feeds workers, writes the store.
+
+Fault model (docs/faults.md): a coordinator may die at any instruction (kill -9, OOM killer, power off);
+the next one on the same host takes the study over through the per-(store, study, host) flock, fails the
+trials the dead one left RUNNING (`orphaned`) and resumes the dead run's budget. Workers die with their
+coordinator. Several hosts may run one study against one PostgreSQL store; each counts its own trials.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import math
 import multiprocessing as mp
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from engine.space import build_pruner, build_sampler, suggest
 from engine.spec import StudySpec
-from engine.store import Store, state_dir
+from engine.store import Store, StoreError, state_dir, store_errors, tt_control
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 HEARTBEAT_EVERY_S = 2.0
 CONTROL_EVERY_S = 0.5
+CONTROL_FRESH_S = 30.0  # a request still unanswered when a coordinator starts is applied if this young
+ORPHAN_SWEEP_S = 20.0  # how often RUNNING trials of other hosts' dead coordinators are looked for
+ORPHAN_STALE_S = 60.0  # another host's coordinator is dead when its heartbeat is this old
 WORKER_START_LIMIT_S = 180.0
+KILL_GRACE_S = 3.0  # a killed trial may stop at its next epoch (its worker lives on); then it is killed
+LIVE_STATES = ("running", "paused", "stopping")  # heartbeat states of a coordinator that has not ended
 # Failure reasons that mean "this trial did not get its chance": they do not count toward the budget.
 NOT_COUNTED = frozenset({"orphaned", "interrupted"})
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+HOST_ENV = "TUNETUI_HOST"
 
 
 class CoordinatorError(Exception):
     """The coordinator cannot start (lock held, bad device, store problem)."""
+
+
+def host_name() -> str:
+    """This coordinator's host name in the store: $TUNETUI_HOST, else the machine's name.
+
+    It must be unique per machine (containers often share or randomise names: set it explicitly)."""
+    return os.environ.get(HOST_ENV, "").strip() or socket.gethostname()
 
 
 @dataclass
@@ -55,7 +78,9 @@ class Slot:
     best: float | None = None
     best_epoch: int | None = None
     stop_reason: str | None = None  # "pruned" | "user" once we told the worker to stop
+    kill_deadline: float | None = None  # a user kill waiting for the trial's next epoch
     worker_pid: int | None = None
+    trials_run: int = 0  # by the current worker process
 
 
 @dataclass
@@ -67,11 +92,13 @@ class RunOptions:
     graceful: bool = False
     spec_path: str | None = None
     spec_text: str | None = None
+    threads: int | None = None  # torch threads per worker (None: the cores split between workers)
+    worker_max_trials: int | None = None  # replace a worker after this many trials (1: fresh per trial)
 
 
 @dataclass
 class Progress:
-    """What the coordinator tells its caller after each finished trial."""
+    """What the coordinator tells its caller after each finished trial (this host's run)."""
 
     done: int = 0
     target: int = 0
@@ -89,68 +116,115 @@ class Coordinator:
         self.options = options
         self.on_progress = on_progress or (lambda p: None)
         self.log = log
-        self.host = socket.gethostname()
+        self.host = host_name()
         self.metric = spec.study.metric
         self.maximize = spec.study.direction == "maximize"
         self.slots: list[Slot] = []
         self.state = "running"  # running | paused | stopping | stopping_now
-        self.pending_signal: int | None = None
+        self.stopped_by_user = False
+        self.pending_signal: int | None = None  # stop now: set by a signal handler
+        self.first_signal: int | None = None  # decides the exit code, graceful or not
         self.progress = Progress()
-        self.lock_file = None
+        self.lock_file: int | None = None
         self.study: optuna.Study | None = None
         self.study_id = -1
         self.spec_commit = _git_commit(options.spec_path)
         self.trial_timeout = spec.budget.trial_timeout_s
         self.started = time.time()
+        self.control_seen = 0  # highest tt_control id this coordinator has looked at
+        self.control_backlog: list[dict] = []  # requests sent while no coordinator ran, still fresh
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> int:
         """Run the study to its budget (or until stopped). Returns the process exit code."""
         self._lock()
-        self.study = optuna.create_study(
-            study_name=self.spec.study.name,
-            storage=self.store.optuna_storage(),
-            sampler=build_sampler(self.spec),
-            pruner=build_pruner(self.spec),
-            direction=self.spec.study.direction,
-            load_if_exists=True,
+        try:
+            return self._run()
+        finally:
+            self._unlock()
+
+    def _run(self) -> int:
+        self._open_study()
+        crashed_before = self._previous_run_crashed()
+        self._recover_orphans()
+        target = self._target(crashed_before)
+        self.progress.target = target
+        self.progress.done = self._own_counted()
+        self._refresh_best()
+        self._control_start()
+        deadline = time.time() + self.options.timeout_s if self.options.timeout_s else None
+        self._install_signal_handlers()
+        self._beat()
+        resumed = " (resuming a crashed run)" if crashed_before and self.options.n_trials is None else ""
+        self.log(
+            f"study {self.spec.study.name} on {self.host}: {self.progress.done}/{target} trials counted{resumed}, "
+            f"{len(self.slots_plan())} worker(s) on {self.device_summary()}"
         )
+        final, exit_code = "crashed", 1
+        try:
+            self._start_workers()
+            exit_code = self._loop(target, deadline)
+            if self.first_signal is not None:
+                final = "interrupted"
+            elif self.stopped_by_user:
+                final = "stopped"
+            else:
+                final = "finished"
+        except BaseException as err:
+            self._abandon_running(f"the coordinator failed: {type(err).__name__}: {err}")
+            raise
+        finally:
+            self._shutdown_workers()
+            try:
+                self._beat(state=final)
+            except StoreError as err:
+                self.log(f"could not write the final heartbeat: {err}")
+        return exit_code
+
+    def _open_study(self) -> None:
+        """Create or load the study; retried, since hosts starting together race to create tables."""
+        for attempt in range(5):
+            try:
+                storage = self.store.optuna_storage()
+                _fast_sqlite_commits(storage.engine)
+                self.study = optuna.create_study(
+                    study_name=self.spec.study.name,
+                    storage=storage,
+                    sampler=build_sampler(self.spec),
+                    pruner=build_pruner(self.spec),
+                    direction=self.spec.study.direction,
+                    load_if_exists=True,
+                )
+                break
+            except (StoreError, sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + attempt)
+        _fast_sqlite_commits(self.store.engine)
         self.study_id = self.study._study_id
+        self.study.sampler = build_sampler(self._sampler_spec())
         if self.options.spec_text is not None:
             self.study.set_user_attr("spec_toml", self.options.spec_text)
         if self.options.spec_path:
             self.study.set_user_attr("spec_path", str(Path(self.options.spec_path).resolve()))
         self.study.set_user_attr("metric", self.metric)
-        crashed_before = self._previous_run_crashed()
-        self._recover_orphans()
-        target = self._target(crashed_before)
-        self.progress.target = target
-        self.progress.done = self._counted_done()
-        self._refresh_best()
-        deadline = time.time() + self.options.timeout_s if self.options.timeout_s else None
-        self._install_signal_handlers()
-        self._beat(force=True)
-        self.log(
-            f"study {self.spec.study.name}: {self.progress.done}/{target} trials counted, "
-            f"{len(self.slots_plan())} worker(s) on {self.device_summary()}"
-        )
-        exit_code = 0
-        try:
-            self._start_workers()
-            exit_code = self._loop(target, deadline)
-        finally:
-            self._shutdown_workers()
-            final = {0: "finished", 130: "interrupted", 143: "interrupted", 129: "interrupted"}.get(
-                exit_code, "crashed"
-            )
-            if self.state.startswith("stopping") and exit_code == 0:
-                final = "stopped"
-            self._beat(force=True, state=final)
-            self._unlock()
-        return exit_code
+
+    def _sampler_spec(self) -> StudySpec:
+        """The spec with the sampler's seed this run should use.
+
+        A new study on its first host samples with the spec's seed, so it reproduces. A resumed study, or
+        a second host, must not replay the same random sequence (a restart after a crash would try the
+        same first points again; two hosts would propose identical trials): mix in host and trial count."""
+        trials = len(self.study.get_trials(deepcopy=False))
+        others = [b for b in self.store.heartbeats(self.study_id) if b["host"] != self.host]
+        if trials == 0 and not others:
+            return self.spec
+        digest = hashlib.sha256(f"{self.spec.study.seed}:{self.host}:{trials}".encode()).digest()
+        seed = int.from_bytes(digest[:4], "big")
+        return self.spec.model_copy(update={"study": self.spec.study.model_copy(update={"seed": seed})})
 
     def _loop(self, target: int, deadline: float | None) -> int:
-        last_beat = last_control = 0.0
+        last_beat = last_control = last_sweep = time.time()
         while True:
             now = time.time()
             if self.pending_signal is not None:
@@ -161,7 +235,10 @@ class Coordinator:
             if now - last_beat >= HEARTBEAT_EVERY_S:
                 self._beat()
                 last_beat = now
-            if deadline and now > deadline and self.state == "running":
+            if now - last_sweep >= ORPHAN_SWEEP_S:
+                self._recover_orphans()
+                last_sweep = now
+            if deadline and now > deadline and self.state in ("running", "paused"):
                 self.log("time budget reached: finishing running trials")
                 self.state = "stopping"
             if self.state == "stopping_now":
@@ -170,14 +247,14 @@ class Coordinator:
             remaining = target - self.progress.done - len(busy)
             if self.state == "running" and remaining > 0:
                 for slot in self.slots:
-                    if remaining <= 0:
+                    if remaining <= 0 or self.pending_signal is not None:
                         break
                     if slot.ready and slot.trial is None:
                         self._dispatch(slot)
                         remaining -= 1
             busy = [s for s in self.slots if s.trial is not None]
             if not busy and (self.state.startswith("stopping") or self.progress.done >= target):
-                return 0
+                return EXIT_BY_SIGNAL.get(self.first_signal, 0) if self.first_signal else 0
             if not busy and self._grid_exhausted():
                 self.log("grid search exhausted")
                 return 0
@@ -185,49 +262,80 @@ class Coordinator:
             self._check_workers()
 
     # ------------------------------------------------------------------ study bookkeeping
-    def _counted_done(self) -> int:
+    def _own_counted(self) -> int:
+        """Finished trials of this host that count toward its budget."""
         n = 0
         for t in self.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         ):
+            if t.user_attrs.get("host") != self.host:
+                continue
             if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") in NOT_COUNTED:
                 continue
             n += 1
         return n
 
     def _target(self, resume: bool) -> int:
-        """Total counted trials this run aims at. A run after a crash resumes the crashed run's target."""
-        attrs = self.study.user_attrs
-        if resume and "run_target" in attrs and self.options.n_trials is None:
-            return int(attrs["run_target"])
+        """How many counted trials of this host this run aims at.
+
+        Each host keeps its own target in the study attr `run_target:<host>`, so hosts sharing a study
+        add up their budgets. A run after a crash (no --trials given) resumes the crashed run's target."""
+        key = f"run_target:{self.host}"
+        stored = self.study.user_attrs.get(key)
+        if resume and stored is not None and self.options.n_trials is None:
+            return int(stored)
         adds = self.options.n_trials or self.spec.budget.n_trials or 1
-        target = self._counted_done() + adds
-        self.study.set_user_attr("run_target", target)
+        target = self._own_counted() + adds
+        self.study.set_user_attr(key, target)
         return target
 
     def _previous_run_crashed(self) -> bool:
-        beats = self.store.heartbeats(self.study_id)
-        mine = [b for b in beats if b["host"] == self.host]
-        return any(b["state"] in ("running", "paused", "stopping", "crashed") for b in mine)
+        """Did the last coordinator of this study on this host end without saying so?"""
+        for beat in self.store.heartbeats(self.study_id):
+            if beat["host"] == self.host and beat["state"] in (*LIVE_STATES, "crashed"):
+                return True
+        return False
+
+    def _live_hosts(self, stale_after: float) -> set[str]:
+        now = time.time()
+        return {
+            b["host"]
+            for b in self.store.heartbeats(self.study_id)
+            if b["state"] in LIVE_STATES and now - (b["last_seen"] or 0) < stale_after
+        }
 
     def _recover_orphans(self) -> None:
-        """Fail every RUNNING trial whose coordinator is gone; re-enqueue it when the spec asks."""
-        beats = {b["host"]: b for b in self.store.heartbeats(self.study_id)}
-        storage = self.study._storage
+        """Fail every RUNNING trial whose coordinator is gone; re-enqueue it when the spec asks.
+
+        We hold this host's lock, so a RUNNING trial of this host that no slot of ours runs belongs to a
+        dead coordinator. Trials of other hosts are orphans once their host's heartbeat is ORPHAN_STALE_S
+        old: generous, since a live coordinator whose trial we failed must drop it (`_trial_taken`)."""
+        live = self._live_hosts(ORPHAN_STALE_S)
+        mine = {s.trial.number for s in self.slots if s.trial is not None}
+        now = datetime.now()
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             host = t.user_attrs.get("host")
-            owner = beats.get(host)
-            # we hold this host's lock, so a RUNNING trial of this host is ours and its coordinator is dead
-            dead = host == self.host or host is None or owner is None or not owner["alive"]
+            if host == self.host:
+                dead = t.number not in mine
+            elif host is None:
+                # asked but not yet labelled: its coordinator died at once, or is labelling it right now
+                age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+                dead = t.number not in mine and (age > ORPHAN_STALE_S or not (live - {self.host}))
+            else:
+                dead = host not in live
             if not dead:
                 continue
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", "orphaned")
-            storage.set_trial_user_attr(t._trial_id, "fail_hint", "its coordinator died while it ran")
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            self.log(f"trial {t.number}: marked FAIL (orphaned)")
-            if self.spec.study.retry_failed:
-                self.study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
-                self.log(f"trial {t.number}: re-enqueued with the same params")
+            owner = host or "an unknown host"
+            self._fail_trial(
+                t._trial_id, t.number, "orphaned", f"its coordinator on {owner} died while it ran"
+            )
+            self.log(f"trial {t.number}: marked FAIL (orphaned, coordinator on {owner} gone)")
+            self._maybe_retry(t.number, t.params, "orphaned")
+
+    def _maybe_retry(self, number: int, params: dict, reason: str) -> None:
+        if self.spec.study.retry_failed and reason in NOT_COUNTED and params:
+            self.study.enqueue_trial(params, user_attrs={"retry_of": number}, skip_if_exists=False)
+            self.log(f"trial {number}: re-enqueued with the same params")
 
     def _refresh_best(self) -> None:
         try:
@@ -242,21 +350,71 @@ class Coordinator:
             return sampler.is_exhausted(self.study)
         return False
 
+    def _set_attrs(self, trial_id: int, attrs: dict[str, Any], trial: optuna.Trial | None = None) -> None:
+        """Set several user attrs in one transaction (one fsync instead of one per key)."""
+        if not attrs:
+            return
+        storage = self.study._storage
+        backend = getattr(storage, "_backend", storage)
+        try:  # Optuna's RDB storage has no public batch setter; fall back to one call per key
+            from optuna.storages._rdb import models
+            from optuna.storages._rdb.storage import _create_scoped_session
+
+            write = backend._set_trial_attr_without_commit
+            sessions = backend.scoped_session
+        except (ImportError, AttributeError):
+            for key, value in attrs.items():
+                storage.set_trial_user_attr(trial_id, key, value)
+        else:
+            with _create_scoped_session(sessions, True) as session:
+                for key, value in attrs.items():
+                    write(session, models.TrialUserAttributeModel, trial_id, key, value)
+        cached = getattr(trial, "_cached_frozen_trial", None)
+        if cached is not None:
+            cached.user_attrs.update(attrs)
+
+    def _tell(self, trial: optuna.Trial, value: float | None = None, state: TrialState | None = None) -> None:
+        try:
+            self.study.tell(trial, value, state=state)
+        except ValueError as err:
+            if "Cannot tell a" in str(err):  # finished by someone else: see _trial_taken
+                raise optuna.exceptions.UpdateFinishedTrialError(str(err)) from None
+            raise
+
+    def _trial_taken(self, slot: Slot) -> None:
+        """Another coordinator finished our trial (it took our heartbeat for dead): drop it, uncounted."""
+        number = slot.trial.number if slot.trial is not None else "?"
+        self.log(f"trial {number}: finished by another coordinator meanwhile; dropping it")
+        slot.trial, slot.stop_reason, slot.kill_deadline = None, None, None
+        self._kill_worker(slot)
+        self._spawn(slot)
+
+    def _fail_trial(self, trial_id: int, number: int, reason: str, hint: str) -> None:
+        """FAIL a trial this coordinator holds no Trial object for (an orphan)."""
+        self._set_attrs(trial_id, {"fail_reason": reason, "fail_hint": hint[:500]})
+        self.study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        self.store.write_log(self.study_id, number, [f"FAIL {reason}: {hint}"])
+
     # ------------------------------------------------------------------ workers
     def slots_plan(self) -> list[tuple[str, str, int]]:
         """(device inside the worker, CUDA_VISIBLE_DEVICES, torch threads) per worker."""
         device = (self.options.device or self.spec.devices.device).lower()
         gpus = _visible_gpus(device)
         workers = self.options.workers or self.spec.devices.workers
-        if gpus:
-            per_gpu = self.spec.devices.trials_per_gpu
-            slots = [(g, per) for g in gpus for per in range(per_gpu)]
-            count = workers or len(slots)
-            cores = os.cpu_count() or 1
-            return [("cuda:0", str(slots[i % len(slots)][0]), max(1, cores // count)) for i in range(count)]
-        count = workers or 1
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return [("cpu", "", max(1, cores // count)) for _ in range(count)]
+        if gpus:
+            # "cuda:1" means the coordinator's second visible GPU; a worker sees only its own, as cuda:0
+            inherited = [
+                v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()
+            ]
+            physical = [inherited[g] if g < len(inherited) else str(g) for g in gpus]
+            slots = [g for g in physical for _ in range(self.spec.devices.trials_per_gpu)]
+            count = workers or len(slots)
+            threads = self.options.threads or max(1, cores // count)
+            return [("cuda:0", slots[i % len(slots)], threads) for i in range(count)]
+        count = workers or 1
+        threads = self.options.threads or max(1, cores // count)
+        return [("cpu", "", threads) for _ in range(count)]
 
     def device_summary(self) -> str:
         plan = self.slots_plan()
@@ -275,8 +433,11 @@ class Coordinator:
 
         ctx = mp.get_context("spawn")  # fork after threads/CUDA is unsafe
         parent_conn, child_conn = ctx.Pipe(duplex=True)
-        saved = os.environ.get("CUDA_VISIBLE_DEVICES")
-        os.environ["CUDA_VISIBLE_DEVICES"] = slot.visible
+        # the child inherits os.environ at start: its GPU, and thread pools sized to its share of cores
+        env = {"CUDA_VISIBLE_DEVICES": slot.visible, "OMP_NUM_THREADS": str(slot.threads),
+               "MKL_NUM_THREADS": str(slot.threads)}  # fmt: skip
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
         try:
             process = ctx.Process(
                 target=worker_main,
@@ -286,13 +447,14 @@ class Coordinator:
             )
             process.start()
         finally:
-            if saved is None:
-                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-            else:
-                os.environ["CUDA_VISIBLE_DEVICES"] = saved
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         child_conn.close()  # so the worker sees EOF if we die
         slot.process, slot.conn, slot.ready, slot.started = process, parent_conn, False, time.time()
-        slot.worker_pid = process.pid
+        slot.worker_pid, slot.trials_run = process.pid, 0
 
     def _kill_worker(self, slot: Slot) -> None:
         if slot.process is not None and slot.process.is_alive():
@@ -316,56 +478,71 @@ class Coordinator:
             self._kill_worker(slot)
 
     def _check_workers(self) -> None:
-        now = time.time()
+        if self.pending_signal is not None:
+            return  # a terminal's signal may have reached the workers too: the trials are `interrupted`
         for slot in self.slots:
             if slot.process is None:
                 continue
-            if not slot.process.is_alive():
-                code = slot.process.exitcode
-                self._kill_worker(slot)
-                if slot.trial is not None:
-                    hint = f"the worker process exited with code {code}"
-                    if code == -signal.SIGKILL:
-                        hint += " (SIGKILL: by a user, or the kernel's out-of-memory killer)"
-                    self._finish_fail(slot, "worker_died", hint)
-                self.log(f"worker {slot.index} exited (code {code}); starting a new one")
-                self._spawn(slot)
-            elif (
-                slot.trial is not None
-                and self.trial_timeout
-                and now - slot.trial_started > self.trial_timeout
-            ):
-                self.log(
-                    f"trial {slot.trial.number}: past its {self.trial_timeout:g}s limit; killing its worker"
-                )
-                self._kill_worker(slot)
-                self._finish_fail(slot, "timeout", f"ran longer than trial_timeout_s={self.trial_timeout:g}")
-                self._spawn(slot)
-            elif not slot.ready and now - slot.started > WORKER_START_LIMIT_S:
-                self.log(f"worker {slot.index} did not start within {WORKER_START_LIMIT_S:g}s; replacing it")
-                self._kill_worker(slot)
-                self._spawn(slot)
+            try:
+                self._check_worker(slot, time.time())
+            except optuna.exceptions.UpdateFinishedTrialError:
+                self._trial_taken(slot)
+
+    def _check_worker(self, slot: Slot, now: float) -> None:
+        """Replace a dead worker; kill a trial past its time limit or its kill grace."""
+        if not slot.process.is_alive():
+            code = slot.process.exitcode
+            self._kill_worker(slot)
+            if slot.trial is not None:
+                hint = f"the worker process exited with code {code}"
+                if code == -signal.SIGKILL:
+                    hint += " (SIGKILL: by a user, or the kernel's out-of-memory killer)"
+                self._finish_fail(slot, "worker_died", hint)
+            self.log(f"worker {slot.index} exited (code {code}); starting a new one")
+            self._spawn(slot)
+        elif slot.trial is not None and slot.kill_deadline is not None and now > slot.kill_deadline:
+            self.log(f"trial {slot.trial.number}: did not stop within {KILL_GRACE_S:g}s; killing its worker")
+            self._kill_worker(slot)
+            self._finish_user_kill(slot)
+            self._spawn(slot)
+        elif slot.trial is not None and self.trial_timeout and now - slot.trial_started > self.trial_timeout:
+            self.log(f"trial {slot.trial.number}: past its {self.trial_timeout:g}s limit; killing its worker")
+            self._kill_worker(slot)
+            self._finish_fail(slot, "timeout", f"ran longer than trial_timeout_s={self.trial_timeout:g}")
+            self._spawn(slot)
+        elif not slot.ready and now - slot.started > WORKER_START_LIMIT_S:
+            self.log(f"worker {slot.index} did not start within {WORKER_START_LIMIT_S:g}s; replacing it")
+            self._kill_worker(slot)
+            self._spawn(slot)
 
     # ------------------------------------------------------------------ trials
     def _dispatch(self, slot: Slot) -> None:
         trial = self.study.ask()
-        params = suggest(trial, self.spec)
-        seed = self.spec.study.seed + trial.number
-        config = self.spec.train_config(params, seed=seed)
-        attrs = {
+        attrs: dict[str, Any] = {
             "host": self.host,
-            "seed": seed,
-            "optuna_version": optuna.__version__,
-            "device": slot.device if not slot.visible else f"cuda:{slot.visible}",
-            "amp": config.amp,
-            "clip_norm": config.clip_norm,
-            "spec_commit": self.spec_commit,
             "coordinator_pid": os.getpid(),
+            "device": slot.device if not slot.visible else f"cuda:{slot.visible}",
+            "optuna_version": optuna.__version__,
+            "spec_commit": self.spec_commit,
         }
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        try:
+            params = suggest(trial, self.spec)
+            seed = self.spec.study.seed + trial.number
+            config = self.spec.train_config(params, seed=seed)
+        except ValueError as err:  # pydantic's ValidationError too: sampled values the config refuses
+            self._set_attrs(trial._trial_id, {**attrs, "fail_reason": "bad_config",
+                                              "fail_hint": str(err)[:500]}, trial)  # fmt: skip
+            self._tell(trial, state=TrialState.FAIL)
+            self.progress.done += 1
+            self.log(f"trial {trial.number}: FAIL (bad_config: {str(err).splitlines()[0]})")
+            self.on_progress(self.progress)
+            return
+        attrs.update(seed=seed, amp=config.amp, clip_norm=config.clip_norm)
+        self._set_attrs(trial._trial_id, attrs, trial)
         slot.trial, slot.trial_started = trial, time.time()
-        slot.epochs_reported, slot.best, slot.best_epoch, slot.stop_reason = 0, None, None, None
+        slot.epochs_reported, slot.best, slot.best_epoch = 0, None, None
+        slot.stop_reason, slot.kill_deadline = None, None
+        slot.trials_run += 1
         task_params = self.spec.task_params(params)
         if self.options.spec_path:  # user tasks import their module from the spec's folder
             task_params["__spec_dir__"] = str(Path(self.options.spec_path).resolve().parent)
@@ -395,6 +572,12 @@ class Coordinator:
                 pass  # dead worker: _check_workers handles it
 
     def _handle(self, slot: Slot, message: dict) -> None:
+        try:
+            self._handle_message(slot, message)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._trial_taken(slot)
+
+    def _handle_message(self, slot: Slot, message: dict) -> None:
         kind = message.get("type")
         if kind == "ready":
             slot.ready = True
@@ -433,59 +616,71 @@ class Coordinator:
         trial = slot.trial
         if trial is None or message.get("number") != trial.number:
             return
-        for key, value in (message.get("attrs") or {}).items():
-            trial.set_user_attr(key, value)
+        attrs = dict(message.get("attrs") or {})
         findings = message.get("findings") or []
         if findings:
             self.store.write_findings(self.study_id, trial.number, findings)
         state = message.get("state")
         if state == "fail":
-            self._finish_fail(slot, message.get("reason") or "error", message.get("hint") or "")
-            return
-        if slot.stop_reason == "user":
-            self._finish_user_kill(slot)
-            return
-        if slot.stop_reason == "pruned":
-            self.study.tell(trial, state=TrialState.PRUNED)
+            self._finish_fail(slot, message.get("reason") or "error", message.get("hint") or "", attrs)
+        elif slot.stop_reason == "user":
+            self._finish_user_kill(slot, attrs)
+        elif slot.stop_reason == "pruned":
+            self._set_attrs(trial._trial_id, attrs, trial)
+            self._tell(trial, state=TrialState.PRUNED)
             self._finished(slot, "PRUNED", None)
-            return
-        value = slot.best
-        if value is None:
-            final = (message.get("metrics") or {}).get(self.metric)
-            value = final if final is not None and math.isfinite(final) else None
-        if value is None:
-            self._finish_fail(slot, "no_metric", f"the trial reported no finite {self.metric}")
-            return
-        trial.set_user_attr("value_epoch", slot.best_epoch)
-        self.study.tell(trial, value)
-        self._finished(slot, "COMPLETE", value)
+        else:
+            value = slot.best
+            if value is None:
+                final = (message.get("metrics") or {}).get(self.metric)
+                value = final if final is not None and math.isfinite(final) else None
+            if value is None:
+                self._finish_fail(slot, "no_metric", f"the trial reported no finite {self.metric}", attrs)
+            else:
+                self._set_attrs(trial._trial_id, {**attrs, "value_epoch": slot.best_epoch}, trial)
+                self._tell(trial, value)
+                self._finished(slot, "COMPLETE", value)
+        limit = self.options.worker_max_trials
+        if limit and slot.trials_run >= limit and self.pending_signal is None:
+            self._retire_worker(slot)
 
-    def _finish_fail(self, slot: Slot, reason: str, hint: str) -> None:
+    def _retire_worker(self, slot: Slot) -> None:
+        """Replace a worker that has run its share of trials (worker_max_trials)."""
+        try:
+            slot.conn.send({"type": "exit"})
+        except (OSError, ValueError):
+            pass
+        slot.process.join(timeout=5)
+        self._kill_worker(slot)
+        self._spawn(slot)
+
+    def _finish_fail(self, slot: Slot, reason: str, hint: str, attrs: dict | None = None) -> None:
         trial = slot.trial
         if trial is None:
             return
-        trial.set_user_attr("fail_reason", reason)
-        if hint:
-            trial.set_user_attr("fail_hint", hint[:500])
-        self.study.tell(trial, state=TrialState.FAIL)
+        self._set_attrs(
+            trial._trial_id, {**(attrs or {}), "fail_reason": reason, "fail_hint": hint[:500]}, trial
+        )
+        self._tell(trial, state=TrialState.FAIL)
         self.store.write_log(self.study_id, trial.number, [f"FAIL {reason}: {hint}"])
         self._finished(slot, "FAIL", None, counted=reason not in NOT_COUNTED, reason=reason)
+        self._maybe_retry(trial.number, trial.params, reason)
 
-    def _finish_user_kill(self, slot: Slot) -> None:
+    def _finish_user_kill(self, slot: Slot, attrs: dict | None = None) -> None:
         """A killed trial is PRUNED (reason user) when it reported at least once, else FAIL."""
         trial = slot.trial
-        trial.set_user_attr("fail_reason", "user")
+        self._set_attrs(trial._trial_id, {**(attrs or {}), "fail_reason": "user"}, trial)
         if slot.epochs_reported:
-            self.study.tell(trial, state=TrialState.PRUNED)
+            self._tell(trial, state=TrialState.PRUNED)
             self._finished(slot, "PRUNED", None, reason="user")
         else:
-            self.study.tell(trial, state=TrialState.FAIL)
+            self._tell(trial, state=TrialState.FAIL)
             self._finished(slot, "FAIL", None, reason="user")
 
     def _finished(self, slot: Slot, state: str, value: float | None, counted: bool = True,
                   reason: str | None = None) -> None:  # fmt: skip
         number = slot.trial.number
-        slot.trial = None
+        slot.trial, slot.stop_reason, slot.kill_deadline = None, None, None
         if counted:
             self.progress.done += 1
         if state == "COMPLETE":
@@ -502,26 +697,84 @@ class Coordinator:
                 continue
             self._kill_worker(slot)
             if reason == "user":
-                slot.stop_reason = "user"
                 self._finish_user_kill(slot)
             else:
                 self._finish_fail(slot, reason, "the coordinator was stopped while the trial ran")
             if self.pending_signal is None and self.state != "stopping_now":
                 self._spawn(slot)
 
-    # ------------------------------------------------------------------ control and signals
-    def _poll_control(self) -> None:
-        for request in self.store.pending_requests(self.study_id):
-            result = self._apply(request["action"], request.get("arg"))
-            self.store.finish_request(request["id"], result)
-            self.log(f"control: {request['action']} {request.get('arg') or ''}-> {result}")
+    def _abandon_running(self, hint: str) -> None:
+        """The coordinator itself failed: leave no RUNNING trial behind if the store still answers."""
+        for slot in self.slots:
+            if slot.trial is None:
+                continue
+            self._kill_worker(slot)
+            try:
+                self._fail_trial(slot.trial._trial_id, slot.trial.number, "orphaned", hint)
+            except Exception:  # noqa: BLE001 - the store may be what failed; the next coordinator recovers
+                pass
+            slot.trial = None
 
-    def _apply(self, action: str, arg: str | None) -> str:
+    # ------------------------------------------------------------------ control and signals
+    def _control_start(self) -> None:
+        """Skip requests answered before this run; take unanswered ones that are still fresh."""
+        with store_errors(self.store.url), self.store.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(
+                sa.select(tt_control).where(tt_control.c.study_id == self.study_id).order_by(tt_control.c.id)
+            )]  # fmt: skip
+        now = time.time()
+        for row in rows:
+            if row["done"] is None and now - (row["created"] or 0) < CONTROL_FRESH_S:
+                self.control_backlog.append(row)
+            elif row["done"] is None:
+                self._answer(row["id"], "expired: no coordinator was running to answer it")
+        self.control_seen = max((r["id"] for r in rows), default=0)
+
+    def _poll_control(self) -> None:
+        """Apply control rows. `stop`, `pause`, ... go to every host's coordinator of the study; `kill`
+        is answered by the host running the trial."""
+        query = (
+            sa.select(tt_control)
+            .where(tt_control.c.study_id == self.study_id, tt_control.c.id > self.control_seen)
+            .order_by(tt_control.c.id)
+        )
+        with store_errors(self.store.url), self.store.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        rows, self.control_backlog = self.control_backlog + rows, []
+        for row in rows:
+            self.control_seen = max(self.control_seen, row["id"])
+            if row["action"] == "kill" and row["done"] is not None:
+                continue  # the host that ran the trial has answered
+            result = self._apply(row["action"], row.get("arg"))
+            if result is None:
+                continue  # another host's trial: that host answers
+            self._answer(row["id"], result)
+            self.log(f"control: {row['action']} {row.get('arg') or ''}-> {result}")
+
+    def _answer(self, request_id: int, result: str) -> None:
+        """The first coordinator to answer sets `done` and `result`; later hosts append theirs."""
+        c = tt_control.c
+        suffix = f" | {self.host}: {result}"
+        update = (
+            tt_control.update()
+            .where(c.id == request_id)
+            .values(
+                done=sa.func.coalesce(c.done, time.time()),
+                result=sa.case((c.done.is_(None), result), else_=sa.func.coalesce(c.result, "") + suffix),
+            )
+        )
+        with store_errors(self.store.url), self.store.engine.begin() as conn:
+            conn.execute(update)
+
+    def _apply(self, action: str, arg: str | None) -> str | None:
         if action == "stop":
-            self.state = "stopping"
+            if self.state != "stopping_now":
+                self.state = "stopping"
+            self.stopped_by_user = True
             return "stopping: running trials finish, no new ones start"
         if action == "stop_now":
             self.state = "stopping_now"
+            self.stopped_by_user = True
             return "stopping now: running trials are killed"
         if action == "pause":
             if self.state == "running":
@@ -530,50 +783,64 @@ class Coordinator:
         if action == "resume":
             if self.state == "paused":
                 self.state = "running"
-            return "resumed"
+            return "resumed" if self.state == "running" else f"not resumed: the study is {self.state}"
         if action == "kill":
-            try:
-                number = int(arg or "")
-            except ValueError:
-                return f"error: not a trial number: {arg!r}"
-            for slot in self.slots:
-                if slot.trial is not None and slot.trial.number == number:
-                    slot.stop_reason = "user"
-                    self._kill_worker(slot)  # a hung trial must die too: do not wait for its next epoch
-                    self._finish_user_kill(slot)
-                    self._spawn(slot)
-                    return f"killed trial {number}"
-            return f"error: trial {number} is not running on this coordinator"
+            return self._kill_trial(arg)
         return f"error: unknown action {action!r}"
+
+    def _kill_trial(self, arg: str | None) -> str | None:
+        try:
+            number = int(arg or "")
+        except ValueError:
+            return f"error: not a trial number: {arg!r}"
+        for slot in self.slots:
+            if slot.trial is not None and slot.trial.number == number:
+                slot.stop_reason = "user"
+                # the worker stops the trial at its next epoch and lives on; a hung trial is killed
+                slot.kill_deadline = time.time() + KILL_GRACE_S
+                return f"killing trial {number}"
+        trials = [t for t in self.study.get_trials(deepcopy=False) if t.number == number]
+        if not trials:
+            return f"error: study {self.spec.study.name} has no trial {number}"
+        trial = trials[0]
+        host = trial.user_attrs.get("host")
+        if (
+            trial.state == TrialState.RUNNING
+            and host != self.host
+            and host in self._live_hosts(ORPHAN_STALE_S)
+        ):
+            return None
+        return f"error: trial {number} is not running (it is {trial.state.name})"
 
     def _install_signal_handlers(self) -> None:
         def handler(signum, _frame):
-            if self.pending_signal is not None or not self.options.graceful:
-                self.pending_signal = signum
-            else:
-                self.log(f"signal {signum}: finishing running trials (send again to stop now)")
-                self.state = "stopping"
-                self.options.graceful = False  # a second signal stops at once
+            # no logging here: a print interrupted by a print raises "reentrant call"
+            if self.first_signal is None:
+                self.first_signal = signum
+                if self.options.graceful:
+                    self.state = "stopping"  # running trials finish; a second signal stops them
+                    return
+            self.pending_signal = signum
 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, handler)
 
     def _handle_signal(self) -> int:
-        signum = self.pending_signal
+        signum = self.first_signal or self.pending_signal
         self.log(f"signal {signal.Signals(signum).name}: failing running trials (interrupted) and exiting")
         self._abort_running("interrupted")
         return EXIT_BY_SIGNAL.get(signum, 1)
 
-    def _beat(self, force: bool = False, state: str | None = None) -> None:
+    def _beat(self, state: str | None = None) -> None:
         if self.study_id < 0:
             return
-        shown = state or ("paused" if self.state == "paused" else "running")
+        shown = state or {"paused": "paused", "running": "running"}.get(self.state, "stopping")
         self.store.beat(
             self.study_id,
             self.host,
             pid=os.getpid(),
             state=shown,
-            workers=len(self.slots),
+            workers=len(self.slots) or len(self.slots_plan()),
             device=self.device_summary(),
             started=self.started,
             log_path=os.environ.get("TUNETUI_LOG_PATH"),
@@ -581,9 +848,13 @@ class Coordinator:
 
     # ------------------------------------------------------------------ one coordinator per study per host
     def _lock(self) -> None:
+        """flock per (store, study, host): the store's state dir keys the store, the file name the rest.
+
+        The kernel drops the lock when the process dies, however it dies: no stale lock files."""
         locks = state_dir(self.store.url) / "locks"
         locks.mkdir(exist_ok=True, mode=0o700)
-        path = locks / f"{self.spec.study.name}.lock"
+        host = re.sub(r"[^A-Za-z0-9_.\-]", "_", self.host)
+        path = locks / f"{self.spec.study.name}@{host}.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -591,8 +862,8 @@ class Coordinator:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise CoordinatorError(
-                f"study {self.spec.study.name} already has a running coordinator on this host (pid {holder}); "
-                "use `tunetui stop` or wait for it"
+                f"study {self.spec.study.name} already has a running coordinator on host {self.host} "
+                f"(pid {holder}); stop it with `tunetui stop {self.spec.study.name}` or wait for it"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
@@ -603,6 +874,25 @@ class Coordinator:
             fcntl.flock(self.lock_file, fcntl.LOCK_UN)
             os.close(self.lock_file)
             self.lock_file = None
+
+
+def _fast_sqlite_commits(engine: sa.engine.Engine) -> None:
+    """synchronous=NORMAL on this engine's SQLite connections (no-op for other databases).
+
+    In WAL mode NORMAL never corrupts the file and loses nothing when a process dies (kill -9): only a
+    power cut or kernel crash may roll back the last commits. It saves an fsync per commit (~3 ms here,
+    ~20 commits per trial)."""
+    if engine.dialect.name != "sqlite" or getattr(engine, "_tunetui_fast", False):
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    engine._tunetui_fast = True
+    engine.dispose()  # pooled connections were opened before the listener: reopen them with it
 
 
 def _visible_gpus(device: str) -> list[int]:

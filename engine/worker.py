@@ -38,9 +38,10 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_pid: int) -> None:
     """Entry point of the worker process (spawned). Never touches the store."""
-    # Ctrl-C in the terminal reaches the whole process group; only the coordinator decides what stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Ctrl-C, a closed terminal or `kill -TERM -PGID` reach the whole process group; only the coordinator
+    # decides what stops (it fails the trial `interrupted`, or lets it finish with --graceful).
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     _die_with_parent(parent_pid)
 
     import torch
@@ -69,7 +70,9 @@ def run_trial(conn: Connection, message: dict[str, Any], device_name: str) -> di
 
     number = message["number"]
     started = time.time()
-    attrs = {"torch_version": torch.__version__, "worker_pid": os.getpid(), "device": device_name}
+    # plain str: torch.__version__ is a TorchVersion, and unpickling it would import torch in the coordinator;
+    # the coordinator records the device itself (it knows the physical GPU; we see only cuda:0)
+    attrs = {"torch_version": str(torch.__version__), "worker_pid": os.getpid()}
 
     def log(line: str) -> None:
         conn.send({"type": "log", "number": number, "line": line})
