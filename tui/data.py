@@ -192,6 +192,7 @@ class StudyWatcher:
         self.layer_cursor: dict[int, int] = {}
         self.log_cursor: dict[int, int] = {}
         self.detail_for: int | None = None
+        self.steps_for: int | None = None
         self.counts: dict[str, int] = {}
 
     def close(self) -> None:
@@ -226,9 +227,9 @@ class StudyWatcher:
             self.diag_count = diag
             delta.trials = self._trials(conn, sid, extra)
             changed_numbers = {r.number for r in delta.trials}
-            self._epochs(conn, sid, want, delta)
+            self._epochs(conn, sid, want, delta, changed_numbers)
             if want.steps is not None:
-                self._steps(conn, sid, want.steps, delta)
+                self._steps(conn, sid, want.steps, delta, changed_numbers)
             if want.detail is not None:
                 self._detail(conn, sid, want.detail, delta, changed_numbers, diag_changed)
         if delta.trials or not self.counts:
@@ -300,9 +301,13 @@ class StudyWatcher:
                 self.unfinished.pop(tid, None)
         return news
 
-    def _epochs(self, conn, sid: int, want: Want, delta: StudyDelta) -> None:
+    def _live(self, number: int, changed: set[int]) -> bool:
+        """Telemetry may still grow: the trial runs, or it just ended (its last rows came with the end)."""
+        return self.state.get(number) in UNFINISHED or number in changed
+
+    def _epochs(self, conn, sid: int, want: Want, delta: StudyDelta, changed: set[int]) -> None:
         fresh = [n for n in want.curves if n not in self.epoch_cursor and n in self.state]
-        live = [n for n in want.curves if n in self.epoch_cursor and self.state.get(n) in UNFINISHED]
+        live = [n for n in want.curves if n in self.epoch_cursor and self._live(n, changed)]
         if fresh:
             for row in conn.execute(EPOCH_ROWS_SQL, {"sid": sid, "numbers": fresh, "after": 0}):
                 delta.epochs.setdefault(row.trial_number, []).append(dict(row._mapping))
@@ -316,8 +321,11 @@ class StudyWatcher:
                     delta.epochs.setdefault(row.trial_number, []).append(dict(row._mapping))
                     self.epoch_cursor[row.trial_number] = row.epoch
 
-    def _steps(self, conn, sid: int, number: int, delta: StudyDelta) -> None:
-        if number in self.step_cursor and self.state.get(number) not in UNFINISHED:
+    def _steps(self, conn, sid: int, number: int, delta: StudyDelta, changed: set[int]) -> None:
+        if number != self.steps_for:
+            self.step_cursor.pop(number, None)  # only one trial's steps are kept: read them again
+            self.steps_for = number
+        if number in self.step_cursor and not self._live(number, changed):
             return
         after = self.step_cursor.get(number, -1)
         rows = [
@@ -330,7 +338,10 @@ class StudyWatcher:
     def _detail(
         self, conn, sid: int, number: int, delta: StudyDelta, changed: set[int], diag_changed: bool
     ) -> None:
-        running = self.state.get(number) in UNFINISHED
+        running = self._live(number, changed)
+        if number != self.detail_for:
+            self.layer_cursor.pop(number, None)  # layers and log lines are kept for one trial only
+            self.log_cursor.pop(number, None)
         if number != self.detail_for or number in changed or diag_changed:
             attrs = {k: _json(v) for k, v in conn.execute(ATTRS_SQL, {"sid": sid, "n": number})}
             findings = [dict(r._mapping) for r in conn.execute(FINDINGS_SQL, {"sid": sid, "n": number})]
@@ -348,7 +359,7 @@ class StudyWatcher:
             if rows or number not in self.layer_cursor:
                 delta.layers[number] = rows
             self.layer_cursor[number] = rows[-1]["epoch"] if rows else after
-        if number not in self.log_cursor or running or number in changed:
+        if number not in self.log_cursor or running:
             after = self.log_cursor.get(number, 0)
             rows = [
                 dict(r._mapping)

@@ -31,7 +31,7 @@ class LaunchScreen(Screen):
     HELP_TITLE = "Launch"
     BINDINGS = [
         Binding("ctrl+l", "launch", "Launch", tooltip="Start the coordinator detached and watch the study"),
-        Binding("ctrl+e", "edit", "Edit spec", tooltip="Open the spec in the editor"),
+        Binding("ctrl+o", "edit", "Edit spec", tooltip="Open the spec in the editor"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -76,7 +76,7 @@ class LaunchScreen(Screen):
             self.spec = load_spec(self.spec_path)
         except SpecError as err:
             self.spec = None
-            summary.update(f"[b]this spec has problems[/b] (ctrl+e to edit):\n{err}")
+            summary.update(f"[b]this spec has problems[/b] (ctrl+o to edit):\n{err}")
             return
         summary.update(spec_summary(self.spec))
         trials = self.query_one("#launch-trials", Input)
@@ -97,7 +97,7 @@ class LaunchScreen(Screen):
         if self.busy:
             return
         if self.spec is None:
-            self._message("fix the spec first (ctrl+e)")
+            self._message("fix the spec first (ctrl+o)")
             return
         try:
             trials = _int_or_none(self.query_one("#launch-trials", Input).value, "trials")

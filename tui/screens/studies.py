@@ -18,12 +18,20 @@ from tui.data import delete_study, list_studies, open_store
 from tui.messages import StudiesLoaded
 
 COUNT_LABELS = (("COMPLETE", "done"), ("RUNNING", "run"), ("PRUNED", "pruned"), ("FAIL", "fail"))
+COUNT_LETTERS = (("COMPLETE", "c"), ("RUNNING", "r"), ("PRUNED", "p"), ("FAIL", "f"), ("WAITING", "w"))
 
 
 def trial_summary(counts: dict[str, int]) -> str:
+    """12 (10 done, 1 pruned, 1 fail)"""
     total = sum(counts.values())
     parts = [f"{counts[state]} {label}" for state, label in COUNT_LABELS if counts.get(state)]
     return f"{total}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def trial_letters(counts: dict[str, int]) -> str:
+    """12: 10c 1p 1f (complete, running, pruned, failed, waiting)"""
+    parts = [f"{counts[state]}{letter}" for state, letter in COUNT_LETTERS if counts.get(state)]
+    return f"{sum(counts.values())}" + (f": {' '.join(parts)}" if parts else "")
 
 
 def format_best(value: float | None) -> str:
@@ -60,7 +68,7 @@ class StudiesScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label in (("name", "study"), ("status", "state"), ("trials", "trials"), ("best", "best"),
+        for key, label in (("name", "study"), ("status", "state"), ("trials", "trials c/r/p/f"), ("best", "best"),
                            ("started", "started"), ("device", "device")):  # fmt: skip
             table.add_column(label, key=key)
         self.query_one("#studies-title", Static).update(f"tunetui: studies in {redact(self.app.storage_url)}")
@@ -107,7 +115,7 @@ class StudiesScreen(Screen):
             (
                 s["study_name"],
                 s["status"],
-                trial_summary(s["counts"]),
+                trial_letters(s["counts"]),
                 format_best(s["best"]),
                 s.get("started_text", ""),
                 s.get("device", ""),

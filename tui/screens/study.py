@@ -55,10 +55,10 @@ class StudyScreen(Screen):
             Binding(str(i + 1), f"tab('{tab}')", f"{tab.title()} tab", show=False)
             for i, tab in enumerate(TABS)
         ),
-        Binding("left_square_bracket", "layer(-1)", "Prev layer", key_display="[", show=False),
-        Binding("right_square_bracket", "layer(1)", "Next layer", key_display="]", show=False),
-        Binding("comma", "epoch(-1)", "Prev epoch", key_display=",", show=False),
-        Binding("full_stop", "epoch(1)", "Next epoch", key_display=".", show=False),
+        Binding("left_square_bracket", "layer(-1)", "Prev layer (Grads tab)", key_display="[", show=False),
+        Binding("right_square_bracket", "layer(1)", "Next layer (Grads tab)", key_display="]", show=False),
+        Binding("comma", "epoch(-1)", "Prev epoch (Grads tab)", key_display=",", show=False),
+        Binding("full_stop", "epoch(1)", "Next epoch (Grads tab)", key_display=".", show=False),
     ]
 
     def __init__(self, study_name: str) -> None:

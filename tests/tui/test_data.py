@@ -1,0 +1,144 @@
+"""The TUI's read side: incremental polling, study status, deletion, downsampling, launch argv."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import optuna
+import pytest
+
+from engine.store import Store
+from tests.tui.builders import DISTRIBUTIONS, build_study
+from tui.control import restart_spec, run_argv
+from tui.data import StudyWatcher, Want, best_so_far, delete_study, downsample, list_studies, open_store
+
+
+def test_watcher_first_poll_reads_the_whole_study_then_only_news(small_store):
+    watcher = StudyWatcher(small_store, "digits_mlp")
+    first = watcher.poll(Want())
+    assert first.first and len(first.trials) == 12
+    assert first.status == "finished"
+    assert first.user_attrs["spec_path"].endswith("digits_mlp.toml")
+    by_number = {r.number: r for r in first.trials}
+    assert by_number[9].state == "FAIL" and by_number[9].reason == "nan_loss"
+    assert by_number[1].flags == 1 and by_number[0].epochs == 6
+    assert set(by_number[0].params) == {"lr", "layers", "width", "dropout", "optimizer"}
+    assert by_number[0].params["width"] in (64, 128, 256)  # categorical index turned back into the choice
+    again = watcher.poll(Want())
+    assert again.trials == [] and again.empty
+
+
+def test_watcher_sees_new_trials_state_changes_and_new_epochs(running_store):
+    watcher = StudyWatcher(running_store, "digits_mlp")
+    first = watcher.poll(Want(curves=(4,), steps=4, detail=4))
+    assert first.status == "running"
+    assert [r.number for r in first.trials if r.state == "RUNNING"] == [4, 5]
+    assert len(first.epochs[4]) == 1 and len(first.steps[4]) == 10 and first.layers[4]
+
+    store = Store(running_store)
+    sid = store.study_id("digits_mlp")
+    study = optuna.load_study(study_name="digits_mlp", storage=store.optuna_storage())
+    store.write_epoch(sid, 4, 2, {"val_loss": 0.5, "val_acc": 0.8}, [{"step": 99, "epoch": 2, "loss": 0.4}],
+                      [{"layer": "net.0", "grad_norm": 0.1}])  # fmt: skip
+    trial_4 = next(t for t in study.get_trials() if t.number == 4)
+    study.tell(trial_4.number, 0.99)
+    store.write_findings(sid, 3, [{"kind": "lr_too_high", "remedy": "lower lr"}])
+    study.add_trial(
+        optuna.trial.create_trial(value=0.5, params={"lr": 0.01}, distributions={"lr": DISTRIBUTIONS["lr"]})
+    )
+    store.close()
+
+    news = watcher.poll(Want(curves=(4,), steps=4, detail=4))
+    changed = {r.number: r for r in news.trials}
+    assert set(changed) == {3, 4, 6}  # 4 finished, 3 got a finding, 6 is new; 5 (still running) unchanged
+    assert changed[4].state == "COMPLETE" and changed[4].value == 0.99 and changed[4].epochs == 2
+    assert changed[3].flags == 1
+    assert [e["epoch"] for e in news.epochs[4]] == [2]
+    assert [s["step"] for s in news.steps[4]] == [99]
+    assert [row["epoch"] for row in news.layers[4]] == [2]
+
+
+def test_watcher_waits_for_a_store_and_a_study_that_do_not_exist_yet(tmp_path):
+    url = f"sqlite:///{tmp_path}/later.db"
+    watcher = StudyWatcher(url, "digits_mlp")
+    assert watcher.poll(Want()).study_id is None  # no file yet
+    build_study(url, n_trials=2)
+    delta = watcher.poll(Want())
+    assert delta.study_id is not None and len(delta.trials) == 2
+
+
+def test_list_studies_reports_state_counts_best_and_device(small_store, running_store):
+    [small] = list_studies(open_store(small_store))
+    assert small["status"] == "finished" and small["device"] == "cpu"
+    assert small["counts"] == {"COMPLETE": 10, "PRUNED": 1, "FAIL": 1}
+    assert small["started_text"] == "2025-01-06 09:00"
+    [running] = list_studies(open_store(running_store))
+    assert running["status"] == "running"
+
+
+def test_a_freshly_finished_coordinator_is_not_running(small_store):
+    store = Store(small_store)
+    store.beat(store.study_id("digits_mlp"), "host-a", state="finished")  # a fresh last_seen
+    store.close()
+    [study] = list_studies(open_store(small_store))
+    assert study["status"] == "finished"
+
+
+def test_delete_study_removes_optuna_and_telemetry_rows(small_store):
+    delete_study(small_store, "digits_mlp")
+    store = Store(small_store, read_only=True)
+    assert store.studies() == []
+    with store.engine.connect() as conn:
+        for table in ("tt_epoch", "tt_step", "tt_layer", "tt_diagnosis", "tt_log", "tt_heartbeat"):
+            assert conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one() == 0
+
+
+def test_delete_refuses_a_running_study(running_store):
+    from engine.store import StoreError
+
+    with pytest.raises(StoreError, match="running"):
+        delete_study(running_store, "digits_mlp")
+
+
+def test_downsample_keeps_about_a_thousand_points_and_the_spikes():
+    xs = list(range(100_000))
+    ys = [1.0] * 100_000
+    ys[54_321] = 50.0
+    dx, dy = downsample(xs, ys, 1000)
+    assert len(dx) <= 1000 and 50.0 in dy and dx == sorted(dx)
+    assert downsample([1, 2], [3, 4]) == ([1, 2], [3, 4])
+
+
+def test_best_so_far_follows_the_direction():
+    assert best_so_far([0.2, 0.5, 0.3, 0.7], maximize=True) == [0.2, 0.5, 0.5, 0.7]
+    assert best_so_far([0.2, 0.5, 0.1], maximize=False) == [0.2, 0.2, 0.1]
+
+
+def test_run_argv_is_the_detached_cli_as_a_list():
+    argv = run_argv("studies/a.toml", "sqlite:////x.db", trials=3, workers=2, device="cpu",
+                    overrides=["train.epochs=2"])  # fmt: skip
+    assert argv == [sys.executable, "-m", "engine.cli", "run", "studies/a.toml", "--detach", "--storage",
+                    "sqlite:////x.db", "--trials", "3", "--workers", "2", "--device", "cpu",
+                    "--set", "train.epochs=2"]  # fmt: skip
+
+
+def test_restart_spec_prefers_the_text_the_study_really_ran_with(tmp_path):
+    spec = tmp_path / "a.toml"
+    spec.write_text('[study]\nname = "a"\n')
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert restart_spec(url, "a", {"spec_path": str(spec), "spec_toml": spec.read_text()}) == spec
+    ran = restart_spec(
+        url, "a", {"spec_path": str(spec), "spec_toml": '[study]\nname = "a"\n[train]\nepochs = 2\n'}
+    )
+    assert ran != spec and "epochs = 2" in ran.read_text()
+
+
+def test_watcher_poll_is_cheap_when_nothing_changed(big_store):
+    watcher = StudyWatcher(big_store, "big")
+    first = watcher.poll(Want())
+    assert len(first.trials) == 10_000
+    start = time.perf_counter()
+    for _ in range(10):
+        assert watcher.poll(Want()).trials == []
+    assert (time.perf_counter() - start) / 10 < 0.05
