@@ -58,7 +58,7 @@ class ExportScreen(ModalScreen[None]):
                 for i, (_, label, _) in enumerate(FORMATS):
                     yield RadioButton(label, value=i == 0)
             yield Input(str(self._default_path("csv")), id="export-path")
-            yield Static("up/down: format   tab: path   enter or ctrl+s: export   escape: cancel",
+            yield Static("up/down, space: format   tab: path   enter or ctrl+s: export   escape: cancel",
                          id="export-hint")  # fmt: skip
 
     def _default_path(self, kind: str) -> Path:

@@ -239,24 +239,25 @@ class StudyScreen(Screen):
 
     # ------------------------------------------------------------ panels
     def _title(self) -> None:
+        """name · status · best · trials by state · view, short enough for 80 columns."""
+        from tui.screens.studies import trial_letters
+
         counts: dict[str, int] = {}
         for row in self.rows.values():
             counts[row.state] = counts.get(row.state, 0) + 1
-        from tui.screens.studies import trial_summary
-
         table = self.query_one(TrialTable)
         best = self.rows.get(table.best) if table.best is not None else None
         parts = [f"[b]{self.study_name}[/b]", self.status]
         if self.study_id is None:
-            parts.append("waiting for the study to appear in the store" if self.status == "waiting" else "")
+            parts.append("waiting for the study to appear in the store")
         else:
-            parts.append(f"trials {trial_summary(counts)}")
-            parts.append(f"best {format_value(best.value)} (#{best.number})" if best else "best -")
+            parts.append(f"best {format_value(best.value)} #{best.number}" if best else "best -")
+            parts.append(f"trials {trial_letters(counts)}")
         view = self.view if self.view != "compare" else f"compare #{self.pinned}"
-        parts.append(f"view {view}" + (" · follow" if self.follow else ""))
+        parts.append(f"view {view}" + (" +follow" if self.follow else ""))
         if self.error:
             parts.append(f"[b]store error[/b]: {self.error}")
-        self.query_one("#study-title", Static).update(" · ".join(p for p in parts if p))
+        self.query_one("#study-title", Static).update(" · ".join(parts))
 
     def _clip(self, number: int | None) -> float | None:
         if number is None:

@@ -188,35 +188,39 @@ class TrialTable(ScrollView, can_focus=True):
             self.post_message(self.Highlighted(self.current))
 
     def _sort(self) -> None:
+        """Sort by the sort column; trials without a value in it go last in either direction."""
         key = self._sort_function(self.sort_key)
-        self.order = sorted(self.rows, key=key, reverse=self.sort_reverse)
+        keyed = [(key(n), n) for n in self.rows]
+        present = sorted((k for k in keyed if k[0] is not None), reverse=self.sort_reverse)
+        missing = sorted(n for k, n in keyed if k is None)
+        self.order = [n for _, n in present] + missing
         self.index = {number: i for i, number in enumerate(self.order)}
 
     def _sort_function(self, column: str) -> Callable[[int], Any]:
+        """A key per trial number (None: no value in this column); ties broken by trial number."""
         rows = self.rows
-        missing_last = float("inf")
 
-        def numeric(v: Any) -> tuple:
+        def numeric(v: Any) -> tuple | None:
             if v is None or (isinstance(v, float) and math.isnan(v)):
-                return (1, missing_last, "")
+                return None
             if isinstance(v, bool | int | float):
                 return (0, float(v), "")
-            return (0, missing_last, str(v))
+            return (1, 0.0, str(v))
 
         if column == "number":
             return lambda n: n
         if column == "state":
-            return lambda n: (STATE_ORDER.get(rows[n].state, 9), n)
+            return lambda n: STATE_ORDER.get(rows[n].state, 9)
         if column == "value":
-            return lambda n: (numeric(rows[n].value), n)
+            return lambda n: numeric(rows[n].value)
         if column == "epochs":
-            return lambda n: (rows[n].epochs, n)
+            return lambda n: rows[n].epochs
         if column == "duration":
-            return lambda n: (numeric(self._duration(rows[n])), n)
+            return lambda n: numeric(self._duration(rows[n]))
         if column == "flags":
-            return lambda n: (rows[n].flags, n)
+            return lambda n: rows[n].flags
         name = column.removeprefix("param:")
-        return lambda n: (numeric(rows[n].params.get(name)), n)
+        return lambda n: numeric(rows[n].params.get(name))
 
     def _duration(self, row: TrialRow) -> float | None:
         if row.started is None:
