@@ -1,0 +1,109 @@
+"""Control from another process: `tunetui kill`, `pause`, `resume`, `stop [--now]`, and `run --detach`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from tests.helpers_run import StoreView, alive, children, finish, start, tunetui, wait_for, write_spec
+
+
+def running(view: StoreView, study: str, min_epochs: int = 0) -> list[int]:
+    return sorted(
+        n for n, t in view.trials(study).items() if t["state"] == "RUNNING" and t["epochs"] >= min_epochs
+    )
+
+
+def test_kill_pause_resume_and_stop_now_from_another_process(tmp_path):
+    spec = write_spec(tmp_path, "ctl", "slow", n_trials=40, epochs=15, task_params={"epoch_s": 0.1})
+    url, view = f"sqlite:///{tmp_path}/store.db", StoreView(f"sqlite:///{tmp_path}/store.db")
+    coordinator = start(spec, url, "--workers", "2", log=tmp_path / "run.log")
+
+    # kill a trial that has reported: PRUNED, reason user; its worker lives on for the next trial
+    victim = wait_for(lambda: running(view, "ctl", min_epochs=1), 60, "a trial with an epoch")[0]
+    done = tunetui("kill", "ctl", str(victim), storage=url)
+    assert done.returncode == 0 and f"killing trial {victim}" in done.stdout, done.stderr
+    wait_for(lambda: view.trials("ctl")[victim]["state"] != "RUNNING", 10, "the killed trial to end")
+    killed = view.trials("ctl")[victim]
+    assert (killed["state"], killed["reason"]) == ("PRUNED", "user")
+    assert tunetui("kill", "ctl", "999", storage=url).returncode == 1
+
+    # pause: running trials finish, none starts
+    paused = tunetui("pause", "ctl", storage=url)
+    assert paused.returncode == 0 and "paused" in paused.stdout
+    wait_for(lambda: not running(view, "ctl"), 30, "running trials to finish")
+    count = len(view.trials("ctl"))
+    time.sleep(1.5)
+    assert len(view.trials("ctl")) == count
+    listing = json.loads(tunetui("ls", "--json", storage=url).stdout)
+    assert listing[0]["status"] == "paused" and listing[0]["coordinators"][0]["pid"] == coordinator.pid
+
+    # resume: trials start again
+    assert tunetui("resume", "ctl", storage=url).returncode == 0
+    wait_for(lambda: len(running(view, "ctl", min_epochs=1)) == 2, 30, "two trials running again")
+
+    # stop --now: running trials are killed, the coordinator exits 0
+    assert tunetui("stop", "ctl", "--now", storage=url).returncode == 0
+    assert finish(coordinator, 30) == 0
+    trials = view.trials("ctl")
+    assert not running(view, "ctl")
+    assert sum(t["reason"] == "user" for t in trials.values()) == 3  # the killed one and the two stopped
+    assert len(trials) < 40
+    assert view.heartbeat("ctl")[0]["state"] == "stopped"
+
+
+def test_killing_a_hung_trial_fails_it(tmp_path):
+    """A trial that never reports an epoch cannot stop itself: its worker is killed; FAIL, reason user."""
+    spec = write_spec(tmp_path, "hung", "hang", n_trials=1, task_params={"mark_dir": str(tmp_path / "m")})
+    url, view = f"sqlite:///{tmp_path}/store.db", StoreView(f"sqlite:///{tmp_path}/store.db")
+    coordinator = start(spec, url, "--workers", "1", log=tmp_path / "run.log")
+    wait_for(
+        lambda: list((tmp_path / "m").glob("hang-*")) if (tmp_path / "m").exists() else [], 60, "the hang"
+    )
+    assert tunetui("kill", "hung", "0", storage=url).returncode == 0
+    assert finish(coordinator, 30) == 0
+    assert (view.trials("hung")[0]["state"], view.trials("hung")[0]["reason"]) == ("FAIL", "user")
+
+
+def test_detach_returns_at_once_and_ls_shows_the_coordinator(tmp_path):
+    spec = write_spec(tmp_path, "bg", "slow", n_trials=100, epochs=10, task_params={"epoch_s": 0.05})
+    url, view = f"sqlite:///{tmp_path}/store.db", StoreView(f"sqlite:///{tmp_path}/store.db")
+    began = time.monotonic()
+    started = tunetui("run", str(spec), "--detach", "--workers", "1", storage=url)
+    assert started.returncode == 0, started.stderr
+    assert time.monotonic() - began < 15
+    pid = int(started.stdout.split("pid ")[1].split()[0])
+    try:
+        state = tmp_path / "store.state"
+        assert (state / "pids" / "bg.pid").read_text().strip() == str(pid)
+        assert os.getsid(pid) == pid  # its own session: closing the terminal does not reach it
+        wait_for(lambda: any(t["state"] == "COMPLETE" for t in view.trials("bg").values()), 60, "a trial")
+        listing = json.loads(tunetui("ls", "--json", storage=url).stdout)
+        (coordinator,) = listing[0]["coordinators"]
+        assert coordinator["pid"] == pid and coordinator["alive"] and listing[0]["status"] == "running"
+        assert str(state / "logs" / "bg.log") == coordinator["log_path"]
+
+        assert tunetui("stop", "bg", storage=url).returncode == 0
+        wait_for(lambda: not alive(pid), 30, "the detached coordinator to exit")
+        assert view.heartbeat("bg")[0]["state"] == "stopped"
+        assert not running(view, "bg")
+        assert "trial 0: COMPLETE" in (state / "logs" / "bg.log").read_text()
+
+    finally:
+        if alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_processes():
+    before = set(children(os.getpid()))
+    yield
+    for pid in set(children(os.getpid())) - before:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
