@@ -1,0 +1,155 @@
+"""Several hosts, one study: coordinators against one real PostgreSQL server (.ci/postgres.sh).
+
+Two coordinators on this machine act as two hosts through $TUNETUI_HOST (each takes its own lock)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import uuid
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from engine.store import Store
+from tests.helpers_run import ROOT, StoreView, alive, children, finish, start, tunetui, wait_for, write_spec
+
+pytestmark = pytest.mark.postgres
+NOT_COUNTED = ("orphaned", "interrupted")
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    """The server's base URL; stopped and removed after the module."""
+    script = ROOT / ".ci" / "postgres.sh"
+    try:
+        done = subprocess.run(
+            [str(script), "start"], capture_output=True, text=True, timeout=600, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("`.ci/postgres.sh start` took more than 10 minutes")
+    if done.returncode == 3:
+        pytest.skip(f"no PostgreSQL server here and none could be installed: {done.stderr.strip()[-300:]}")
+    if done.returncode != 0:
+        pytest.fail(f"`.ci/postgres.sh start` failed ({done.returncode}): {done.stderr[-2000:]}")
+    url, folder = done.stdout.split()[:2]
+    yield url
+    subprocess.run([str(script), "stop", folder], capture_output=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def pg_url(postgres_server):
+    """A fresh database per test, with tunetui's tables already made (see the note in the report)."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    Store(url).close()
+    return url
+
+
+def host(name: str) -> dict[str, str]:
+    return {"TUNETUI_HOST": name}
+
+
+def counted(trials: dict[int, dict], on: str) -> int:
+    return sum(
+        t["host"] == on and t["state"] != "RUNNING" and t["reason"] not in NOT_COUNTED
+        for t in trials.values()
+    )
+
+
+def test_two_hosts_form_one_study_and_add_up_their_budgets(tmp_path, pg_url):
+    spec = write_spec(tmp_path, "shared", "tiny")
+    a = start(spec, pg_url, "--trials", "6", "--workers", "1", log=tmp_path / "a.log", env=host("host-a"))
+    b = start(spec, pg_url, "--trials", "9", "--workers", "1", log=tmp_path / "b.log", env=host("host-b"))
+    assert finish(a, 120) == 0, (tmp_path / "a.log").read_text()[-3000:]
+    assert finish(b, 120) == 0, (tmp_path / "b.log").read_text()[-3000:]
+    view = StoreView(pg_url)
+    trials = view.trials("shared")
+    assert sorted(trials) == list(range(15))  # one study, unique trial numbers
+    assert Counter(t["host"] for t in trials.values()) == {"host-a": 6, "host-b": 9}
+    assert all(t["state"] == "COMPLETE" and t["epochs"] == 1 for t in trials.values())  # telemetry in the DB
+    assert sorted((h["host"], h["state"]) for h in view.heartbeat("shared")) == [
+        ("host-a", "finished"),
+        ("host-b", "finished"),
+    ]
+    assert json.loads(view.study_attr("shared", "run_target:host-b")) == 9
+    # the study is an ordinary Optuna study in that database
+    import optuna
+
+    assert len(optuna.load_study(study_name="shared", storage=pg_url).trials) == 15
+
+
+def test_kill_and_stop_reach_the_host_that_runs_the_trial_and_every_host(tmp_path, pg_url):
+    spec = write_spec(tmp_path, "ctl", "slow", n_trials=50, epochs=30, task_params={"epoch_s": 0.1})
+    view = StoreView(pg_url)
+    a = start(spec, pg_url, "--workers", "1", log=tmp_path / "a.log", env=host("host-a"))
+    b = start(spec, pg_url, "--workers", "1", log=tmp_path / "b.log", env=host("host-b"))
+
+    def running_on(name: str) -> list[int]:
+        return [
+            n
+            for n, t in view.trials("ctl").items()
+            if t["state"] == "RUNNING" and t["host"] == name and t["epochs"]
+        ]
+
+    victim = wait_for(lambda: running_on("host-b"), 60, "a trial running on host-b")[0]
+    wait_for(lambda: running_on("host-a"), 60, "a trial running on host-a")
+    killed = tunetui("kill", "ctl", str(victim), storage=pg_url)
+    assert killed.returncode == 0 and f"killing trial {victim}" in killed.stdout, (
+        killed.stdout + killed.stderr
+    )
+    wait_for(lambda: view.trials("ctl")[victim]["state"] == "PRUNED", 15, "the killed trial")
+    assert view.trials("ctl")[victim]["reason"] == "user"
+
+    stopped = tunetui("stop", "ctl", storage=pg_url)
+    assert stopped.returncode == 0, stopped.stderr
+    assert finish(a, 60) == 0 and finish(b, 60) == 0
+    assert sorted(h["state"] for h in view.heartbeat("ctl")) == ["stopped", "stopped"]
+    assert not [t for t in view.trials("ctl").values() if t["state"] == "RUNNING"]
+
+
+def test_a_host_killed_9_resumes_its_own_budget_while_the_other_goes_on(tmp_path, pg_url):
+    spec = write_spec(tmp_path, "crash", "slow", n_trials=4, epochs=6, task_params={"epoch_s": 0.05})
+    view = StoreView(pg_url)
+    a = start(spec, pg_url, "--workers", "1", log=tmp_path / "a.log", env=host("host-a"))
+    b = start(spec, pg_url, "--workers", "1", log=tmp_path / "b.log", env=host("host-b"))
+    wait_for(
+        lambda: [
+            t for t in view.trials("crash").values() if t["host"] == "host-a" and t["state"] == "RUNNING"
+        ],
+        60,
+        "a trial running on host-a",
+    )
+    workers = children(a.pid)
+    os.kill(a.pid, signal.SIGKILL)
+    a.wait()
+    orphans = [
+        n for n, t in view.trials("crash").items() if t["state"] == "RUNNING" and t["host"] == "host-a"
+    ]
+    assert orphans
+    wait_for(lambda: not any(alive(pid) for pid in workers), 10, "host-a's workers to exit")
+    again = start(spec, pg_url, "--workers", "1", log=tmp_path / "a.log", env=host("host-a"))
+    assert finish(again, 120) == 0, (tmp_path / "a.log").read_text()[-3000:]
+    assert finish(b, 120) == 0, (tmp_path / "b.log").read_text()[-3000:]
+    trials = view.trials("crash")
+    assert all(trials[n]["reason"] == "orphaned" for n in orphans)
+    assert not [t for t in trials.values() if t["state"] == "RUNNING"]
+    assert counted(trials, "host-a") == 4 and counted(trials, "host-b") == 4
+    assert len(set(trials)) == len(trials)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_processes():
+    before = set(children(os.getpid()))
+    yield
+    for pid in set(children(os.getpid())) - before:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
