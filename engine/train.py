@@ -149,6 +149,7 @@ def _train(
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
         norm_sum = torch.zeros((), device=device)
+        norm_count = 0  # steps whose gradient norm was measured: every step when clipping, else sampled ones
         clip_count = torch.zeros((), device=device)
         samples: list[tuple[int, float, list[Tensor]]] = []  # (step, lr, device values)
         layer_stats: Tensor | None = None
@@ -178,15 +179,18 @@ def _train(
                 objective.backward()
 
             sampled = telemetry and (step - 1) % config.step_every == 0
-            if telemetry and i == layer_step:
+            at_layer_step = telemetry and i == layer_step
+            if at_layer_step:
                 layer_stats = _layer_stats(layers, config)  # before clipping rescales the grads
             norm = None
             if clip is not None:
                 norm = nn.utils.clip_grad_norm_(params, clip)  # returns the norm before clipping
-                norm_sum += norm
                 clip_count += norm > clip
-            elif sampled:
+            elif sampled or at_layer_step:
                 norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            if norm is not None:
+                norm_sum += norm
+                norm_count += 1
             lr = optimizer.param_groups[0]["lr"]
             if sampled:
                 samples.append((step, lr, _step_values(loss, norm, clip, scaler)))
@@ -222,11 +226,7 @@ def _train(
             row["skipped"] = int(row["skipped"] or 0)
             row["amp_scale"] = row["amp_scale"] if scaler is not None else None
         layer_rows = _layer_rows(layers, layers_h, config) if layers_h is not None else []
-        if clip is not None:
-            grad_norm = norm_sum_h / steps_per_epoch
-        else:
-            sampled_norms = [r["grad_norm"] for r in steps if r["grad_norm"] is not None]
-            grad_norm = sum(sampled_norms) / len(sampled_norms) if sampled_norms else None
+        grad_norm = norm_sum_h / norm_count if norm_count else None
         epoch_seconds = time.perf_counter() - started
         metrics = {
             "train_loss": train_loss_sum / seen,
@@ -234,7 +234,7 @@ def _train(
             "val_loss": val_loss_h / len(y_val),
             "val_acc": val_correct_h / len(y_val),
             "lr": lr,
-            "grad_norm": _finite_or_none(grad_norm) if grad_norm is not None else None,
+            "grad_norm": _finite_or_none(grad_norm),
             "clip_frac": clip_count_h / steps_per_epoch if clip is not None else 0.0,
             "epoch_time_s": epoch_seconds,
             "samples_per_s": seen / train_seconds if train_seconds > 0 else 0.0,
