@@ -103,8 +103,8 @@ class EditorScreen(Screen):
         Binding(
             "ctrl+f", "fork", "Fork", tooltip="Save a copy under a new study name, showing the space diff"
         ),
-        Binding("ctrl+j", "issues", "Issues", show=False, tooltip="Jump to the list of problems"),
         Binding("escape", "back", "Back", tooltip="Leave the editor (asks when there are unsaved changes)"),
+        Binding("q", "quit", "Quit", tooltip="Quit tunetui (asks when there are unsaved changes)"),
     ]
 
     def __init__(self, path: Path) -> None:
@@ -118,7 +118,7 @@ class EditorScreen(Screen):
         self.validations = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(str(self.path), id="editor-title", classes="title")
+        yield Static(self.path.name, id="editor-title", classes="title")
         with Horizontal(id="editor-body"):
             yield self._text_area()
             with Vertical(id="editor-side"):
@@ -133,9 +133,13 @@ class EditorScreen(Screen):
             text = f"# cannot read {self.path}: {err}\n"
         self.saved_text = self.original_text = text
         try:
-            area = TextArea.code_editor(text, language="toml", id="editor-text", soft_wrap=False)
+            area = TextArea.code_editor(
+                text, language="toml", id="editor-text", soft_wrap=False, tab_behavior="focus"
+            )
         except Exception:  # tree-sitter present but without TOML: plain text still edits fine
-            area = TextArea.code_editor(text, language=None, id="editor-text", soft_wrap=False)
+            area = TextArea.code_editor(
+                text, language=None, id="editor-text", soft_wrap=False, tab_behavior="focus"
+            )
         return area
 
     def on_mount(self) -> None:
@@ -175,10 +179,11 @@ class EditorScreen(Screen):
             status.update(f"[b]valid[/b]: study {self.spec.study.name}, {dims} dimensions. ctrl+s saves")
         else:
             status.update(f"[b]{len(self.issues)} problem{'s' if len(self.issues) != 1 else ''}[/b] "
-                          "(enter on one jumps to its line)")  # fmt: skip
+                          "(tab, then enter on one: jump to its line)")  # fmt: skip
             for i, issue in enumerate(self.issues):
                 where = f"line {issue.line}" if issue.line else "line ?"
                 issues.add_option(Option(f"{where}: {issue.path or '<spec>'}: {issue.message}", id=str(i)))
+            issues.highlighted = 0
         self._title()
 
     def _title(self) -> None:
@@ -188,7 +193,9 @@ class EditorScreen(Screen):
             if self.spec is not None and self._timer is None
             else ("checking" if self._timer else "invalid")
         )
-        self.query_one("#editor-title", Static).update(f"{self.path}{mark} · {state}")
+        self.query_one("#editor-title", Static).update(
+            f"{self.path.name}{mark} · {state} · in {self.path.parent}"
+        )
 
     @on(OptionList.OptionSelected, "#editor-issues")
     def _jump(self, event: OptionList.OptionSelected) -> None:
@@ -198,9 +205,6 @@ class EditorScreen(Screen):
             area.move_cursor((issue.line - 1, 0))
             area.scroll_cursor_visible(center=True)
         area.focus()
-
-    def action_issues(self) -> None:
-        self.query_one("#editor-issues", OptionList).focus()
 
     def action_save(self) -> None:
         if self._timer is not None:
