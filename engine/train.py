@@ -363,13 +363,13 @@ def _step_values(loss: Tensor, norm: Tensor | None, clip: float | None, scaler: 
     norm_value = norm.detach().float() if norm is not None else nan
     clipped = (norm_value > clip).float() if clip is not None and norm is not None else torch.zeros_like(loss)
     if scaler is not None:
-        # scaler.get_scale() would sync with the host every sample; read the device tensor instead
+        # scaler.get_scale() would sync with the host every sample: copy its device tensor instead
+        # (a copy, because scaler.update() changes that tensor in place)
         scale = getattr(scaler, "_scale", None)
-        scale = (
-            scale.detach().float().reshape(())
-            if scale is not None
-            else torch.full_like(loss, scaler.get_scale())
-        )
+        if scale is not None:
+            scale = scale.detach().float().reshape(()).clone()
+        else:
+            scale = torch.full_like(loss, scaler.get_scale())
         skipped = (~torch.isfinite(norm_value)).float() if norm is not None else torch.zeros_like(loss)
     else:
         scale, skipped = torch.ones_like(loss), torch.zeros_like(loss)
