@@ -44,6 +44,26 @@ def list_studies(store: Store | None) -> list[dict]:
     return studies
 
 
+def short_path(path: str | Path) -> str:
+    """A path as the user would type it: relative under the working folder, ~ under home."""
+    path = Path(path)
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+        try:
+            rel = path.resolve().relative_to(base.resolve())
+        except ValueError:
+            continue
+        return prefix + str(rel) if str(rel) != "." else (prefix or ".")
+    return str(path)
+
+
+def short_url(url: str) -> str:
+    """A storage URL fit for a title: SQLite files as short paths, passwords hidden."""
+    from engine.store import redact
+
+    db = sqlite_path(url)
+    return short_path(db) if db is not None else redact(url)
+
+
 def fix_alive(beats: list[dict]) -> list[dict]:
     """Only a running or paused coordinator with a fresh beat is alive ("finished" rows are fresh too)."""
     for b in beats:

@@ -17,6 +17,7 @@ from textual.widgets import Footer, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from engine.spec import NAME_PATTERN, SpecError, SpecIssue, StudySpec, parse_spec
+from tui.data import short_path
 
 DEBOUNCE_S = 0.3
 
@@ -194,7 +195,7 @@ class EditorScreen(Screen):
             else ("checking" if self._timer else "invalid")
         )
         self.query_one("#editor-title", Static).update(
-            f"{self.path.name}{mark} · {state} · in {self.path.parent}"
+            f"{self.path.name}{mark} · {state} · in {short_path(self.path.parent)}"
         )
 
     @on(OptionList.OptionSelected, "#editor-issues")

@@ -13,8 +13,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
-from engine.store import StoreError, redact
-from tui.data import delete_study, list_studies, open_store
+from engine.store import StoreError
+from tui.data import delete_study, list_studies, open_store, short_url
 from tui.messages import StudiesLoaded
 
 COUNT_LABELS = (("COMPLETE", "done"), ("RUNNING", "run"), ("PRUNED", "pruned"), ("FAIL", "fail"))
@@ -57,6 +57,7 @@ class StudiesScreen(Screen):
         self.shown: list[tuple] = []
         self.filter_text = ""
         self._wake = threading.Event()
+        self._closing = False  # set on unmount: the polling thread ends now, not after its sleep
 
     def compose(self) -> ComposeResult:
         yield Static("tunetui: studies", id="studies-title", classes="title")
@@ -71,7 +72,9 @@ class StudiesScreen(Screen):
         for key, label in (("name", "study"), ("status", "state"), ("trials", "trials c/r/p/f"), ("best", "best"),
                            ("started", "started"), ("device", "device")):  # fmt: skip
             table.add_column(label, key=key)
-        self.query_one("#studies-title", Static).update(f"tunetui: studies in {redact(self.app.storage_url)}")
+        self.query_one("#studies-title", Static).update(
+            f"tunetui: studies in {short_url(self.app.storage_url)}"
+        )
         table.focus()
         self.poll()
 
@@ -80,7 +83,7 @@ class StudiesScreen(Screen):
     def poll(self) -> None:
         worker = get_current_worker()
         store = None
-        while not worker.is_cancelled:
+        while not worker.is_cancelled and not self._closing:
             try:
                 if store is None:
                     store = open_store(self.app.storage_url)
@@ -91,6 +94,10 @@ class StudiesScreen(Screen):
             self._wake.clear()
         if store is not None:
             store.close()
+
+    def on_unmount(self) -> None:
+        self._closing = True
+        self._wake.set()
 
     def refresh_now(self) -> None:
         self._wake.set()

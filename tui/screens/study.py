@@ -90,6 +90,7 @@ class StudyScreen(Screen):
         self.ticks = 0
         self.apply_s = 0.0  # time spent applying the last delta (the benchmark reads it)
         self._wake = threading.Event()
+        self._closing = False  # set on unmount: the polling thread ends now, not after its sleep
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -130,7 +131,7 @@ class StudyScreen(Screen):
         worker = get_current_worker()
         watcher = StudyWatcher(self.app.storage_url, self.study_name)
         try:
-            while not worker.is_cancelled:
+            while not worker.is_cancelled and not self._closing:
                 try:
                     delta = watcher.poll(self.want)
                 except StoreError as err:
@@ -143,6 +144,10 @@ class StudyScreen(Screen):
                 self._wake.clear()
         finally:
             watcher.close()
+
+    def on_unmount(self) -> None:
+        self._closing = True
+        self._wake.set()
 
     def _set_want(self) -> None:
         numbers = self._curve_numbers()

@@ -1,0 +1,60 @@
+"""The Launch screen: defaults from the spec, input checks, and the real CLI's refusal shown verbatim."""
+
+from __future__ import annotations
+
+from tests.tui.conftest import wait_for
+from tests.tui.screen_text import screen_text
+from tui.screens.editor import EditorScreen
+from tui.screens.launch import LaunchScreen
+
+
+async def open_launch(pilot, app, spec):
+    app.push_screen(LaunchScreen(spec))
+    await pilot.pause(0.2)
+    return app.screen
+
+
+async def test_shows_the_spec_and_fills_defaults_from_it(small_store, make_app, studies_dir):
+    app = make_app(small_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_launch(pilot, app, studies_dir / "digits_mlp.toml")
+        text = screen_text(app)
+        assert "digits_mlp: maximize val_acc on task digits" in text
+        assert screen.query_one("#launch-trials").value == "30"
+        assert screen.query_one("#launch-device").value == "auto"
+        assert screen.query_one("#launch-storage").value == small_store
+
+
+async def test_overrides_must_be_key_value(small_store, make_app, studies_dir):
+    app = make_app(small_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_launch(pilot, app, studies_dir / "digits_mlp.toml")
+        screen.query_one("#launch-set").value = "train.epochs"
+        await pilot.press("ctrl+l")
+        assert "overrides are KEY=VALUE" in screen_text(app)
+
+
+async def test_the_cli_refusal_is_shown_and_nothing_starts(small_store, make_app, studies_dir):
+    app = make_app(small_store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_launch(pilot, app, studies_dir / "digits_mlp.toml")
+        screen.query_one("#launch-set").value = "budget.n_trials=0"
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: "could not start digits_mlp" in screen_text(app), timeout=60)
+        assert "budget.n_trials" in screen_text(app) and "nothing was started" in screen_text(app)
+        assert isinstance(app.screen, LaunchScreen)
+
+
+async def test_a_broken_spec_is_reported_and_ctrl_o_opens_the_editor(small_store, make_app, studies_dir):
+    bad = studies_dir / "bad.toml"
+    bad.write_text('[study]\nname = "bad"\n[sampler]\nkind = "nope"\n')
+    app = make_app(small_store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_launch(pilot, app, bad)
+        assert "this spec has problems" in screen_text(app) and "sampler" in screen_text(app)
+        await pilot.press("ctrl+l")
+        assert "fix the spec first" in screen_text(app)
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, EditorScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, LaunchScreen)
