@@ -1,9 +1,9 @@
 """Parallel trials: speed-up of 2 workers over 1, and the per-trial fixed cost of reused workers vs a
 fresh process per trial. Both pairs run side by side in one invocation; results in ratios.
 
-    .venv/bin/python benchmarks/bench_parallel.py [--trials 12] [--epochs 15] [--repeat 2]
+    .venv/bin/python benchmarks/bench_parallel.py [--trials 12] [--epochs 4] [--rows 16384] [--repeat 2]
 
-1. Speed-up: CPU-bound trials (an MLP on 2048 random rows, user task helpers_tasks:busy), one torch
+1. Speed-up: CPU-bound trials (an MLP on 8192 random training rows, user task helpers_tasks:busy), one torch
    thread per worker in both runs, so a second worker can only help by using the second core.
    Goal: >= 1.7x on 2 cores. Reported end to end (worker start-up included) and in steady state
    (first trial start to last trial end).
@@ -18,6 +18,7 @@ import argparse
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +44,7 @@ kind = "none"
 
 [task]
 name = "helpers_tasks:{task}"
+params = {{ rows = {rows} }}
 
 [train]
 epochs = {epochs}
@@ -59,10 +61,11 @@ log = true
 
 
 def run_study(folder: Path, name: str, task: str, trials: int, workers: int, epochs: int, batch_size: int,
-              width: int, worker_max_trials: int | None = None) -> dict:  # fmt: skip
+              width: int, worker_max_trials: int | None = None, rows: int = 2048) -> dict:  # fmt: skip
     """One in-process coordinator run; returns wall time, steady-state span and summed training time."""
     spec_path = folder / f"{name}.toml"
-    spec_path.write_text(SPEC.format(name=name, task=task, epochs=epochs, batch_size=batch_size, width=width))
+    text = SPEC.format(name=name, task=task, epochs=epochs, batch_size=batch_size, width=width, rows=rows)
+    spec_path.write_text(text)
     url = f"sqlite:///{folder}/{name}.db"
     options = RunOptions(n_trials=trials, workers=workers, threads=1, device="cpu",
                          worker_max_trials=worker_max_trials, spec_path=str(spec_path))  # fmt: skip
@@ -73,18 +76,44 @@ def run_study(folder: Path, name: str, task: str, trials: int, workers: int, epo
     assert code == 0, f"{name}: the run exited {code}"
     store = Store(url, read_only=True)
     sid = store.study_id(name)
-    rows = store.trials(sid)
-    assert len(rows) == trials and all(r.state == "COMPLETE" for r in rows), [r.state for r in rows]
-    train = sum(store.trial_attrs(sid, r.number).get("train_time_s") or 0.0 for r in rows)
-    span = max(r.finished for r in rows) - min(r.started for r in rows)
+    finished = store.trials(sid)
+    assert len(finished) == trials and all(r.state == "COMPLETE" for r in finished), [
+        r.state for r in finished
+    ]
+    train = sum(store.trial_attrs(sid, r.number).get("train_time_s") or 0.0 for r in finished)
+    span = max(r.finished for r in finished) - min(r.started for r in finished)
     store.close()
     return {"wall": wall, "span": span, "train": train, "trials": trials}
+
+
+BARE = """
+import time, torch
+torch.set_num_threads(1)
+a = torch.randn(256, 256)
+began = time.perf_counter()
+for _ in range(3000):
+    a @ a
+print(time.perf_counter() - began)
+"""
+
+
+def bare_speedup() -> float:
+    """The machine's own ceiling: the same single-threaded matmul loop in 1 process, then in 2 at once.
+
+    On a shared or overcommitted VM two vCPUs are not two free cores; this says how much a second process
+    can gain here and now, whatever tunetui does."""
+    argv = [sys.executable, "-c", BARE]
+    alone = float(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    pair = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    both = max(float(p.communicate()[0]) for p in pair)
+    return 2 * alone / both
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12, help="CPU-bound trials per speed-up run")
-    parser.add_argument("--epochs", type=int, default=15, help="epochs of each CPU-bound trial")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of each CPU-bound trial")
+    parser.add_argument("--rows", type=int, default=16384, help="training rows of the CPU-bound task")
     parser.add_argument("--fixed-trials", type=int, default=40, help="tiny trials with a reused worker")
     parser.add_argument("--fresh-trials", type=int, default=8, help="tiny trials with a fresh process each")
     parser.add_argument("--repeat", type=int, default=2, help="speed-up runs per worker count (best is kept)")
@@ -95,9 +124,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tunetui-bench-") as tmp:
         folder = Path(tmp)
         shutil.copy(ROOT / "tests" / "helpers_tasks.py", folder / "helpers_tasks.py")
-        busy = {"task": "busy", "trials": args.trials, "epochs": args.epochs, "batch_size": 64, "width": 256}
+        busy = {"task": "busy", "trials": args.trials, "epochs": args.epochs, "batch_size": 64, "width": 256,
+                "rows": args.rows}  # fmt: skip
         runs: dict[int, list[dict]] = {1: [], 2: []}
+        ceilings = []
         for repeat in range(args.repeat):  # interleaved, so a burst of load elsewhere hits both
+            ceilings.append(bare_speedup())
             for k in (1, 2):
                 runs[k].append(run_study(folder, f"workers_{k}_{repeat}", workers=k, **busy))
         one, two = (min(runs[k], key=lambda r: r["wall"]) for k in (1, 2))
@@ -106,7 +138,7 @@ def main() -> None:
         fresh = run_study(folder, "fresh", trials=args.fresh_trials, worker_max_trials=1, **tiny)
 
     print("\n## 1. Parallel speed-up (CPU-bound trials, 1 torch thread per worker)\n")
-    print(f"{args.trials} trials x {args.epochs} epochs, MLP 2x256 on 2048x64 rows, batch 64\n")
+    print(f"{args.trials} trials x {args.epochs} epochs, MLP 2x256 on {args.rows // 2}x64 rows, batch 64\n")
     print("| workers | wall (s), best | steady state (s) | training per trial (s) | every run's wall (s) |")
     print("| ---: | ---: | ---: | ---: | --- |")
     for k, r in ((1, one), (2, two)):
@@ -114,6 +146,8 @@ def main() -> None:
         print(f"| {k} | {r['wall']:.2f} | {r['span']:.2f} | {r['train'] / r['trials']:.3f} | {walls} |")
     print(f"\nspeed-up 2 vs 1 workers: end to end {one['wall'] / two['wall']:.2f}x, "
           f"steady state {one['span'] / two['span']:.2f}x (goal >= 1.7x)")  # fmt: skip
+    print(f"the machine's ceiling meanwhile (bare matmul, 2 processes vs 1): "
+          f"{', '.join(f'{c:.2f}x' for c in ceilings)}; load average now {os.getloadavg()[0]:.2f}")  # fmt: skip
 
     print("\n## 2. Per-trial fixed cost: reused worker vs a fresh process per trial\n")
     print("| mode | trials | steady state (s) | per trial (ms) | training per trial (ms) |")

@@ -41,6 +41,7 @@ CONTROL_FRESH_S = 30.0  # a request still unanswered when a coordinator starts i
 ORPHAN_SWEEP_S = 20.0  # how often RUNNING trials of other hosts' dead coordinators are looked for
 ORPHAN_STALE_S = 60.0  # another host's coordinator is dead when its heartbeat is this old
 WORKER_START_LIMIT_S = 180.0
+WORKER_START_FAILURES = 3  # a slot whose new workers die this many times in a row before ready: give up
 KILL_GRACE_S = 3.0  # a killed trial may stop at its next epoch (its worker lives on); then it is killed
 LIVE_STATES = ("running", "paused", "stopping")  # heartbeat states of a coordinator that has not ended
 # Failure reasons that mean "this trial did not get its chance": they do not count toward the budget.
@@ -81,6 +82,7 @@ class Slot:
     kill_deadline: float | None = None  # a user kill waiting for the trial's next epoch
     worker_pid: int | None = None
     trials_run: int = 0  # by the current worker process
+    failed_starts: int = 0  # workers of this slot that died before saying ready, in a row
 
 
 @dataclass
@@ -120,6 +122,7 @@ class Coordinator:
         self.metric = spec.study.metric
         self.maximize = spec.study.direction == "maximize"
         self.slots: list[Slot] = []
+        self.plan: list[tuple[str, str, int]] = []  # slots_plan(), fixed when the run starts
         self.state = "running"  # running | paused | stopping | stopping_now
         self.stopped_by_user = False
         self.pending_signal: int | None = None  # stop now: set by a signal handler
@@ -144,6 +147,7 @@ class Coordinator:
             self._unlock()
 
     def _run(self) -> int:
+        self.plan = self.slots_plan()  # a bad device fails here, before the store is touched
         self._open_study()
         crashed_before = self._previous_run_crashed()
         self._recover_orphans()
@@ -158,7 +162,7 @@ class Coordinator:
         resumed = " (resuming a crashed run)" if crashed_before and self.options.n_trials is None else ""
         self.log(
             f"study {self.spec.study.name} on {self.host}: {self.progress.done}/{target} trials counted{resumed}, "
-            f"{len(self.slots_plan())} worker(s) on {self.device_summary()}"
+            f"{len(self.plan)} worker(s) on {self.device_summary()}"
         )
         final, exit_code = "crashed", 1
         try:
@@ -417,13 +421,12 @@ class Coordinator:
         return [("cpu", "", threads) for _ in range(count)]
 
     def device_summary(self) -> str:
-        plan = self.slots_plan()
-        if plan and plan[0][0].startswith("cuda"):
-            return ",".join(f"cuda:{v}" for _, v, _ in plan)
+        if self.plan and self.plan[0][0].startswith("cuda"):
+            return ",".join(f"cuda:{v}" for _, v, _ in self.plan)
         return "cpu"
 
     def _start_workers(self) -> None:
-        for i, (device, visible, threads) in enumerate(self.slots_plan()):
+        for i, (device, visible, threads) in enumerate(self.plan):
             slot = Slot(index=i, device=device, visible=visible, threads=threads)
             self.slots.append(slot)
             self._spawn(slot)
@@ -492,7 +495,15 @@ class Coordinator:
         """Replace a dead worker; kill a trial past its time limit or its kill grace."""
         if not slot.process.is_alive():
             code = slot.process.exitcode
+            was_ready = slot.ready
             self._kill_worker(slot)
+            if not was_ready:
+                slot.failed_starts += 1
+                if slot.failed_starts >= WORKER_START_FAILURES:
+                    raise CoordinatorError(
+                        f"worker {slot.index} died {slot.failed_starts} times while starting (exit code {code}); "
+                        "run `python -c 'import torch'` with this environment to see why"
+                    )
             if slot.trial is not None:
                 hint = f"the worker process exited with code {code}"
                 if code == -signal.SIGKILL:
@@ -580,7 +591,7 @@ class Coordinator:
     def _handle_message(self, slot: Slot, message: dict) -> None:
         kind = message.get("type")
         if kind == "ready":
-            slot.ready = True
+            slot.ready, slot.failed_starts = True, 0
             slot.worker_pid = message.get("pid")
         elif kind == "log":
             self.store.write_log(self.study_id, message.get("number"), [str(message.get("line", ""))])
@@ -840,7 +851,7 @@ class Coordinator:
             self.host,
             pid=os.getpid(),
             state=shown,
-            workers=len(self.slots) or len(self.slots_plan()),
+            workers=len(self.slots) or len(self.plan),
             device=self.device_summary(),
             started=self.started,
             log_path=os.environ.get("TUNETUI_LOG_PATH"),

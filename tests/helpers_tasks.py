@@ -90,6 +90,6 @@ def crash(params: dict, device: torch.device) -> TaskData:
 
 
 def busy(params: dict, device: torch.device) -> TaskData:
-    """CPU-bound, single-threaded trials for the parallel benchmark: an MLP on 2048 random rows."""
+    """CPU-bound, single-threaded trials for the parallel benchmark: an MLP on `rows` random rows (half for training)."""
     rows, features = int(params.get("rows", 2048)), int(params.get("features", 64))
     return _data(device, rows=rows, features=features, seed=1)

@@ -221,3 +221,33 @@ def _no_stray_processes():
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def test_a_trial_failed_by_another_coordinator_is_dropped_uncounted(tmp_path):
+    """Another host took our heartbeat for dead and failed our running trial: we drop it and go on."""
+    spec = write_spec(tmp_path, "taken", "slow", n_trials=2, epochs=20, task_params={"epoch_s": 0.1})
+    url, view = f"sqlite:///{tmp_path}/store.db", StoreView(f"sqlite:///{tmp_path}/store.db")
+    coordinator = start(spec, url, "--workers", "1", log=tmp_path / "run.log")
+    wait_for(lambda: running(view, "taken") and view.trials("taken")[0]["epochs"] >= 1, 60, "trial 0 running")
+    storage = optuna.storages.RDBStorage(url)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name("taken"), 0)
+    storage.set_trial_user_attr(trial_id, "fail_reason", "orphaned")
+    storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+    assert finish(coordinator, 90) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    assert "trial 0: finished by another coordinator meanwhile" in (tmp_path / "run.log").read_text()
+    trials = view.trials("taken")
+    assert (trials[0]["state"], trials[0]["reason"]) == ("FAIL", "orphaned")
+    assert [trials[n]["state"] for n in (1, 2)] == ["COMPLETE", "COMPLETE"] and len(trials) == 3
+
+
+def test_workers_that_cannot_start_stop_the_run_with_a_clear_message(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "torch.py").write_text("import os\nos._exit(7)\n")  # a torch that dies on import
+    spec = write_spec(tmp_path, "nostart", "tiny", n_trials=2)
+    url = f"sqlite:///{tmp_path}/store.db"
+    coordinator = start(spec, url, log=tmp_path / "run.log", env={"PYTHONPATH": f"{broken}:{ROOT}"})
+    assert finish(coordinator, 120) == 1
+    said = (tmp_path / "run.log").read_text()
+    assert "worker 0 died 3 times while starting (exit code 7)" in said and "Traceback" not in said
+    assert StoreView(url).heartbeat("nostart")[0]["state"] == "crashed"
