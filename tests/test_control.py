@@ -51,7 +51,8 @@ def test_kill_pause_resume_and_stop_now_from_another_process(tmp_path):
     assert finish(coordinator, 30) == 0
     trials = view.trials("ctl")
     assert not running(view, "ctl")
-    assert sum(t["reason"] == "user" for t in trials.values()) == 3  # the killed one and the two stopped
+    # the killed one, and the running ones (two, or one if the other was between trials at that instant)
+    assert sum(t["reason"] == "user" for t in trials.values()) in (2, 3)
     assert len(trials) < 40
     assert view.heartbeat("ctl")[0]["state"] == "stopped"
 
