@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
+from textual.widgets import DataTable, OptionList
 
 from engine.store import Store
 from tests.tui.builders import build_study
@@ -92,6 +92,9 @@ async def test_n_picks_a_spec_and_opens_the_launch_screen(small_store, make_app)
         await pilot.press("n")
         assert isinstance(app.screen, SpecPicker)
         assert "digits_mlp.toml" in screen_text(app)
+        options = app.screen.query_one(OptionList)
+        options.highlighted = next(i for i in range(options.option_count)
+                                   if options.get_option_at_index(i).id.endswith("digits_mlp.toml"))  # fmt: skip
         await pilot.press("enter")
         assert isinstance(app.screen, LaunchScreen)
         assert app.screen.spec_path.name == "digits_mlp.toml"

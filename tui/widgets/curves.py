@@ -18,7 +18,7 @@ TITLES = {
     "loss": "loss",
     "acc": "accuracy",
     "lr": "learning rate",
-    "grad": "grad norm (pre-clip)",
+    "grad": "grad norm pre-clip",
     "layers": "per-layer grad norm",
 }
 MAX_OVERLAY = 40  # curves drawn at once in the "all" view
@@ -141,7 +141,7 @@ def charts_for(
 
     loss, acc = Chart(f"loss {who}"), Chart(f"accuracy {who}")
     lr = Chart(f"learning rate {who}", log_y=True)
-    grad = Chart(f"grad norm (pre-clip) {who}", hline=clip, log_y=False)
+    grad = Chart(f"grad norm pre-clip {who}", hline=clip, log_y=False)
     for i, n in enumerate(numbers):
         rows = epochs.get(n, [])
         color = PALETTE[i % len(PALETTE)]
@@ -166,13 +166,13 @@ def charts_for(
         xs = [s["step"] for s in steps]
         lr = Chart(f"learning rate {who}", [Series(None, xs, [s.get("lr") for s in steps], "cyan")],
                    xlabel="step", log_y=True)  # fmt: skip
-        grad = Chart(f"grad norm (pre-clip) {who}",
+        grad = Chart(f"grad norm pre-clip {who}",
                      [Series(None, xs, [s.get("grad_norm") for s in steps], "cyan")], xlabel="step", hline=clip)  # fmt: skip
     if clip is not None:
-        grad.title += f", clip {clip:g}"
+        grad.title += f" | clip {clip:g}"
     charts.update(loss=loss, acc=acc, lr=lr, grad=grad)
 
-    layer_chart = Chart(f"per-layer grad norm #{numbers[-1] if mode != 'all' else numbers[-1]}", log_y=True)
+    layer_chart = Chart("per-layer grad norm", log_y=True)
     by_layer: dict[str, tuple[list, list]] = {}
     for row in layers or []:
         xs, ys = by_layer.setdefault(row["layer"], ([], []))
