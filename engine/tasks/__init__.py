@@ -164,8 +164,8 @@ def split_indices(n: int, val_fraction: float, seed: int = 0) -> tuple[Tensor, T
 
 
 def standardize(x_train: Tensor, x_val: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-    """Standardize both sets with the training set's mean and std over `dims` (no leak from val)."""
+    """Standardize both sets in place with the training set's mean and std over `dims` (no leak from val)."""
     mean = x_train.mean(dim=dims, keepdim=True)
     std = x_train.std(dim=dims, keepdim=True)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))
-    return (x_train - mean) / std, (x_val - mean) / std
+    return x_train.sub_(mean).div_(std), x_val.sub_(mean).div_(std)

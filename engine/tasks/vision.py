@@ -53,9 +53,11 @@ def load_vision_task(task: TaskSpec, device: torch.device) -> TaskData:
     train_idx, val_idx = split_indices(len(labels), task.val_fraction)
     if task.subset is not None:
         train_idx = train_idx[: task.subset]
-    # float32 in [0, 1], then standardized with the training rows' statistics
-    x = images.float().div_(255.0)
-    x_train, x_val = standardize(x[train_idx], x[val_idx], dims=channel_dims)
+    # float32 in [0, 1], then standardized with the training rows' statistics (converted after the
+    # split, so the uint8 images are the only full-size copy alongside the float sets)
+    x_train = images[train_idx].float().div_(255.0)
+    x_val = images[val_idx].float().div_(255.0)
+    x_train, x_val = standardize(x_train, x_val, dims=channel_dims)
     return TaskData(
         x_train=x_train.to(device),
         y_train=labels[train_idx].to(device),
