@@ -6,7 +6,8 @@ fresh process per trial. Both pairs run side by side in one invocation; results 
 1. Speed-up: CPU-bound trials (an MLP on 8192 random training rows, user task helpers_tasks:busy), one torch
    thread per worker in both runs, so a second worker can only help by using the second core.
    Goal: >= 1.7x on 2 cores. Reported end to end (worker start-up included) and in steady state
-   (first trial start to last trial end).
+   (first trial start to last trial end), next to the same trials trained by 1 and by 2 plain processes
+   (no coordinator, no store): what the machine itself allows at that moment.
 2. Fixed cost: a trivially small trial (32 rows, 1 epoch: ~3 ms of training) run by one long-lived
    worker, vs the same trial in a fresh worker process each time (RunOptions.worker_max_trials = 1:
    spawn, import torch, load the task). Time per trial is almost all fixed cost. Goal: >= 10x lower.
@@ -87,26 +88,40 @@ def run_study(folder: Path, name: str, task: str, trials: int, workers: int, epo
 
 
 BARE = """
-import time, torch
+import sys, time
+sys.path[:0] = [{root!r}, {folder!r}]
+import torch
 torch.set_num_threads(1)
-a = torch.randn(256, 256)
+from engine.config import TrainConfig
+from engine.train import train
+from helpers_tasks import busy
+data = busy({{"rows": {rows}}}, torch.device("cpu"))
+config = TrainConfig(epochs={epochs}, batch_size=64, width=256, layers=2, lr=3e-3)
+train(config, data, torch.device("cpu"), lambda report: False)  # warm up
+print("ready", flush=True)
+sys.stdin.readline()  # all processes start together
 began = time.perf_counter()
-for _ in range(3000):
-    a @ a
-print(time.perf_counter() - began)
+for _ in range({trials}):
+    train(config, data, torch.device("cpu"), lambda report: False)
+print(time.perf_counter() - began, flush=True)
 """
 
 
-def bare_speedup() -> float:
-    """The machine's own ceiling: the same single-threaded matmul loop in 1 process, then in 2 at once.
-
-    On a shared or overcommitted VM two vCPUs are not two free cores; this says how much a second process
-    can gain here and now, whatever tunetui does."""
-    argv = [sys.executable, "-c", BARE]
-    alone = float(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
-    pair = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    both = max(float(p.communicate()[0]) for p in pair)
-    return 2 * alone / both
+def bare_training(folder: Path, processes: int, trials: int, epochs: int, rows: int) -> float:
+    """The same trials trained by `processes` plain Python processes, no coordinator, no store: the
+    machine's own ceiling (on a shared or overcommitted VM two vCPUs are not two free cores)."""
+    code = BARE.format(
+        root=str(ROOT), folder=str(folder), rows=rows, epochs=epochs, trials=trials // processes
+    )
+    argv = [sys.executable, "-c", code]
+    pool = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(processes)]  # fmt: skip
+    for process in pool:
+        assert process.stdout.readline().strip() == "ready"
+    for process in pool:
+        process.stdin.write("\n")
+        process.stdin.flush()
+    return max(float(process.communicate()[0]) for process in pool)
 
 
 def main() -> None:
@@ -127,10 +142,10 @@ def main() -> None:
         busy = {"task": "busy", "trials": args.trials, "epochs": args.epochs, "batch_size": 64, "width": 256,
                 "rows": args.rows}  # fmt: skip
         runs: dict[int, list[dict]] = {1: [], 2: []}
-        ceilings = []
-        for repeat in range(args.repeat):  # interleaved, so a burst of load elsewhere hits both
-            ceilings.append(bare_speedup())
+        bare: dict[int, list[float]] = {1: [], 2: []}
+        for repeat in range(args.repeat):  # interleaved, so a burst of load elsewhere hits all
             for k in (1, 2):
+                bare[k].append(bare_training(folder, k, args.trials, args.epochs, args.rows))
                 runs[k].append(run_study(folder, f"workers_{k}_{repeat}", workers=k, **busy))
         one, two = (min(runs[k], key=lambda r: r["wall"]) for k in (1, 2))
         tiny = {"task": "tiny", "workers": 1, "epochs": 1, "batch_size": 16, "width": 16}
@@ -139,16 +154,20 @@ def main() -> None:
 
     print("\n## 1. Parallel speed-up (CPU-bound trials, 1 torch thread per worker)\n")
     print(f"{args.trials} trials x {args.epochs} epochs, MLP 2x256 on {args.rows // 2}x64 rows, batch 64\n")
-    print("| workers | wall (s), best | steady state (s) | training per trial (s) | every run's wall (s) |")
-    print("| ---: | ---: | ---: | ---: | --- |")
+    print("| workers | wall (s) | steady state (s) | training per trial (s) | bare training (s) |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
     for k, r in ((1, one), (2, two)):
-        walls = ", ".join(f"{x['wall']:.2f}" for x in runs[k])
-        print(f"| {k} | {r['wall']:.2f} | {r['span']:.2f} | {r['train'] / r['trials']:.3f} | {walls} |")
-    print(f"\nspeed-up 2 vs 1 workers: end to end {one['wall'] / two['wall']:.2f}x, "
-          f"steady state {one['span'] / two['span']:.2f}x (goal >= 1.7x)")  # fmt: skip
-    print(f"the machine's ceiling meanwhile (bare matmul, 2 processes vs 1): "
-          f"{', '.join(f'{c:.2f}x' for c in ceilings)}; load average now {os.getloadavg()[0]:.2f}")  # fmt: skip
-
+        print(
+            f"| {k} | {r['wall']:.2f} | {r['span']:.2f} | {r['train'] / r['trials']:.3f} | {min(bare[k]):.2f} |"
+        )
+    steady, ceiling = one["span"] / two["span"], min(bare[1]) / min(bare[2])
+    print(f"\nspeed-up 2 vs 1 workers: end to end {one['wall'] / two['wall']:.2f}x, steady state {steady:.2f}x "
+          f"(goal >= 1.7x); bare training in 1 vs 2 plain processes meanwhile: {ceiling:.2f}x, so tunetui "
+          f"gets {steady / ceiling:.0%} of what this machine gives a second process")  # fmt: skip
+    for k in (1, 2):
+        print(f"  every run, {k} worker(s): tunetui wall " + ", ".join(f"{r['wall']:.2f}" for r in runs[k])
+              + " s; bare " + ", ".join(f"{b:.2f}" for b in bare[k]) + " s")  # fmt: skip
+    print(f"  load average at the end: {os.getloadavg()[0]:.2f} (other processes on this machine)")
     print("\n## 2. Per-trial fixed cost: reused worker vs a fresh process per trial\n")
     print("| mode | trials | steady state (s) | per trial (ms) | training per trial (ms) |")
     print("| --- | ---: | ---: | ---: | ---: |")

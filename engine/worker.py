@@ -47,6 +47,11 @@ def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_p
     import torch
 
     torch.set_num_threads(max(1, threads))
+    # import the training stack before saying ready: the first trial's time (and its time limit) is then
+    # training, not imports
+    import engine.tasks  # noqa: F401
+    import engine.train  # noqa: F401
+
     conn.send({"type": "ready", "pid": os.getpid(), "slot": slot, "device": device})
     try:
         while True:
