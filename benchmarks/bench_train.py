@@ -128,9 +128,9 @@ def main() -> None:
             dict(batch_size=64),
         ),
         (
-            "synthetic (40000 x 256), MLP 3x512, batch 256",
-            synthetic_task(50_000, 256, device),
-            dict(batch_size=256, layers=3, width=512),
+            "synthetic MNIST-shaped (48000 x 784), MLP 2x256, batch 128",
+            synthetic_task(60_000, 784, device),
+            dict(batch_size=128, layers=2, width=256),
         ),
     ]
     lines = [

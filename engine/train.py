@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import gc
-import json
 import math
 import os
 import time
@@ -33,6 +32,7 @@ EPOCH_COLUMNS = (
 STEP_COLUMNS = ("step", "epoch", "loss", "lr", "grad_norm", "clipped", "amp_scale", "skipped")
 LAYER_COLUMNS = ("layer", "grad_norm", "weight_norm", "hist_json")
 EVAL_BATCH = 2048  # validation rows per forward pass
+HIST_SAMPLE = 4096  # gradient values per layer counted into its histogram (a fixed random sample)
 FAIL_ALLOC_ENV = "TUNETUI_FAIL_ALLOC_AT_STEP"  # tests: raise an out-of-memory error at this global step
 COMPILE_BACKEND_ENV = "TUNETUI_COMPILE_BACKEND"  # torch.compile backend (default inductor)
 
@@ -108,6 +108,7 @@ def _train(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # tensor-core friendly layout for convs
     layers = layer_names(model)  # before compile, so the names are the model's own
+    hist_picks = _histogram_picks(layers, config.seed)
     forward = model
     if config.compile:
         forward = torch.compile(model, backend=os.environ.get(COMPILE_BACKEND_ENV) or "inductor")
@@ -185,7 +186,7 @@ def _train(
             sampled = telemetry and (step - 1) % config.step_every == 0
             at_layer_step = telemetry and i == layer_step
             if at_layer_step:
-                layer_stats = _layer_stats(layers, config)  # before clipping rescales the grads
+                layer_stats = _layer_stats(layers, hist_picks, config)  # before clipping rescales the grads
             norm = None
             if clip is not None:
                 norm = nn.utils.clip_grad_norm_(params, clip)  # returns the norm before clipping
@@ -198,7 +199,9 @@ def _train(
             lr = optimizer.param_groups[0]["lr"]
             if sampled:
                 # one stack per sample; it copies, so the scaler changing its scale later is harmless
-                scale = scaler._scale if scaler is not None and scaler._scale is not None else one
+                # (scaler.get_scale() would sync with the host; its private device tensor does not)
+                scale = getattr(scaler, "_scale", None) if scaler is not None else None
+                scale = one if scale is None else scale
                 samples.append(
                     (
                         step,
@@ -287,6 +290,8 @@ def _optimizer(
         {"params": weights, "weight_decay": config.weight_decay},
         {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
     ]
+    if config.weight_decay == 0:
+        groups = [{"params": params, "weight_decay": 0.0}]  # one group: one fused kernel launch per step
     groups = [g for g in groups if g["params"]]
     # fused kernels: one launch for all parameters instead of one per tensor
     fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
@@ -381,14 +386,31 @@ def _step_row(
     }
 
 
-def _layer_stats(layers: list[tuple[str, nn.Module]], config: TrainConfig) -> Tensor:
-    """Per layer: [grad norm, weight norm, grad min, grad max, histogram counts...] as one device tensor.
-    Runs once per epoch; the histograms dominate its cost (~50 us per 16k weights on one CPU core)."""
+def _histogram_picks(layers: list[tuple[str, nn.Module]], seed: int) -> list[Tensor | None]:
+    """Per layer, a fixed random sample of HIST_SAMPLE weight positions (None: the layer is small
+    enough to count every gradient value). Bounds the per-epoch histogram cost on tiny epochs."""
+    generator = torch.Generator().manual_seed(seed)
+    picks = []
+    for _, module in layers:
+        size = module.weight.numel()
+        if size <= HIST_SAMPLE:
+            picks.append(None)
+        else:
+            chosen = torch.randperm(size, generator=generator)[:HIST_SAMPLE].sort().values
+            picks.append(chosen.to(module.weight.device))
+    return picks
+
+
+def _layer_stats(
+    layers: list[tuple[str, nn.Module]], picks: list[Tensor | None], config: TrainConfig
+) -> Tensor:
+    """Per layer: [grad norm, weight norm, sample min, sample max, histogram counts...] as one device tensor.
+    Runs once per epoch. The norms cover every value; the histogram counts the layer's sampled positions."""
     rows = []
     bins = config.hist_bins
-    for _, module in layers:
+    for (_, module), pick in zip(layers, picks, strict=True):
         own = [p for p in module.parameters(recurse=False) if p.grad is not None]
-        if not own:
+        if module.weight.grad is None:  # the layer took no part in this step
             rows.append(torch.full((4 + bins,), math.nan, device=module.weight.device))
             continue
         grad_norm = torch.linalg.vector_norm(
@@ -397,12 +419,15 @@ def _layer_stats(layers: list[tuple[str, nn.Module]], config: TrainConfig) -> Te
         weight_norm = torch.linalg.vector_norm(
             torch.stack([torch.linalg.vector_norm(p.detach().float()) for p in own])
         )
-        grad = module.weight.grad.detach().float().flatten()
-        lo, hi = torch.aminmax(grad)
+        grad = module.weight.grad.detach().flatten()
+        values = (grad if pick is None else grad.index_select(0, pick)).float()
+        lo, hi = torch.aminmax(values)  # the histogram's range: its edges are rebuilt from these on the host
         if config.histograms:
-            # min=max=0: the data's own range; histc refuses nan, and a nan layer gets no histogram anyway
-            clean = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
-            counts = torch.histc(clean, bins=bins, min=0, max=0)
+            # min=max=0: histc uses the data's own range (explicit bounds would need a host sync);
+            # it refuses nan, and a layer with nan gradients gets no histogram anyway
+            counts = torch.histc(
+                torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), bins=bins, min=0, max=0
+            )
         else:
             counts = torch.full((bins,), math.nan, device=grad.device)
         rows.append(torch.cat([torch.stack([grad_norm, weight_norm, lo, hi]), counts]))
@@ -420,12 +445,9 @@ def _layer_rows(
             if hi <= lo:
                 lo, hi = lo - 1, hi + 1  # what histc does when every value is equal
             width = (hi - lo) / len(counts)
-            hist = json.dumps(
-                {
-                    "edges": [lo + k * width for k in range(len(counts) + 1)],
-                    "counts": [int(c) for c in counts],
-                }
-            )
+            # written by hand: json.dumps of full-precision floats costs more than the histogram itself
+            edges = ",".join(f"{lo + k * width:.7g}" for k in range(len(counts) + 1))
+            hist = f'{{"edges":[{edges}],"counts":[{",".join(str(int(c)) for c in counts)}]}}'
         rows.append(
             {
                 "layer": name,

@@ -52,8 +52,10 @@ def test_reports_carry_every_column(digits):
         assert set(row) == set(LAYER_COLUMNS)
         hist = json.loads(row["hist_json"])
         assert len(hist["edges"]) == 33 and len(hist["counts"]) == 32
-        assert sum(hist["counts"]) == 64 * 128 or sum(hist["counts"]) in (128 * 128, 128 * 10)
         assert row["grad_norm"] > 0 and row["weight_norm"] > 0
+    # every gradient value of a small layer; a fixed sample of 4096 from a larger one
+    counts = [sum(json.loads(row["hist_json"])["counts"]) for row in first.layers]
+    assert counts == [4096, 4096, 128 * 10]
 
 
 def test_same_config_reproduces(digits):
