@@ -215,7 +215,8 @@ def _download(name: str, root: Path) -> None:
         from torchvision import datasets
     except Exception as err:  # a broken torchvision install raises more than ImportError
         raise TaskError(
-            f"task {name!r}: downloading needs torchvision, which failed to import: {err}"
+            f"task {name!r}: downloading needs torchvision, which failed to import ({err}); install the "
+            f"torchvision build made for torch {torch.__version__}, or put the files in {root} yourself"
         ) from err
     cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
     root.mkdir(parents=True, exist_ok=True)
