@@ -263,3 +263,27 @@ def test_user_task_errors_are_plain(tmp_path, monkeypatch):
         load_task(TaskSpec(name="missing_module:f"), {}, CPU, spec_dir=tmp_path)
     with pytest.raises(TaskError, match="returned dict, expected engine.tasks.TaskData"):
         load_task(TaskSpec(name="other_tasks:wrong"), {}, CPU, spec_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
+def test_the_network_is_asked_only_when_the_spec_allows_it(tmp_path, monkeypatch, name):
+    from engine.tasks import vision
+
+    asked = []
+
+    def fake_download(task_name, root):  # stands in for torchvision's download; never the network
+        asked.append((task_name, root))
+        if task_name == "cifar10":
+            write_cifar(root, per_batch=2)
+        else:
+            write_mnist(root, "MNIST" if task_name == "mnist" else "FashionMNIST", n=20)
+
+    monkeypatch.setattr(vision, "_download", fake_download)
+    with pytest.raises(TaskError):
+        load_task(TaskSpec(name=name, data_dir=str(tmp_path), download=False), {}, CPU)
+    assert asked == []
+    data = load_task(TaskSpec(name=name, data_dir=str(tmp_path), download=True), {}, CPU)
+    assert asked == [(name, tmp_path)] and len(data.y_train) > 0
+    clear_cache()
+    load_task(TaskSpec(name=name, data_dir=str(tmp_path), download=True), {}, CPU)
+    assert len(asked) == 1  # the files are there now: no second download
