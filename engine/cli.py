@@ -581,7 +581,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError("--steps must be at least 1")
     from engine.profile import profile_trial
 
-    print(profile_trial(spec, params, steps=args.steps, trace_path=args.trace, device=args.device))
+    table = profile_trial(spec, params, steps=args.steps, trace_path=args.trace, device=args.device,
+                          spec_dir=Path(args.spec).resolve().parent)  # fmt: skip
+    print(table)
     print(f"Chrome trace: {args.trace} (open in chrome://tracing or ui.perfetto.dev)")
     return EXIT_OK
 

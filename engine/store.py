@@ -48,6 +48,7 @@ tt_layer = sa.Table(
     sa.Column("trial_number", sa.Integer, primary_key=True),
     sa.Column("epoch", sa.Integer, primary_key=True),
     sa.Column("layer", sa.String(200), primary_key=True),
+    sa.Column("position", sa.Integer),  # the layer's place from input to output
     sa.Column("grad_norm", sa.Float),
     sa.Column("weight_norm", sa.Float),
     sa.Column("hist_json", sa.Text),
@@ -252,11 +253,12 @@ class Store:
                 **key,
                 "epoch": epoch,
                 "layer": str(layer["layer"]),
+                "position": position,
                 "grad_norm": _num(layer.get("grad_norm")),
                 "weight_norm": _num(layer.get("weight_norm")),
                 "hist_json": layer.get("hist_json"),
             }
-            for layer in layers
+            for position, layer in enumerate(layers)
         ]
         with store_errors(self.url), self.engine.begin() as conn:
             conn.execute(tt_epoch.delete().where(_key(tt_epoch, study_id, number), tt_epoch.c.epoch == epoch))
@@ -467,7 +469,7 @@ class Store:
         query = sa.select(tt_layer).where(_key(tt_layer, study_id, number))
         if epoch is not None:
             query = query.where(tt_layer.c.epoch == epoch)
-        return self._rows(query.order_by(tt_layer.c.epoch, tt_layer.c.layer))
+        return self._rows(query.order_by(tt_layer.c.epoch, tt_layer.c.position))
 
     def findings(self, study_id: int, number: int) -> list[dict]:
         rows = self._rows(sa.select(tt_diagnosis).where(_key(tt_diagnosis, study_id, number)))

@@ -128,3 +128,20 @@ def test_overrides_use_toml_values():
         data, ["train.epochs=2", "train.optimizer=sgd", 'study.name="n"', "train.milestones=[1, 2]"]
     )
     assert data == {"train": {"epochs": 2, "optimizer": "sgd", "milestones": [1, 2]}, "study": {"name": "n"}}
+
+
+def test_profile_prints_top_operators_and_writes_a_trace(tmp_path):
+    trace = tmp_path / "trace.json"
+    result = run_cli(
+        "profile", DIGITS, "--steps", "3", "--trace", str(trace), "--trial-params", '{"width": 32}'
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Self CPU" in result.stdout
+    assert trace.exists() and json.loads(trace.read_text())["traceEvents"]
+
+
+def test_layer_telemetry_keeps_input_to_output_order(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    layers = [{"layer": name, "grad_norm": 1.0, "weight_norm": 1.0} for name in ("stem", "stage1", "head")]
+    store.write_epoch(1, 0, 1, {}, [], layers)
+    assert [r["layer"] for r in store.layers(1, 0)] == ["stem", "stage1", "head"]
