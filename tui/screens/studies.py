@@ -58,6 +58,8 @@ class StudiesScreen(Screen):
         self.filter_text = ""
         self._wake = threading.Event()
         self._closing = False  # set on unmount: the polling thread ends now, not after its sleep
+        self._visible = True  # False while another screen is on top
+        self._status_text = ""
 
     def compose(self) -> ComposeResult:
         yield Static("tunetui: studies", id="studies-title", classes="title")
@@ -84,6 +86,10 @@ class StudiesScreen(Screen):
         worker = get_current_worker()
         store = None
         while not worker.is_cancelled and not self._closing:
+            if not self._visible:  # another screen is on top: no reads until it comes back
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
             try:
                 if store is None:
                     store = open_store(self.app.storage_url)
@@ -105,15 +111,16 @@ class StudiesScreen(Screen):
     def on_studies_loaded(self, message: StudiesLoaded) -> None:
         self.studies = message.studies
         self._show()
-        status = self.query_one("#studies-status", Static)
         if message.error:
-            status.update(f"cannot read the store: {message.error}")
+            text = f"cannot read the store: {message.error}"
         elif not self.studies:
-            status.update("No study in this store yet. Press n to start one from a spec in "
-                          f"{self.app.studies_dir}/.")  # fmt: skip
+            text = f"No study in this store yet. Press n to start one from a spec in {self.app.studies_dir}/."
         else:
             running = sum(1 for s in self.studies if s["status"] in ("running", "paused"))
-            status.update(f"{len(self.studies)} studies, {running} running. enter: open  n: new  ?: keys")
+            text = f"{len(self.studies)} studies, {running} running. enter: open  n: new  ?: keys"
+        if text != self._status_text:
+            self._status_text = text
+            self.query_one("#studies-status", Static).update(text)
 
     def _show(self) -> None:
         table = self.query_one(DataTable)
@@ -243,4 +250,8 @@ class StudiesScreen(Screen):
             self.query_one("#studies-filter", Input).add_class("-hidden")
 
     def on_screen_resume(self) -> None:
+        self._visible = True
         self.refresh_now()
+
+    def on_screen_suspend(self) -> None:
+        self._visible = False

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from engine.store import StoreError, TrialRow
 from tui.data import StudyDelta, StudyWatcher, TrialDetail, Want, open_store, param_importances
 from tui.messages import ImportancesComputed, PollFailed, StudyUpdated
-from tui.widgets.curves import MAX_OVERLAY, CurvesPanel, charts_for
+from tui.widgets.curves import MAX_OVERLAY, PLOTS, CurvesPanel, charts_for
 from tui.widgets.diagnosis import trial_detail
 from tui.widgets.histogram import GradientPanel
 from tui.widgets.history_plot import HistoryPlot, ImportancePlot
@@ -27,6 +29,9 @@ VIEWS = ("selected", "best", "all")
 MIN_IMPORTANCE_TRIALS = 8
 IMPORTANCE_EVERY_S = 10.0
 WIDE = 120  # columns from which the table and the panels sit side by side
+DRAW_EVERY_S = 1.0  # charts redraw at most this often while data streams in
+CHART_EVERY_S = 0.4  # ...and each visible chart adds this much (a chart costs ~12 ms to build and paint)
+SETTLE_S = 0.12  # after the cursor stops for this long, the panels show the new trial
 
 
 class StudyScreen(Screen):
@@ -88,8 +93,13 @@ class StudyScreen(Screen):
         self.importance_at = 0.0
         self.importance_busy = False
         self.ticks = 0
-        self.apply_s = 0.0  # time spent applying the last delta (the benchmark reads it)
+        self.apply_s = 0.0  # time spent applying the last delta
+        self.tick_costs: deque[tuple[float, float]] = deque(maxlen=2000)  # (query s, apply s): the benchmark
         self._wake = threading.Event()
+        self._settle: Timer | None = None
+        self._drawn_at: dict[str, float] = {}
+        self._draw_timers: dict[str, Timer] = {}
+        self._title_text = ""
         self._closing = False  # set on unmount: the polling thread ends now, not after its sleep
 
     # ------------------------------------------------------------ layout
@@ -195,8 +205,6 @@ class StudyScreen(Screen):
                 newest = max(self.rows)
                 if newest != table.current:
                     table.move_to(newest)
-        elif any(r.state == "RUNNING" for r in self.rows.values()):
-            table.refresh()  # running durations tick
         curves_dirty = bool(delta.trials) and (self.view == "all" or table.best != best_before)
         for number, rows in delta.epochs.items():
             self.epochs.setdefault(number, []).extend(rows)
@@ -221,7 +229,8 @@ class StudyScreen(Screen):
                 new_lines = lines
             else:
                 self.logs_for, self.log_lines, new_lines = number, lines, None
-            self._show_log(new_lines)
+            if self.query_one(TabbedContent).active == "log":  # else drawn when the tab opens
+                self._show_log(new_lines)
         for detail in delta.details:
             self.details[detail.number] = detail
         detail_dirty = bool(delta.details) or (self.selected is not None and self.selected in
@@ -231,18 +240,42 @@ class StudyScreen(Screen):
             self._title()
         active = self.query_one(TabbedContent).active
         if active == "curves" and (curves_dirty or layers_dirty):
-            self._show_curves()
+            self._draw_soon("curves")
         elif active == "history" and (delta.trials or delta.first):
-            self._show_history()
+            self._draw_soon("history")
         elif active == "importance":
             self._maybe_importance()
         elif active == "detail" and detail_dirty:
             self._show_detail()
         elif active == "grads" and layers_dirty:
-            self._show_grads()
+            self._draw_soon("grads")
         self.apply_s = time.perf_counter() - start
+        self.tick_costs.append((delta.elapsed_s, self.apply_s))
 
     # ------------------------------------------------------------ panels
+    def _draw_soon(self, panel: str) -> None:
+        """Charts follow streaming data at a bounded rate (plotext builds and paints cost ~12 ms a chart);
+        what the user does (select, switch tab or view) draws at once."""
+        charts = len(PLOTS) if panel == "curves" and self.has_class("-wide") else 1
+        every = max(DRAW_EVERY_S, CHART_EVERY_S * charts)  # wide screens show five charts at once
+        wait = every - (time.monotonic() - self._drawn_at.get(panel, 0.0))
+        if wait <= 0:
+            self._draw(panel)
+        elif panel not in self._draw_timers:
+            self._draw_timers[panel] = self.set_timer(wait, lambda: self._draw(panel))
+
+    def _draw(self, panel: str) -> None:
+        timer = self._draw_timers.pop(panel, None)
+        if timer is not None:
+            timer.stop()  # drawn now: the scheduled draw would repeat it
+        self._drawn_at[panel] = time.monotonic()
+        if panel == "curves":
+            self._show_curves()
+        elif panel == "history":
+            self._show_history()
+        elif panel == "grads":
+            self._show_grads()
+
     def _title(self) -> None:
         """name · status · best · trials by state · view, short enough for 80 columns."""
         from tui.screens.studies import trial_letters
@@ -262,7 +295,10 @@ class StudyScreen(Screen):
         parts.append(f"view {view}" + (" +follow" if self.follow else ""))
         if self.error:
             parts.append(f"[b]store error[/b]: {self.error}")
-        self.query_one("#study-title", Static).update(" · ".join(parts))
+        text = " · ".join(parts)
+        if text != self._title_text:  # one line, fixed height: no layout pass needed
+            self._title_text = text
+            self.query_one("#study-title", Static).update(text, layout=False)
 
     def _clip(self, number: int | None) -> float | None:
         if number is None:
@@ -307,24 +343,25 @@ class StudyScreen(Screen):
 
     def _show_log(self, new_lines: list[str] | None) -> None:
         log = self.query_one("#log-view", Log)
-        if new_lines is None:
+        if new_lines is None and self.logs_for != self.selected:
             log.clear()
-            log.write_lines(self.log_lines[-1000:] or [f"no log lines for trial #{self.logs_for}"])
+            log.write_line(f"reading the log of trial #{self.selected}...")
+        elif new_lines is None:
+            log.clear()
+            log.write_lines(self.log_lines[-1000:] or [f"no log lines for trial #{self.selected}"])
         elif new_lines:
             log.write_lines(new_lines)
 
     def _show_active(self) -> None:
         active = self.query_one(TabbedContent).active
-        if active == "curves":
-            self._show_curves()
-        elif active == "history":
-            self._show_history()
+        if active in ("curves", "history", "grads"):
+            self._draw(active)
         elif active == "importance":
             self._maybe_importance(force=True)
         elif active == "detail":
             self._show_detail()
-        elif active == "grads":
-            self._show_grads()
+        elif active == "log":
+            self._show_log(None)
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:
@@ -335,7 +372,10 @@ class StudyScreen(Screen):
     def _highlighted(self, event: TrialTable.Highlighted) -> None:
         self.selected = event.number
         self._set_want()
-        self._show_active()
+        # redraw once the cursor settles: holding a key must not build five charts per row passed
+        if self._settle is not None:
+            self._settle.stop()
+        self._settle = self.set_timer(SETTLE_S, self._show_active)
 
     # ------------------------------------------------------------ importance (a thread)
     def _maybe_importance(self, force: bool = False) -> None:
@@ -412,7 +452,7 @@ class StudyScreen(Screen):
         if self.query_one(TabbedContent).active != "curves":
             self.query_one(TabbedContent).active = "curves"
         else:
-            self._show_curves()
+            self._draw("curves")
 
     def action_follow(self) -> None:
         self.follow = not self.follow

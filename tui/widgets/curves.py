@@ -73,7 +73,7 @@ class SeriesPlot(PlotextPlot):
             xs, ys = _finite(s.xs, s.ys, chart.log_y)
             if not xs:
                 continue
-            xs, ys = downsample(xs, ys, 1000)
+            xs, ys = downsample(xs, ys, max(200, min(1000, 4 * self.size.width)))  # ~2 points a cell
             color = s.color or PALETTE[i % len(PALETTE)]
             if len(xs) == 1:
                 plt.scatter(xs, ys, color=color, label=s.label)

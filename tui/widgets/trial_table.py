@@ -11,7 +11,7 @@ from typing import Any
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -127,6 +127,9 @@ class TrialTable(ScrollView, can_focus=True):
         self.pinned: int | None = None
         self.number_width = 3
         self.columns: list[Column] = []
+        self._strips: dict[tuple, Strip] = {}  # rendered lines
+        self._versions: dict[int, int] = {}  # trial number -> times its row changed
+        self._columns_version = 0
         self._layout_columns()
 
     # ------------------------------------------------------------ data
@@ -154,6 +157,7 @@ class TrialTable(ScrollView, can_focus=True):
             else:
                 last = row.number
             self.rows[row.number] = row
+            self._versions[row.number] = self._versions.get(row.number, 0) + 1
             for name, value in row.params.items():
                 if name not in self.param_widths:
                     self.params.append(name)
@@ -180,12 +184,34 @@ class TrialTable(ScrollView, can_focus=True):
             self._sort()
         if widths_changed:
             self._layout_columns()
-        self.virtual_size = Size(self._total_width(), len(self.order) + 1)
+        size = Size(self._total_width(), len(self.order) + 1)
+        if size != self.virtual_size:
+            self.virtual_size = size
         if keep is not None:
             self.cursor = self.index.get(keep, self.cursor)
-        self.refresh()
+        if appended_only and not widths_changed:
+            self.refresh_trials(row.number for row in rows)  # only the lines that show them
+        else:
+            self.refresh()
         if keep is None and self.order:
             self.post_message(self.Highlighted(self.current))
+
+    def refresh_trials(self, numbers: Iterable[int]) -> None:
+        """Repaint the lines of these trials, where they are on screen."""
+        top, width = int(self.scroll_y), self.size.width
+        for number in numbers:
+            position = self.index.get(number)
+            if position is not None and top <= position < top + self.visible_rows:
+                self.refresh(Region(0, position - top + 1, width, 1))
+
+    def _tick(self) -> None:
+        """Running trials' durations move once a second: repaint just their lines."""
+        running = [n for n in self.order[int(self.scroll_y) : int(self.scroll_y) + self.visible_rows]
+                   if self.rows[n].state == "RUNNING"]  # fmt: skip
+        self.refresh_trials(running)
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._tick)
 
     def _sort(self) -> None:
         """Sort by the sort column; trials without a value in it go last in either direction."""
@@ -229,6 +255,7 @@ class TrialTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------ columns
     def _layout_columns(self) -> None:
+        self._columns_version += 1
         self.columns = [
             Column("number", "#", max(self.number_width, 1)),
             Column("state", "state", 8, right=False),
@@ -290,8 +317,13 @@ class TrialTable(ScrollView, can_focus=True):
         self._scroll_to_cursor()
         self.refresh()
 
+    @property
+    def visible_rows(self) -> int:
+        """Rows on screen below the header (a horizontal scrollbar takes one)."""
+        return max(1, self.scrollable_content_region.height - 1)
+
     def _scroll_to_cursor(self) -> None:
-        visible = max(1, self.size.height - 1)
+        visible = self.visible_rows
         top = int(self.scroll_y)
         if self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False, immediate=True)
@@ -302,7 +334,7 @@ class TrialTable(ScrollView, can_focus=True):
         self._set_cursor(self.cursor + delta)
 
     def action_page(self, direction: int) -> None:
-        self._set_cursor(self.cursor + direction * max(1, self.size.height - 2))
+        self._set_cursor(self.cursor + direction * max(1, self.visible_rows - 1))
 
     def action_edge(self, end: int) -> None:
         self._set_cursor(len(self.order) - 1 if end else 0)
@@ -337,10 +369,31 @@ class TrialTable(ScrollView, can_focus=True):
             segments.append(Segment(" ", header))
         return Strip(segments)
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    def on_focus(self) -> None:
+        self._strips.clear()  # the cursor line looks different with focus
+
+    def on_blur(self) -> None:
+        self._strips.clear()
+
     def _row(self, position: int, base: Style) -> Strip:
+        """One trial's line; cached until the row, the cursor, the columns or the styles change."""
         number = self.order[position]
         row = self.rows[number]
-        is_cursor = position == self.cursor
+        duration = format_duration(self._duration(row))
+        key = (number, self._versions.get(number, 0), position == self.cursor, number == self.pinned, number == self.best,
+               self._columns_version, duration, self.has_focus)  # fmt: skip
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) > 4000:
+                self._strips.clear()
+            strip = self._strips[key] = self._build_row(number, row, position == self.cursor, duration, base)
+        return strip
+
+    def _build_row(self, number: int, row: TrialRow, is_cursor: bool, duration: str, base: Style) -> Strip:
         if is_cursor:
             base = base + self.get_component_rich_style("trial-table--cursor")
         state_style = self.get_component_rich_style(f"trial-table--{STATE_TEXT.get(row.state, 'pruned')}")
@@ -366,7 +419,7 @@ class TrialTable(ScrollView, can_focus=True):
             elif col.key == "epochs":
                 text = str(row.epochs) if row.epochs else ""
             elif col.key == "duration":
-                text = format_duration(self._duration(row))
+                text = duration
             elif col.key == "flags":
                 text = f"!{row.flags}" if row.flags else ""
                 if row.flags and not is_cursor:
