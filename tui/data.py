@@ -20,6 +20,7 @@ from engine.store import Store, StoreError, TrialRow, sqlite_path, study_status
 
 UNFINISHED = ("RUNNING", "WAITING")
 BIG_IN = 500  # above this many trial numbers, aggregate over the whole study instead of an IN list
+FIRST_PAINT_ROWS = 2000  # a first read bigger than this comes in two polls: rows, then their params
 
 
 def open_store(url: str) -> Store | None:
@@ -183,6 +184,7 @@ class StudyDelta:
     logs: dict[int, list[dict]] = field(default_factory=dict)
     details: list[TrialDetail] = field(default_factory=list)
     first: bool = False  # the first delta with trial rows: the whole study
+    partial: bool = False  # rows without params (a big study's first read): poll again at once
     elapsed_s: float = 0.0  # time spent querying
 
     @property
@@ -206,6 +208,7 @@ class StudyWatcher:
         self.ids: dict[int, int] = {}  # number -> trial_id
         self.flags: dict[int, int] = {}  # number -> findings count
         self.sig: dict[int, tuple] = {}  # number -> what the table shows of it, to send only changes
+        self.params_missing = False
         self.diag_count = -1
         self.epoch_cursor: dict[int, int] = {}
         self.step_cursor: dict[int, int] = {}
@@ -245,7 +248,7 @@ class StudyWatcher:
                 flags = dict(conn.execute(sa.text(FLAGS_SQL), {"sid": sid}).all())
                 extra = [self.ids[n] for n, c in flags.items() if n in self.ids and self.flags.get(n, 0) != c]
             self.diag_count = diag
-            delta.trials = self._trials(conn, sid, extra)
+            delta.trials = self._trials(conn, sid, extra, delta)
             changed_numbers = {r.number for r in delta.trials}
             self._epochs(conn, sid, want, delta, changed_numbers)
             if want.steps is not None:
@@ -268,16 +271,23 @@ class StudyWatcher:
             row = conn.execute(sa.text(sql), {"sid": self.study_id}).first()
         return str(row[0]).upper() if row else "MINIMIZE"
 
-    def _trials(self, conn, sid: int, extra: list[int]) -> list[TrialRow]:
+    def _trials(self, conn, sid: int, extra: list[int], delta: StudyDelta) -> list[TrialRow]:
         since, again = self.max_trial_id, sorted({*self.unfinished, *extra})
+        if self.params_missing:  # the previous poll sent a big study's rows without params: all again
+            since, self.params_missing = 0, False
         bind = {"sid": sid, "since": since, "ids": again}
-        base = list(conn.execute(TRIALS_SQL, bind))
+        base = conn.execute(TRIALS_SQL, bind).all()
         if not base:
             return []
         params: dict[int, dict[str, Any]] = {}
-        for tid, name, value, dist in conn.execute(PARAMS_SQL, bind):
-            params.setdefault(tid, {})[name] = external_param(value, dist)
-        reasons = {tid: _json(v) for tid, v in conn.execute(REASON_SQL, bind)}
+        reasons: dict[int, Any] = {}
+        if self.max_trial_id == 0 and len(base) > FIRST_PAINT_ROWS:
+            # a big study's first read: the rows now, their params (2/3 of the read) on the next poll
+            self.params_missing = delta.partial = True
+        else:
+            for tid, name, value, dist in conn.execute(PARAMS_SQL, bind).all():  # fetchall: 2x a row loop
+                params.setdefault(tid, {})[name] = external_param(value, dist)
+            reasons = {tid: _json(v) for tid, v in conn.execute(REASON_SQL, bind)}
         numbers = [row[1] for row in base]
         if since == 0 or len(numbers) > BIG_IN:
             epochs = dict(conn.execute(sa.text(EPOCHS_ALL_SQL), {"sid": sid}).all())

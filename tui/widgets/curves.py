@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual_plotext import PlotextPlot
@@ -65,9 +66,11 @@ class SeriesPlot(PlotextPlot):
 
     def render(self):
         self.draws += 1
+        chart = self.chart
+        if not any(s.xs for s in chart.series):  # nothing to plot: skip plotext's empty frame
+            return Text(f"{chart.title}: {chart.note or 'no data yet'}", style="dim", justify="center")
         plt = self.plt
         plt.clear_figure()
-        chart = self.chart
         drawn = 0
         for i, s in enumerate(chart.series):
             xs, ys = _finite(s.xs, s.ys, chart.log_y)

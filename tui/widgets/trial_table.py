@@ -27,7 +27,7 @@ STATE_TEXT = {
     "WAITING": "waiting",
 }
 STATE_ORDER = {"RUNNING": 0, "WAITING": 1, "COMPLETE": 2, "PRUNED": 3, "FAIL": 4}
-PARAM_WIDTH = 10
+PARAM_WIDTH = 9  # 4 significant digits: 0.0003456, 1.234e-05
 
 
 @dataclass
@@ -158,20 +158,12 @@ class TrialTable(ScrollView, can_focus=True):
                 last = row.number
             self.rows[row.number] = row
             self._versions[row.number] = self._versions.get(row.number, 0) + 1
-            for name, value in row.params.items():
-                if name not in self.param_widths:
-                    self.params.append(name)
-                    self.params.sort()
-                    self.param_widths[name] = min(PARAM_WIDTH, max(len(name), 4))
-                    widths_changed = True
-                width = min(PARAM_WIDTH, len(format_value(value)))
-                if width > self.param_widths[name]:
-                    self.param_widths[name] = width
-                    widths_changed = True
             if row.value is not None and row.state == "COMPLETE" and not math.isnan(row.value):
                 best = self.rows.get(self.best) if self.best is not None else None
                 if best is None or (row.value > best.value if self.maximize else row.value < best.value):
                     self.best = row.number
+        if self._fit_params(rows):
+            widths_changed = True
         if len(str(max(self.rows))) > self.number_width:
             self.number_width = len(str(max(self.rows)))
             widths_changed = True
@@ -195,6 +187,24 @@ class TrialTable(ScrollView, can_focus=True):
             self.refresh()
         if keep is None and self.order:
             self.post_message(self.Highlighted(self.current))
+
+    def _fit_params(self, rows: list[TrialRow]) -> bool:
+        """Widen param columns to fit the new values; True when a column appeared or grew."""
+        changed = False
+        names = {name for row in rows for name in row.params}
+        for name in sorted(names - set(self.param_widths)):
+            self.params.append(name)
+            self.param_widths[name] = min(PARAM_WIDTH, max(len(name), 4))
+            changed = True
+        self.params.sort()
+        for name in names:
+            if self.param_widths[name] >= PARAM_WIDTH:
+                continue  # already as wide as a column gets
+            width = max((len(format_value(r.params[name])) for r in rows if name in r.params), default=0)
+            if min(PARAM_WIDTH, width) > self.param_widths[name]:
+                self.param_widths[name] = min(PARAM_WIDTH, width)
+                changed = True
+        return changed
 
     def refresh_trials(self, numbers: Iterable[int]) -> None:
         """Repaint the lines of these trials, where they are on screen."""
