@@ -19,7 +19,7 @@ TITLES = {
     "loss": "loss",
     "acc": "accuracy",
     "lr": "learning rate",
-    "grad": "grad norm pre-clip",
+    "grad": "grad norm",
     "layers": "per-layer grad norm",
 }
 MAX_OVERLAY = 40  # curves drawn at once in the "all" view
@@ -144,7 +144,7 @@ def charts_for(
 
     loss, acc = Chart(f"loss {who}"), Chart(f"accuracy {who}")
     lr = Chart(f"learning rate {who}", log_y=True)
-    grad = Chart(f"grad norm pre-clip {who}", hline=clip, log_y=False)
+    grad = Chart(f"grad norm {who}", xlabel="epoch (norm before clipping)", hline=clip)
     for i, n in enumerate(numbers):
         rows = epochs.get(n, [])
         color = PALETTE[i % len(PALETTE)]
@@ -169,10 +169,10 @@ def charts_for(
         xs = [s["step"] for s in steps]
         lr = Chart(f"learning rate {who}", [Series(None, xs, [s.get("lr") for s in steps], "cyan")],
                    xlabel="step", log_y=True)  # fmt: skip
-        grad = Chart(f"grad norm pre-clip {who}",
-                     [Series(None, xs, [s.get("grad_norm") for s in steps], "cyan")], xlabel="step", hline=clip)  # fmt: skip
+        grad = Chart(f"grad norm {who}", [Series(None, xs, [s.get("grad_norm") for s in steps], "cyan")],
+                     xlabel="step (norm before clipping)", hline=clip)  # fmt: skip
     if clip is not None:
-        grad.title += f" | clip {clip:g}"
+        grad.title += f", clip {clip:g}"
     charts.update(loss=loss, acc=acc, lr=lr, grad=grad)
 
     layer_chart = Chart("per-layer grad norm", log_y=True)

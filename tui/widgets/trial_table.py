@@ -53,7 +53,9 @@ def format_value(value: Any) -> str:
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    seconds = max(0, int(seconds))
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f}s"
+    seconds = int(seconds)
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
