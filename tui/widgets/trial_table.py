@@ -149,6 +149,8 @@ class TrialTable(ScrollView, can_focus=True):
             return
         keep = self.current
         appended_only = self.sort_key == "number" and not self.sort_reverse
+        # rows that only changed keep their places when sorted by number: no sort, no full repaint
+        in_place = self.sort_key == "number" and all(row.number in self.rows for row in rows)
         widths_changed = False
         last = self.order[-1] if self.order else -1
         for row in rows:
@@ -174,7 +176,7 @@ class TrialTable(ScrollView, can_focus=True):
                 if row.number not in self.index:
                     self.index[row.number] = len(self.order)
                     self.order.append(row.number)
-        else:
+        elif not in_place:
             self._sort()
         if widths_changed:
             self._layout_columns()
@@ -183,7 +185,7 @@ class TrialTable(ScrollView, can_focus=True):
             self.virtual_size = size
         if keep is not None:
             self.cursor = self.index.get(keep, self.cursor)
-        if appended_only and not widths_changed:
+        if (appended_only or in_place) and not widths_changed:
             self.refresh_trials(row.number for row in rows)  # only the lines that show them
         else:
             self.refresh()
