@@ -123,6 +123,7 @@ class Coordinator:
         self.maximize = spec.study.direction == "maximize"
         self.slots: list[Slot] = []
         self.plan: list[tuple[str, str, int]] = []  # slots_plan(), fixed when the run starts
+        self.prunes = True
         self.state = "running"  # running | paused | stopping | stopping_now
         self.stopped_by_user = False
         self.pending_signal: int | None = None  # stop now: set by a signal handler
@@ -206,6 +207,9 @@ class Coordinator:
                 time.sleep(0.5 + attempt)
         _fast_sqlite_commits(self.store.engine)
         self.study_id = self.study._study_id
+        self.prunes = not isinstance(
+            self.study.pruner, optuna.pruners.NopPruner
+        )  # skip a storage read per epoch
         self.study.sampler = build_sampler(self._sampler_spec())
         if self.options.spec_text is not None:
             self.study.set_user_attr("spec_toml", self.options.spec_text)
@@ -606,8 +610,6 @@ class Coordinator:
             return
         epoch = int(message["epoch"])
         metrics = message.get("metrics", {})
-        self.store.write_epoch(self.study_id, trial.number, epoch, metrics, message.get("steps", []),
-                               message.get("layers", []))  # fmt: skip
         value = metrics.get(self.metric)
         stop = slot.stop_reason is not None
         if value is not None and math.isfinite(value):
@@ -615,13 +617,17 @@ class Coordinator:
             if slot.best is None or (value > slot.best if self.maximize else value < slot.best):
                 slot.best, slot.best_epoch = value, epoch
             trial.report(value, epoch)  # once per epoch, never per step (~2 ms on SQLite)
-            if not stop and trial.should_prune():
+            if not stop and self.prunes and trial.should_prune():
                 slot.stop_reason = "pruned"
                 stop = True
         try:
             slot.conn.send({"type": "decision", "stop": stop})
         except (OSError, ValueError):
             pass
+        # the worker waits for the decision, not for its telemetry: write that while it trains on.
+        # Messages are handled in order, so this epoch is committed before the trial's `done` is told.
+        self.store.write_epoch(self.study_id, trial.number, epoch, metrics, message.get("steps", []),
+                               message.get("layers", []))  # fmt: skip
 
     def _on_done(self, slot: Slot, message: dict) -> None:
         trial = slot.trial
