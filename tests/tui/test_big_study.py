@@ -33,6 +33,7 @@ async def test_ten_thousand_trials_open_scroll_and_sort(big_store, make_app):
         assert table.rows[table.order[0]].value == best
         assert table.current == 0  # the cursor stayed on trial #0 wherever it went
         await pilot.press("2")
+        await wait_for(pilot, lambda: app.screen.query(HistoryPlot), what="the history tab")
         history = app.screen.query_one(HistoryPlot)
         await wait_for(pilot, lambda: history.draws and len(history.numbers) > 7000, what="the history plot")
         assert "optimization history" in screen_text(app)

@@ -32,6 +32,7 @@ async def test_a_real_study_shows_its_trials_curves_detail_gradients_and_log(rea
         await wait_for(pilot, lambda: "attributes" in screen_text(app))
         assert "seed" in screen_text(app) and "device" in screen_text(app)
         await pilot.press("5")
+        await wait_for(pilot, lambda: app.screen.query(GradientPanel), what="the grads tab")
         grads = app.screen.query_one(GradientPanel)
         await wait_for(pilot, lambda: grads.rows, what="real layer histograms")
         assert grads.layers and all(r["hist"]["counts"] for r in grads.rows)

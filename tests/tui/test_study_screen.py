@@ -168,10 +168,12 @@ async def test_tabs_show_history_importance_detail_gradients_and_log(small_store
         await opened(pilot, 12)
         await pilot.press("down")  # trial 1: a finding, 6 epochs of layer telemetry
         await pilot.press("2")
+        await wait_for(pilot, lambda: app.screen.query(HistoryPlot), what="the history tab")
         history = app.screen.query_one(HistoryPlot)
         await wait_for(pilot, lambda: len(history.numbers) == 10)
         assert "optimization history (10 complete, best 0.963)" in screen_text(app)
         await pilot.press("3")
+        await wait_for(pilot, lambda: app.screen.query(ImportancePlot), what="the importance tab")
         plot = app.screen.query_one(ImportancePlot)
         await wait_for(pilot, lambda: plot.importances, timeout=30, what="importances")
         assert set(plot.importances) == {"lr", "layers", "width", "dropout", "optimizer"}
@@ -181,6 +183,7 @@ async def test_tabs_show_history_importance_detail_gradients_and_log(small_store
         text = screen_text(app)
         assert "trial #1" in text and "remedy: raise dropout" in text
         await pilot.press("5")
+        await wait_for(pilot, lambda: app.screen.query(GradientPanel), what="the grads tab")
         grads = app.screen.query_one(GradientPanel)
         await wait_for(pilot, lambda: grads.rows, what="layer rows")
         assert "layer net.0 (1/3)" in screen_text(app) and "epoch 6/6" in screen_text(app)

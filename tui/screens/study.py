@@ -98,6 +98,7 @@ class StudyScreen(Screen):
         self._wake = threading.Event()
         self._settle: Timer | None = None
         self._filled = {"curves"}  # tabs whose widgets are mounted
+        self._filling = {"curves"}  # ... or being mounted
         self._drawn_at: dict[str, float] = {}
         self._draw_timers: dict[str, Timer] = {}
         self._title_text = ""
@@ -224,7 +225,7 @@ class StudyScreen(Screen):
                 new_lines = lines
             else:
                 self.logs_for, self.log_lines, new_lines = number, lines, None
-            if self.query_one(TabbedContent).active == "log":  # else drawn when the tab opens
+            if "log" in self._filled and self.query_one(TabbedContent).active == "log":  # else when it opens
                 self._show_log(new_lines)
         for detail in delta.details:
             self.details[detail.number] = detail
@@ -234,7 +235,9 @@ class StudyScreen(Screen):
         if delta.trials or changed_status or delta.first:
             self._title()
         active = self.query_one(TabbedContent).active
-        if active == "curves" and (curves_dirty or layers_dirty):
+        if active not in self._filled:
+            pass  # mounting: shown when ready
+        elif active == "curves" and (curves_dirty or layers_dirty):
             self._draw_soon("curves")
         elif active == "history" and (delta.trials or delta.first):
             self._draw_soon("history")
@@ -349,6 +352,8 @@ class StudyScreen(Screen):
 
     def _show_active(self) -> None:
         active = self.query_one(TabbedContent).active
+        if active not in self._filled:
+            return  # its widgets are being mounted; the tab handler shows it then
         if active in ("curves", "history", "grads"):
             self._draw(active)
         elif active == "importance":
@@ -361,9 +366,10 @@ class StudyScreen(Screen):
     @on(TabbedContent.TabActivated)
     async def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         pane = event.pane
-        if pane.id not in self._filled:
-            self._filled.add(pane.id)
+        if pane.id not in self._filling:
+            self._filling.add(pane.id)
             await pane.mount(*self._pane_widgets(pane.id))
+            self._filled.add(pane.id)
         self._show_active()
         self.refresh_bindings()
 
@@ -429,7 +435,7 @@ class StudyScreen(Screen):
     # ------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in ("layer", "epoch"):
-            return self.is_mounted and self.query_one(TabbedContent).active == "grads"
+            return "grads" in self._filled and self.query_one(TabbedContent).active == "grads"
         return True
 
     def action_back(self) -> None:
