@@ -526,6 +526,14 @@ def downsample(xs: Sequence[float], ys: Sequence[float], limit: int = 1000) -> t
     return out_x, out_y
 
 
+def layer_order(rows: Iterable[dict]) -> list[str]:
+    """Layer names from input to output (tt_layer.position where the store has it, else by name)."""
+    place: dict[str, tuple] = {}
+    for r in rows:
+        place.setdefault(r["layer"], (r.get("position") is None, r.get("position") or 0, r["layer"]))
+    return sorted(place, key=place.__getitem__)
+
+
 def best_so_far(values: Iterable[float], maximize: bool) -> list[float]:
     out, best = [], None
     for v in values:

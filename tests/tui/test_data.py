@@ -146,3 +146,11 @@ def test_a_big_study_comes_in_two_reads_then_polls_are_cheap(big_store):
     for _ in range(10):
         assert watcher.poll(Want()).trials == []
     assert (time.perf_counter() - start) / 10 < 0.05
+
+
+def test_layers_are_shown_from_input_to_output_when_the_store_knows_their_place():
+    from tui.data import layer_order
+
+    rows = [{"layer": "out", "position": 2}, {"layer": "fc1", "position": 0}, {"layer": "fc2", "position": 1}]
+    assert layer_order(rows) == ["fc1", "fc2", "out"]
+    assert layer_order([{"layer": "b"}, {"layer": "a"}]) == ["a", "b"]  # an older store: by name

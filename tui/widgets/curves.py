@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual_plotext import PlotextPlot
 
-from tui.data import downsample
+from tui.data import downsample, layer_order
 
 PALETTE = ("cyan", "orange", "green", "magenta", "blue", "yellow", "red", "gray")
 PLOTS = ("loss", "acc", "lr", "grad", "layers")
@@ -181,7 +181,8 @@ def charts_for(
         xs, ys = by_layer.setdefault(row["layer"], ([], []))
         xs.append(row["epoch"])
         ys.append(row.get("grad_norm"))
-    for i, (name, (xs, ys)) in enumerate(sorted(by_layer.items())[: len(PALETTE)]):
+    for i, name in enumerate(layer_order(layers or [])[: len(PALETTE)]):
+        xs, ys = by_layer[name]
         layer_chart.series.append(Series(name, xs, ys, PALETTE[i]))
     charts["layers"] = layer_chart
     return charts

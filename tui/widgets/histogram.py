@@ -7,6 +7,8 @@ from textual.containers import Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from tui.data import layer_order
+
 
 class HistogramPlot(PlotextPlot):
     def __init__(self, **kwargs) -> None:
@@ -55,7 +57,8 @@ class GradientPanel(Vertical):
 
     @property
     def layers(self) -> list[str]:
-        return sorted({r["layer"] for r in self.rows})
+        """Layers from input to output (tt_layer.position where the store has it, else by name)."""
+        return layer_order(self.rows)
 
     @property
     def epochs(self) -> list[int]:
