@@ -103,25 +103,20 @@ def test_launch_watch_kill_quit_and_the_study_finishes(tmp_path):
         tmux.keys("Tab", "C-u")
         tmux.type("cpu")
         tmux.keys("Tab", "Tab")
-        tmux.type("train.epochs=40")  # long enough trials to kill one while it runs
+        tmux.type("train.epochs=150")  # trials of several seconds: time to kill one while it runs
         tmux.keys("C-l")
         tmux.wait_for("digits_mlp · running", timeout=60)
         tmux.keys("f")  # follow the newest trial
-        screen = tmux.wait_for("loss #0", timeout=90)
-        # the loss plot draws: axis ticks and the legend appear once epochs arrive
-        screen = tmux.wait_for("▞▞ val", timeout=90)
-        assert "running" in screen
+        tmux.wait_for("loss #0", timeout=90)
+        screen = tmux.wait_for("▞▞ val", timeout=90)  # the loss plot drew trial #0's epochs
         trials, beats = study_rows(url)
         coordinator_pid = beats[0]["pid"]
-        # wait for trial #1 to be running, then kill it from the TUI
-        wait_until(lambda: any(t.number == 1 and t.state == "RUNNING" for t in study_rows(url)[0]), 120,
-                   "trial #1 running")  # fmt: skip
-        tmux.wait_for("1 running", timeout=30)
+        assert [t.state for t in trials] == ["RUNNING"], screen
         tmux.keys("k")
-        tmux.wait_for("Kill trial #1?")
+        tmux.wait_for("Kill trial #0?")
         tmux.keys("y")
-        wait_until(lambda: any(t.number == 1 and t.state in ("FAIL", "PRUNED") for t in study_rows(url)[0]), 60,
-                   "trial #1 killed")  # fmt: skip
+        wait_until(lambda: any(t.number == 0 and t.state in ("FAIL", "PRUNED") for t in study_rows(url)[0]), 60,
+                   "trial #0 killed")  # fmt: skip
         (tmp_path / "study-screen.txt").write_text(tmux.capture())
         tmux.keys("q")
         wait_until(lambda: not tmux.alive() or "$" in tmux.capture()[-200:], 10, "the TUI to quit")
@@ -134,8 +129,8 @@ def test_launch_watch_kill_quit_and_the_study_finishes(tmp_path):
             "the study to finish",
         )
         states = {t.number: t.state for t in trials}
-        assert len(states) == 3 and states[1] in ("FAIL", "PRUNED")
-        assert [s for n, s in states.items() if n != 1] == ["COMPLETE", "COMPLETE"]
+        assert states[0] in ("FAIL", "PRUNED") and len(states) in (3, 4)  # a killed trial may not count
+        assert all(s == "COMPLETE" for n, s in states.items() if n != 0)
         coordinator_pid = None
     finally:
         tmux.kill()
