@@ -1,7 +1,7 @@
 """Parallel trials: speed-up of 2 workers over 1, and the per-trial fixed cost of reused workers vs a
 fresh process per trial. Both pairs run side by side in one invocation; results in ratios.
 
-    .venv/bin/python benchmarks/bench_parallel.py [--trials 12] [--epochs 4] [--rows 16384] [--repeat 2]
+    .venv/bin/python benchmarks/bench_parallel.py [--trials 24] [--epochs 4] [--rows 16384] [--repeat 2]
 
 1. Speed-up: CPU-bound trials (an MLP on 8192 random training rows, user task helpers_tasks:busy), one torch
    thread per worker in both runs, so a second worker can only help by using the second core.
@@ -126,7 +126,7 @@ def bare_training(folder: Path, processes: int, trials: int, epochs: int, rows: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=12, help="CPU-bound trials per speed-up run")
+    parser.add_argument("--trials", type=int, default=24, help="CPU-bound trials per speed-up run")
     parser.add_argument("--epochs", type=int, default=4, help="epochs of each CPU-bound trial")
     parser.add_argument("--rows", type=int, default=16384, help="training rows of the CPU-bound task")
     parser.add_argument("--fixed-trials", type=int, default=40, help="tiny trials with a reused worker")
