@@ -1,0 +1,48 @@
+"""The TUI on a PostgreSQL store: the same reads, the Study screen, importances and deletion."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.store import Store
+from tests.tui.conftest import wait_for
+from tests.tui.screen_text import screen_text
+from tui.data import StudyWatcher, Want, delete_study, list_studies, open_store
+from tui.widgets.curves import SeriesPlot
+from tui.widgets.history_plot import ImportancePlot
+from tui.widgets.trial_table import TrialTable
+
+pytestmark = pytest.mark.postgres
+
+
+def test_watcher_and_studies_list_read_postgres_like_sqlite(pg_small_store):
+    watcher = StudyWatcher(pg_small_store, "digits_mlp")
+    first = watcher.poll(Want(curves=(1,), steps=1, detail=1))
+    assert first.first and len(first.trials) == 12 and first.status == "finished"
+    assert len(first.epochs[1]) == 6 and len(first.steps[1]) == 60 and first.layers[1]
+    assert first.details[0].findings[0]["kind"] == "overfitting"
+    assert watcher.poll(Want(curves=(1,), steps=1, detail=1)).empty
+    [study] = list_studies(open_store(pg_small_store))
+    assert study["counts"] == {"COMPLETE": 10, "PRUNED": 1, "FAIL": 1} and study["device"] == "cpu"
+
+
+async def test_study_screen_on_postgres_shows_trials_curves_and_importance(pg_small_store, make_app):
+    app = make_app(pg_small_store, open_study="digits_mlp")
+    async with app.run_test(size=(120, 36)) as pilot:
+        table = app.screen.query_one(TrialTable)
+        await wait_for(pilot, lambda: len(table.rows) == 12)
+        loss = lambda: app.screen.query_one("#plot-loss", SeriesPlot).chart  # noqa: E731
+        await wait_for(pilot, lambda: loss().series and list(loss().series[0].xs) == [1, 2, 3, 4, 5, 6])
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.screen.query(ImportancePlot) and app.screen.query_one(ImportancePlot).importances,
+                       timeout=30, what="importances from a read-only Optuna load")  # fmt: skip
+        assert "parameter importance (fANOVA)" in screen_text(app)
+
+
+def test_delete_study_on_postgres(pg_small_store):
+    delete_study(pg_small_store, "digits_mlp")
+    store = Store(pg_small_store)
+    assert store.studies() == []
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM tt_epoch").scalar_one() == 0
+    store.close()
