@@ -94,6 +94,7 @@ tt_log = sa.Table(
     sa.Index("ix_tt_log_trial", "study_id", "trial_number"),
 )  # fmt: skip
 
+LIVE_STATES = ("running", "paused", "stopping")  # heartbeat states of a coordinator that has not ended
 CONTROL_ACTIONS = ("stop", "stop_now", "pause", "resume", "kill")
 
 
@@ -224,6 +225,18 @@ class Store:
                 self.engine = sa.create_engine(self.url, pool_pre_ping=True)
             if not read_only:
                 metadata.create_all(self.engine)
+                self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Stores made by an older tunetui lack newer columns; create_all adds tables, not columns."""
+        inspector = sa.inspect(self.engine)
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    with self.engine.begin() as conn:
+                        conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
     # ------------------------------------------------------------ optuna
     def optuna_storage(self):
@@ -394,9 +407,8 @@ class Store:
         rows = self._rows(query)
         now = time.time()
         for r in rows:
-            r["alive"] = (
-                r["state"] not in ("exited", "crashed") and now - (r["last_seen"] or 0) < HEARTBEAT_FRESH_S
-            )
+            # a "finished"/"stopped" row is fresh for a while too: only a working coordinator is alive
+            r["alive"] = r["state"] in LIVE_STATES and now - (r["last_seen"] or 0) < HEARTBEAT_FRESH_S
         return rows
 
     def trials(self, study_id: int, since_trial_id: int = 0) -> list[TrialRow]:

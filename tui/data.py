@@ -37,7 +37,6 @@ def list_studies(store: Store | None) -> list[dict]:
         return []
     studies = store.studies()
     for s in studies:
-        fix_alive(s["coordinators"])
         s["status"] = study_status(s["counts"], s["coordinators"])
         beats = sorted(s["coordinators"], key=lambda b: b.get("last_seen") or 0)
         s["device"] = beats[-1]["device"] if beats and beats[-1].get("device") else ""
@@ -63,13 +62,6 @@ def short_url(url: str) -> str:
 
     db = sqlite_path(url)
     return short_path(db) if db is not None else redact(url)
-
-
-def fix_alive(beats: list[dict]) -> list[dict]:
-    """Only a running or paused coordinator with a fresh beat is alive ("finished" rows are fresh too)."""
-    for b in beats:
-        b["alive"] = bool(b.get("alive")) and b.get("state") in ("running", "paused", "stopping")
-    return beats
 
 
 def format_started(value: Any) -> str:
@@ -259,7 +251,7 @@ class StudyWatcher:
             self.counts = {}
             for state in self.state.values():
                 self.counts[state] = self.counts.get(state, 0) + 1
-        delta.coordinators = fix_alive(store.heartbeats(sid))
+        delta.coordinators = store.heartbeats(sid)
         delta.status = study_status(self.counts, delta.coordinators)
         delta.elapsed_s = time.perf_counter() - start
         return delta

@@ -1,0 +1,83 @@
+"""The store on its own: liveness from heartbeats, control rows, migrations, read-only opening."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from engine.store import HEARTBEAT_FRESH_S, Store, StoreError, resolve_url, study_status
+
+
+def test_only_a_working_coordinator_with_a_fresh_beat_is_alive(store_url):
+    store = Store(store_url)
+    for host, state in (
+        ("a", "running"),
+        ("b", "paused"),
+        ("c", "finished"),
+        ("d", "stopped"),
+        ("e", "crashed"),
+    ):
+        store.beat(1, host, pid=1, state=state, started=time.time())
+    store.beat(1, "f", pid=1, state="running", started=0.0)
+    store.engine.dispose()
+    with sqlite3.connect(store_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "UPDATE tt_heartbeat SET last_seen = ? WHERE host = 'f'", (time.time() - HEARTBEAT_FRESH_S - 1,)
+        )
+    alive = {b["host"]: b["alive"] for b in Store(store_url).heartbeats(1)}
+    assert alive == {"a": True, "b": True, "c": False, "d": False, "e": False, "f": False}
+
+
+@pytest.mark.parametrize(
+    "states,expected",
+    [
+        ([("running", True)], "running"),
+        ([("paused", True)], "paused"),
+        ([("paused", True), ("running", True)], "running"),
+        ([("finished", False)], "finished"),
+        ([("stopped", False)], "stopped"),
+        ([("running", False)], "crashed"),
+        ([], "idle"),
+    ],
+)
+def test_study_status_from_heartbeats(states, expected):
+    beats = [{"state": s, "alive": a} for s, a in states]
+    assert study_status({"COMPLETE": 1} if states else {}, beats) == expected
+
+
+def test_control_rows_round_trip(store_url):
+    store = Store(store_url)
+    rid = store.request(7, "kill", "3")
+    assert [r["action"] for r in store.pending_requests(7)] == ["kill"]
+    store.finish_request(rid, "killed trial 3")
+    assert store.pending_requests(7) == []
+    assert store.request_status(rid)["result"] == "killed trial 3"
+    with pytest.raises(ValueError):
+        store.request(7, "explode")
+
+
+def test_an_older_store_gains_new_columns_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE tt_layer (study_id INTEGER, trial_number INTEGER, epoch INTEGER, layer VARCHAR(200), "
+            "grad_norm FLOAT, weight_norm FLOAT, hist_json TEXT, PRIMARY KEY (study_id, trial_number, epoch, layer))"
+        )
+        conn.execute("INSERT INTO tt_layer VALUES (1, 0, 1, 'fc', 1.0, 2.0, NULL)")
+    store = Store(f"sqlite:///{path}")
+    rows = store.layers(1, 0)
+    assert rows[0]["layer"] == "fc" and rows[0]["grad_norm"] == 1.0 and rows[0]["position"] is None
+
+
+def test_read_only_store_never_creates_a_file(tmp_path):
+    with pytest.raises(StoreError, match="no store at"):
+        Store(f"sqlite:///{tmp_path}/absent.db", read_only=True)
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_relative_sqlite_paths_become_absolute(tmp_path):
+    url = resolve_url("sqlite:///rel/x.db", base=tmp_path)
+    assert url == f"sqlite:///{tmp_path}/rel/x.db"
+    assert resolve_url("plain.db", base=tmp_path) == f"sqlite:///{tmp_path}/plain.db"
