@@ -224,19 +224,13 @@ class Store:
             else:
                 self.engine = sa.create_engine(self.url, pool_pre_ping=True)
             if not read_only:
-                metadata.create_all(self.engine)
-                self._add_missing_columns()
-
-    def _add_missing_columns(self) -> None:
-        """Stores made by an older tunetui lack newer columns; create_all adds tables, not columns."""
-        inspector = sa.inspect(self.engine)
-        for table in metadata.sorted_tables:
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present:
-                    kind = column.type.compile(dialect=self.engine.dialect)
-                    with self.engine.begin() as conn:
-                        conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                with self.engine.begin() as conn:
+                    if (
+                        self.engine.dialect.name == "postgresql"
+                    ):  # hosts starting together race to create tables
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7248517)"))
+                    metadata.create_all(conn)
+                    _add_missing_columns(conn)
 
     # ------------------------------------------------------------ optuna
     def optuna_storage(self):
@@ -358,8 +352,12 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def has_optuna_tables(self) -> bool:
+        """Optuna creates its tables one commit at a time; its version_info row is written after all of them."""
         with store_errors(self.url):
-            return sa.inspect(self.engine).has_table("studies")
+            if not sa.inspect(self.engine).has_table("version_info"):
+                return False
+            with self.engine.connect() as conn:
+                return conn.execute(sa.text("SELECT 1 FROM version_info")).first() is not None
 
     def study_id(self, name: str) -> int | None:
         if not self.has_optuna_tables():
@@ -495,6 +493,17 @@ class Store:
             query = query.where(tt_log.c.trial_number == number)
         rows = self._rows(query.order_by(tt_log.c.id.desc()).limit(limit))
         return rows[::-1]
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """Stores made by an older tunetui lack newer columns; create_all adds tables, not columns."""
+    inspector = sa.inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def study_status(counts: dict[str, int], coordinators: list[dict]) -> str:
