@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 
 from engine.space import build_pruner, build_sampler, suggest
 from engine.spec import StudySpec
-from engine.store import Store, StoreError, state_dir, store_errors, tt_control
+from engine.store import LIVE_STATES, Store, StoreError, state_dir, store_errors, tt_control
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -43,7 +43,6 @@ ORPHAN_STALE_S = 60.0  # another host's coordinator is dead when its heartbeat i
 WORKER_START_LIMIT_S = 180.0
 WORKER_START_FAILURES = 3  # a slot whose new workers die this many times in a row before ready: give up
 KILL_GRACE_S = 3.0  # a killed trial may stop at its next epoch (its worker lives on); then it is killed
-LIVE_STATES = ("running", "paused", "stopping")  # heartbeat states of a coordinator that has not ended
 # Failure reasons that mean "this trial did not get its chance": they do not count toward the budget.
 NOT_COUNTED = frozenset({"orphaned", "interrupted"})
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}

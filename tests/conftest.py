@@ -44,6 +44,44 @@ def cli():
     return run_cli
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server from .ci/postgres.sh (installed when absent); its base URL.
+
+    Skipped only where no server can be installed, and never under TUNETUI_REQUIRE_POSTGRES (CI)."""
+    script = ROOT / ".ci" / "postgres.sh"
+    try:
+        done = subprocess.run(
+            [str(script), "start"], capture_output=True, text=True, timeout=600, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("`.ci/postgres.sh start` took more than 10 minutes")
+    if done.returncode == 3:
+        reason = f"no PostgreSQL server here and none could be installed: {done.stderr.strip()[-300:]}"
+        if os.environ.get("TUNETUI_REQUIRE_POSTGRES"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    if done.returncode != 0:
+        pytest.fail(f"`.ci/postgres.sh start` failed ({done.returncode}): {done.stderr[-2000:]}")
+    url, folder = done.stdout.split()[:2]
+    yield url
+    subprocess.run([str(script), "stop", folder], capture_output=True, timeout=60, check=False)
+
+
+def fresh_postgres_database(server_url: str, prefix: str = "t") -> str:
+    """A new empty database on the test server; its URL."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
 def pytest_collection_finish(session):
     """A run that collects no test is a broken run, never a green one (pytest would exit 5)."""
     selected = session.config.getoption("keyword") or session.config.getoption("markexpr")

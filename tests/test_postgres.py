@@ -7,49 +7,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import uuid
 from collections import Counter
 
 import pytest
-import sqlalchemy as sa
 
 from engine.store import Store
-from tests.helpers_run import ROOT, StoreView, alive, children, finish, start, tunetui, wait_for, write_spec
+from tests.conftest import fresh_postgres_database
+from tests.helpers_run import StoreView, alive, children, finish, start, tunetui, wait_for, write_spec
 
 pytestmark = pytest.mark.postgres
 NOT_COUNTED = ("orphaned", "interrupted")
 
 
-@pytest.fixture(scope="module")
-def postgres_server():
-    """The server's base URL; stopped and removed after the module."""
-    script = ROOT / ".ci" / "postgres.sh"
-    try:
-        done = subprocess.run(
-            [str(script), "start"], capture_output=True, text=True, timeout=600, check=False
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("`.ci/postgres.sh start` took more than 10 minutes")
-    if done.returncode == 3:
-        pytest.skip(f"no PostgreSQL server here and none could be installed: {done.stderr.strip()[-300:]}")
-    if done.returncode != 0:
-        pytest.fail(f"`.ci/postgres.sh start` failed ({done.returncode}): {done.stderr[-2000:]}")
-    url, folder = done.stdout.split()[:2]
-    yield url
-    subprocess.run([str(script), "stop", folder], capture_output=True, timeout=60, check=False)
-
-
 @pytest.fixture
 def pg_url(postgres_server):
-    """A fresh database per test, with tunetui's tables already made (see the note in the report)."""
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
-    Store(url).close()
-    return url
+    """A fresh, empty database per test: the coordinators that start together create the tables."""
+    return fresh_postgres_database(postgres_server)
 
 
 def host(name: str) -> dict[str, str]:
@@ -153,3 +126,16 @@ def _no_stray_processes():
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def test_hosts_opening_a_fresh_database_together_do_not_collide(pg_url):
+    """Several coordinators creating tunetui's tables at the same moment (an advisory lock serializes them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_store(_):
+        Store(pg_url).close()
+        return True
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(open_store, range(4)))
+    assert Store(pg_url).studies() == []

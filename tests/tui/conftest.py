@@ -101,35 +101,11 @@ async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 10.0, 
     await asyncio.sleep(0)
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """A throwaway PostgreSQL server (.ci/postgres.sh); skipped where none exists or can be installed."""
-    import subprocess
-
-    from tests.conftest import ROOT
-
-    script = ROOT / ".ci" / "postgres.sh"
-    done = subprocess.run([str(script), "start"], capture_output=True, text=True, timeout=600, check=False)
-    if done.returncode == 3:
-        pytest.skip(f"no PostgreSQL server here and none could be installed: {done.stderr.strip()[-300:]}")
-    assert done.returncode == 0, done.stderr[-2000:]
-    url, folder = done.stdout.split()[:2]
-    yield url
-    subprocess.run([str(script), "stop", folder], capture_output=True, timeout=60, check=False)
-
-
 @pytest.fixture
-def pg_small_store(pg_server) -> str:
+def pg_small_store(postgres_server) -> str:
     """The small fixture study in a fresh PostgreSQL database."""
-    import uuid
+    from tests.conftest import fresh_postgres_database
 
-    import sqlalchemy as sa
-
-    name = f"tui_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    url = pg_server.rsplit("/", 1)[0] + f"/{name}"
+    url = fresh_postgres_database(postgres_server, prefix="tui")
     build_study(url)
     return url
