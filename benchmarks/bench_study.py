@@ -28,11 +28,14 @@ def main() -> None:
     parser.add_argument("--spec", default=str(ROOT / "studies" / "digits_mlp.toml"))
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], help="spec override, as for tunetui run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         argv = [sys.executable, "-m", "engine.cli", "run", args.spec, "--storage", url, "--quiet",
                 "--trials", str(args.trials), "--workers", str(args.workers)]  # fmt: skip
+        for item in args.set:
+            argv += ["--set", item]
         started = time.perf_counter()
         subprocess.run(argv, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                        stdout=subprocess.DEVNULL)  # fmt: skip
@@ -40,7 +43,10 @@ def main() -> None:
         store = Store(url, read_only=True)
         study = store.studies()[0]
         sid = study["study_id"]
-        train_times = [store.trial_attrs(sid, t.number).get("train_time_s") or 0.0 for t in store.trials(sid)]
+        trials = store.trials(sid)
+        train_times = [store.trial_attrs(sid, t.number).get("train_time_s") or 0.0 for t in trials]
+        # the trial phase: first trial handed out -> last trial told (no process or worker start-up)
+        span = max(t.finished for t in trials) - min(t.started for t in trials)
         best = study["best"]
     training = sum(train_times) / max(1, args.workers)
     print(
@@ -50,6 +56,10 @@ def main() -> None:
     print(f"wall time of the run:           {wall:8.2f} s")
     print(f"sum of trial training time:     {sum(train_times):8.2f} s  (per worker {training:.2f} s)")
     print(f"ratio wall / training:          {wall / training:8.3f}   (goal <= 1.10)")
+    print(f"start-up + shut-down (wall - trial phase): {wall - span:6.2f} s  (interpreter, worker's torch import)")
+    print(f"trial phase / training:         {span / training:8.3f}   (engine cost between and around trials)")
+    overhead_ms = (span - training) / max(1, len(trials)) * 1000 * args.workers
+    print(f"engine overhead per trial:      {overhead_ms:8.1f} ms (ask, tell, report, prune, store writes)")
 
 
 if __name__ == "__main__":

@@ -610,23 +610,25 @@ class Coordinator:
         epoch = int(message["epoch"])
         metrics = message.get("metrics", {})
         value = metrics.get(self.metric)
-        stop = slot.stop_reason is not None
-        if value is not None and math.isfinite(value):
+        # once told to stop, the worker may still finish the epoch it was in: keep its telemetry, not its value
+        if slot.stop_reason is None and value is not None and math.isfinite(value):
             slot.epochs_reported += 1
             if slot.best is None or (value > slot.best if self.maximize else value < slot.best):
                 slot.best, slot.best_epoch = value, epoch
             trial.report(value, epoch)  # once per epoch, never per step (~2 ms on SQLite)
-            if not stop and self.prunes and trial.should_prune():
+            if self.prunes and trial.should_prune():
                 slot.stop_reason = "pruned"
-                stop = True
-        try:
-            slot.conn.send({"type": "decision", "stop": stop})
-        except (OSError, ValueError):
-            pass
-        # the worker waits for the decision, not for its telemetry: write that while it trains on.
+                self._tell_worker_to_stop(slot)
         # Messages are handled in order, so this epoch is committed before the trial's `done` is told.
         self.store.write_epoch(self.study_id, trial.number, epoch, metrics, message.get("steps", []),
                                message.get("layers", []))  # fmt: skip
+
+    def _tell_worker_to_stop(self, slot: Slot) -> None:
+        """The worker does not wait for answers; it reads this at the end of its current epoch."""
+        try:
+            slot.conn.send({"type": "decision", "number": slot.trial.number, "stop": True})
+        except (OSError, ValueError, AttributeError):
+            pass  # a dead worker: _check_workers handles it
 
     def _on_done(self, slot: Slot, message: dict) -> None:
         trial = slot.trial
@@ -812,8 +814,9 @@ class Coordinator:
         for slot in self.slots:
             if slot.trial is not None and slot.trial.number == number:
                 slot.stop_reason = "user"
-                # the worker stops the trial at its next epoch and lives on; a hung trial is killed
+                # the worker stops the trial at the end of its epoch and lives on; a hung trial is killed
                 slot.kill_deadline = time.time() + KILL_GRACE_S
+                self._tell_worker_to_stop(slot)
                 return f"killing trial {number}"
         trials = [t for t in self.study.get_trials(deepcopy=False) if t.number == number]
         if not trials:

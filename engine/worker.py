@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -57,11 +58,29 @@ def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_p
         while True:
             message = conn.recv()
             if message.get("type") == "exit":
-                return
+                # nothing is left to save: skip the interpreter's (and torch's) slow teardown
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
             if message.get("type") == "trial":
                 conn.send(run_trial(conn, message, device))
     except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
         return  # the coordinator is gone or wants us gone
+
+
+def stop_requested(conn: Connection, number: int) -> bool:
+    """Read the coordinator's answers so far without waiting for the one to this epoch.
+
+    Waiting would idle the device while Optuna reports and asks the pruner (~7 ms an epoch on SQLite,
+    13% of the default study); the price is that a prune or kill takes effect one epoch later."""
+    stop = False
+    while conn.poll():
+        message = conn.recv()
+        if message.get("type") == "exit":
+            os._exit(0)
+        if message.get("type") == "decision" and message.get("number") == number and message.get("stop"):
+            stop = True
+    return stop
 
 
 def run_trial(conn: Connection, message: dict[str, Any], device_name: str) -> dict[str, Any]:
@@ -111,8 +130,7 @@ def run_trial(conn: Connection, message: dict[str, Any], device_name: str) -> di
                 f"epoch {report.epoch}: train_loss={m.get('train_loss', float('nan')):.4f} "
                 f"val_loss={m.get('val_loss', float('nan')):.4f} val_acc={m.get('val_acc', float('nan')):.4f}"
             )
-            reply = conn.recv()
-            return bool(reply.get("stop"))
+            return stop_requested(conn, number)
 
         result = train(config, data, device, on_epoch)
         attrs.update(getattr(result, "attrs", {}) or {})
