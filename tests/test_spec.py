@@ -13,7 +13,7 @@ HEAD = '[study]\nname = "t"\n'
 
 
 def test_every_shipped_spec_validates():
-    specs = sorted(STUDIES.glob("*.toml"))
+    specs = sorted(STUDIES.rglob("*.toml"))
     assert specs, "studies/ has no spec"
     for path in specs:
         spec = load_spec(path)

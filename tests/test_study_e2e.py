@@ -221,3 +221,15 @@ def test_export_round_trip(digits_store, tmp_path):
     fixed = json.loads(json.dumps(again.user_attrs["spec_toml"]))
     for name, value in study.best_trial.params.items():
         assert f"{name} = " in fixed and (str(value) in fixed or repr(value) in fixed)
+
+
+def test_the_shipped_user_task_example_runs(tmp_path):
+    """studies/examples/two_moons.*: the README's user-task example, run for real."""
+    url = f"sqlite:///{tmp_path}/moons.db"
+    spec = str(STUDIES / "examples" / "two_moons.toml")
+    result = run_cli("run", spec, "--trials", "3", "--storage", url, "--quiet")
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="two_moons", storage=url)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete and max(t.value for t in complete) > 0.8
+    assert {t.params["hidden"] for t in study.trials} <= {4, 16, 64}
