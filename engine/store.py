@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -432,8 +434,8 @@ class Store:
             base = list(conn.execute(sa.text(sql), bind))
             params: dict[int, dict[str, Any]] = {}
             for tid, name, value, dist in conn.execute(sa.text(params_sql), bind):
-                params.setdefault(tid, {})[name] = _external_param(value, dist)
-            reasons = {tid: _json(v) for tid, v in conn.execute(sa.text(reason_sql), bind)}
+                params.setdefault(tid, {})[name] = external_param(value, dist)
+            reasons = {tid: decode_json(v) for tid, v in conn.execute(sa.text(reason_sql), bind)}
             epochs = dict(conn.execute(sa.text(epochs_sql), bind).all())
             flags = dict(conn.execute(sa.text(flags_sql), bind).all())
         rows = []
@@ -445,8 +447,8 @@ class Store:
                     state=str(state),
                     value=value,
                     params=params.get(tid, {}),
-                    started=_ts(start),
-                    finished=_ts(complete),
+                    started=parse_time(start),
+                    finished=parse_time(complete),
                     reason=reasons.get(tid),
                     epochs=int(epochs.get(number) or 0),
                     flags=int(flags.get(number) or 0),
@@ -459,7 +461,7 @@ class Store:
             SELECT a.key, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
             WHERE t.study_id = :sid AND t.number = :n"""
         with store_errors(self.url), self.engine.connect() as conn:
-            return {k: _json(v) for k, v in conn.execute(sa.text(sql), {"sid": study_id, "n": number})}
+            return {k: decode_json(v) for k, v in conn.execute(sa.text(sql), {"sid": study_id, "n": number})}
 
     def epochs(self, study_id: int, number: int | None = None, after_epoch: int = 0) -> list[dict]:
         query = sa.select(tt_epoch).where(tt_epoch.c.study_id == study_id, tt_epoch.c.epoch > after_epoch)
@@ -484,7 +486,7 @@ class Store:
     def findings(self, study_id: int, number: int) -> list[dict]:
         rows = self._rows(sa.select(tt_diagnosis).where(_key(tt_diagnosis, study_id, number)))
         for r in rows:
-            r["evidence"] = _json(r.pop("evidence_json")) or {}
+            r["evidence"] = decode_json(r.pop("evidence_json")) or {}
         return rows
 
     def logs(self, study_id: int, number: int | None = None, limit: int = 50) -> list[dict]:
@@ -533,7 +535,8 @@ def _num(value: Any) -> float | None:
         return None
 
 
-def _json(text: str | None) -> Any:
+def decode_json(text: str | None) -> Any:
+    """A JSON column's value; text that is not JSON comes back as it is."""
     if text is None:
         return None
     try:
@@ -542,23 +545,29 @@ def _json(text: str | None) -> Any:
         return text
 
 
-def _ts(value: Any) -> float | None:
+def parse_time(value: Any) -> float | None:
+    """Optuna's datetime columns (datetime objects, or ISO text on SQLite) as epoch seconds."""
     if value is None:
         return None
     if isinstance(value, str):
-        from datetime import datetime
-
         value = datetime.fromisoformat(value)
     return value.timestamp()
 
 
-def _external_param(internal: float, distribution_json: str) -> Any:
-    """Optuna stores categorical params as an index; turn it back into the choice."""
-    dist = _json(distribution_json) or {}
-    if dist.get("name") == "CategoricalDistribution":
-        choices = dist.get("attributes", {}).get("choices", [])
+@lru_cache(maxsize=1024)
+def _distribution(distribution_json: str) -> tuple[str, tuple]:
+    dist = decode_json(distribution_json) or {}
+    if not isinstance(dist, dict):
+        return "", ()
+    return dist.get("name", ""), tuple(dist.get("attributes", {}).get("choices", []))
+
+
+def external_param(internal: float, distribution_json: str) -> Any:
+    """Optuna stores a categorical param as an index into its choices; return the choice."""
+    name, choices = _distribution(distribution_json)
+    if name == "CategoricalDistribution":
         index = int(internal)
         return choices[index] if 0 <= index < len(choices) else internal
-    if dist.get("name") == "IntDistribution":
+    if name == "IntDistribution":
         return int(internal)
     return internal

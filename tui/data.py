@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from engine.store import Store, StoreError, TrialRow, sqlite_path, study_status
+from engine.store import (
+    Store,
+    StoreError,
+    TrialRow,
+    decode_json,
+    external_param,
+    parse_time,
+    sqlite_path,
+    study_status,
+)
 
 UNFINISHED = ("RUNNING", "WAITING")
 BIG_IN = 500  # above this many trial numbers, aggregate over the whole study instead of an IN list
@@ -80,7 +87,7 @@ def spec_files(studies_dir: str | Path) -> list[Path]:
 def study_user_attrs(store: Store, study_id: int) -> dict[str, Any]:
     sql = "SELECT key, value_json FROM study_user_attributes WHERE study_id = :sid"
     with _errors(store), store.engine.connect() as conn:
-        return {k: _json(v) for k, v in conn.execute(sa.text(sql), {"sid": study_id})}
+        return {k: decode_json(v) for k, v in conn.execute(sa.text(sql), {"sid": study_id})}
 
 
 def delete_study(url: str, name: str) -> None:
@@ -279,7 +286,7 @@ class StudyWatcher:
         else:
             for tid, name, value, dist in conn.execute(PARAMS_SQL, bind).all():  # fetchall: 2x a row loop
                 params.setdefault(tid, {})[name] = external_param(value, dist)
-            reasons = {tid: _json(v) for tid, v in conn.execute(REASON_SQL, bind)}
+            reasons = {tid: decode_json(v) for tid, v in conn.execute(REASON_SQL, bind)}
         numbers = [row[1] for row in base]
         if since == 0 or len(numbers) > BIG_IN:
             epochs = dict(conn.execute(sa.text(EPOCHS_ALL_SQL), {"sid": sid}).all())
@@ -365,10 +372,10 @@ class StudyWatcher:
             self.layer_cursor.pop(number, None)  # layers and log lines are kept for one trial only
             self.log_cursor.pop(number, None)
         if number != self.detail_for or number in changed or diag_changed:
-            attrs = {k: _json(v) for k, v in conn.execute(ATTRS_SQL, {"sid": sid, "n": number})}
+            attrs = {k: decode_json(v) for k, v in conn.execute(ATTRS_SQL, {"sid": sid, "n": number})}
             findings = [dict(r._mapping) for r in conn.execute(FINDINGS_SQL, {"sid": sid, "n": number})]
             for f in findings:
-                f["evidence"] = _json(f.pop("evidence_json")) or {}
+                f["evidence"] = decode_json(f.pop("evidence_json")) or {}
             delta.details.append(TrialDetail(number, attrs, findings))
             self.detail_for = number
         if number not in self.layer_cursor or running:
@@ -376,7 +383,7 @@ class StudyWatcher:
             rows = []
             for r in conn.execute(LAYER_ROWS_SQL, {"sid": sid, "n": number, "after": after}):
                 row = dict(r._mapping)
-                row["hist"] = _json(row.pop("hist_json"))
+                row["hist"] = decode_json(row.pop("hist_json"))
                 rows.append(row)
             if rows or number not in self.layer_cursor:
                 delta.layers[number] = rows
@@ -459,41 +466,6 @@ class _errors:
 
     def __exit__(self, *exc):
         return self.inner.__exit__(*exc)
-
-
-def parse_time(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.timestamp()
-
-
-def _json(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return text
-
-
-@lru_cache(maxsize=1024)
-def _distribution(distribution_json: str) -> tuple[str, tuple]:
-    dist = _json(distribution_json) or {}
-    choices = dist.get("attributes", {}).get("choices", []) if isinstance(dist, dict) else []
-    return (dist.get("name", "") if isinstance(dist, dict) else "", tuple(choices))
-
-
-def external_param(internal: float, distribution_json: str) -> Any:
-    """Optuna stores a categorical param as an index into its choices; return the choice."""
-    name, choices = _distribution(distribution_json)
-    if name == "CategoricalDistribution":
-        index = int(internal)
-        return choices[index] if 0 <= index < len(choices) else internal
-    if name == "IntDistribution":
-        return int(internal)
-    return internal
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float], limit: int = 1000) -> tuple[list, list]:
