@@ -449,6 +449,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print("no complete trial yet")
     else:
         console.print(f"best trial #{best.number}: value {best.value:.4f}", highlight=False)
+        test_acc = info["best"]["attrs"].get("test_acc")
+        if test_acc is not None:  # the official test split, evaluated once on the final model
+            console.print(f"  test_acc (final model, held-out test split) = {test_acc:.4f}", highlight=False)
         for k, v in best.params.items():
             console.print(f"  {k} = {v!r}", highlight=False)
         _print_findings(console, info["best"]["findings"])

@@ -44,14 +44,17 @@ def export_rows(store: Store, study_name: str) -> list[dict[str, Any]]:
             "epochs": t.epochs,
             "duration_s": round(t.duration_s, 3) if t.duration_s is not None else None,
             "train_time_s": None,
+            "test_acc": None,
+            "test_loss": None,
         }
         row.update({f"param_{n}": t.params.get(n) for n in names})
         row.update({f"final_{m}": final.get(m) for m in FINAL_METRICS if m in EPOCH_COLUMNS})
         rows.append(row)
     if rows:
-        train_times = _attr_for_all(store, study_id, "train_time_s")
-        for row in rows:
-            row["train_time_s"] = train_times.get(row["number"])
+        for key in ("train_time_s", "test_acc", "test_loss"):  # recorded by the worker as trial attrs
+            values = _attr_for_all(store, study_id, key)
+            for row in rows:
+                row[key] = values.get(row["number"])
     return rows
 
 

@@ -62,6 +62,9 @@ class TrainResult:
     best: dict[str, float]  # best value of each objective metric, and "<metric>_epoch" where it was
     stopped_early: bool  # by early stopping (not by on_epoch)
     findings: list[dict] = field(default_factory=list)
+    test: dict[str, float] = field(
+        default_factory=dict
+    )  # test_loss, test_acc where the task has a test split
 
 
 @dataclass
@@ -272,12 +275,21 @@ def _train(
         if on_epoch(EpochReport(epoch, metrics, steps, layer_rows)) or stopped_early:
             break
 
+    test: dict[str, float] = {}
+    if data.x_test is not None and data.y_test is not None and len(data.y_test):
+        # once, on the final model; reported beside the study's metric, never used to choose trials
+        loss_sum, correct = _evaluate(
+            forward, model, data.x_test, data.y_test, amp_dtype, channels_last, device
+        )
+        (loss_sum_h, correct_h) = _to_host(torch.stack([loss_sum, correct.float()]))[0]
+        test = {"test_loss": loss_sum_h / len(data.y_test), "test_acc": correct_h / len(data.y_test)}
     return TrainResult(
         metrics=metrics,
         epochs_run=epoch,
         best=best,
         stopped_early=stopped_early,
         findings=history.findings(config, None),
+        test=test,
     )
 
 

@@ -134,6 +134,7 @@ def run_trial(conn: Connection, message: dict[str, Any], device_name: str) -> di
 
         result = train(config, data, device, on_epoch)
         attrs.update(getattr(result, "attrs", {}) or {})
+        attrs.update({k: round(float(v), 6) for k, v in result.test.items()})
         return done(
             "complete",
             metrics=result.metrics,

@@ -233,3 +233,34 @@ def test_the_shipped_user_task_example_runs(tmp_path):
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert complete and max(t.value for t in complete) > 0.8
     assert {t.params["hidden"] for t in study.trials} <= {4, 16, 64}
+
+
+def test_a_task_with_a_test_split_records_test_accuracy(tmp_path):
+    """MNIST-format files with t10k files: each trial records test_acc; show and export report it."""
+    from tests.test_tasks import write_mnist
+
+    write_mnist(tmp_path / "data", n=200)
+    url = f"sqlite:///{tmp_path}/mnist.db"
+    spec = write_spec(
+        tmp_path,
+        f"""
+[study]
+name = "tiny_mnist"
+[budget]
+n_trials = 1
+[task]
+name = "mnist"
+data_dir = "{tmp_path / "data"}"
+[train]
+epochs = 2
+width = 16
+layers = 1
+""",
+    )
+    assert run_cli("run", spec, "--storage", url, "--quiet").returncode == 0
+    trial = optuna.load_study(study_name="tiny_mnist", storage=url).trials[0]
+    assert 0.0 <= trial.user_attrs["test_acc"] <= 1.0
+    show = run_cli("show", "tiny_mnist", "--storage", url)
+    assert "test_acc (final model, held-out test split)" in show.stdout
+    rows = list(csv.DictReader(io.StringIO(run_cli("export", "tiny_mnist", "--storage", url).stdout)))
+    assert float(rows[0]["test_acc"]) == pytest.approx(trial.user_attrs["test_acc"])

@@ -291,3 +291,33 @@ def test_the_network_is_asked_only_when_the_spec_allows_it(tmp_path, monkeypatch
     clear_cache()
     load_task(TaskSpec(name=name, data_dir=str(tmp_path), download=True), {}, CPU)
     assert len(asked) == 1  # the files are there now: no second download
+
+
+@pytest.mark.parametrize("kind", ["mnist", "cifar10"])
+def test_the_official_test_split_is_held_apart_and_evaluated_once(tmp_path, kind):
+    """t10k / test_batch files load as the test split, standardized with training statistics; training
+    reports test_acc of the final model beside (never instead of) the validation metric."""
+    from engine.train import train
+
+    if kind == "mnist":
+        write_mnist(tmp_path, n=60)
+        expected_test = 10
+    else:
+        write_cifar(tmp_path, per_batch=6)
+        expected_test = 6
+    data = load_task(TaskSpec(name=kind, data_dir=str(tmp_path), val_fraction=0.2), {}, CPU)
+    assert data.x_test is not None and len(data.y_test) == expected_test
+    assert data.x_test.shape[1:] == data.x_train.shape[1:]
+    assert len(data.y_train) + len(data.y_val) > expected_test  # test rows are not part of train/val
+    config = TrainConfig(epochs=1, batch_size=8, width=8, layers=1, amp="off")
+    result = train(config, data, CPU, lambda report: False)
+    assert set(result.test) == {"test_loss", "test_acc"}
+    assert 0.0 <= result.test["test_acc"] <= 1.0 and result.test["test_loss"] > 0
+
+
+def test_a_data_set_without_test_files_trains_without_a_test_split(tmp_path):
+    write_mnist(tmp_path, n=40)
+    for f in (tmp_path / "MNIST" / "raw").glob("t10k-*"):
+        f.unlink()
+    data = load_task(TaskSpec(name="mnist", data_dir=str(tmp_path)), {}, CPU)
+    assert data.x_test is None and data.y_test is None

@@ -52,6 +52,10 @@ class TaskData:
     input_shape: tuple[int, ...]
     build_model: Callable[[TrainConfig], nn.Module] | None = None  # None: engine.models.build_model
     augment: Callable[[Tensor, TrainConfig], Tensor] | None = None  # a training batch, on the device
+    # an official test split, when the data set has one: evaluated once on the final model and recorded,
+    # never used to pick trials (the study's metric comes from the validation split)
+    x_test: Tensor | None = None
+    y_test: Tensor | None = None
 
     def check(self, name: str) -> TaskData:
         """Raise TaskError when the tensors do not fit together; return self."""
@@ -163,9 +167,9 @@ def split_indices(n: int, val_fraction: float, seed: int = 0) -> tuple[Tensor, T
     return order[n_val:], order[:n_val]
 
 
-def standardize(x_train: Tensor, x_val: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-    """Standardize both sets in place with the training set's mean and std over `dims` (no leak from val)."""
+def standardize(x_train: Tensor, *others: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, ...]:
+    """Standardize every set in place with the training set's mean and std over `dims` (no leak)."""
     mean = x_train.mean(dim=dims, keepdim=True)
     std = x_train.std(dim=dims, keepdim=True)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))
-    return x_train.sub_(mean).div_(std), x_val.sub_(mean).div_(std)
+    return tuple(x.sub_(mean).div_(std) for x in (x_train, *others))

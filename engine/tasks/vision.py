@@ -43,11 +43,14 @@ def load_vision_task(task: TaskSpec, device: torch.device) -> TaskData:
     root = Path(task.data_dir).expanduser()
     if task.name == "cifar10":
         images, labels = _cifar_train(root, task.download)
+        test = _cifar_test(root)
         channel_dims: tuple[int, ...] = (0, 2, 3)  # standardize each colour channel
         augment = random_crop_flip
     else:
         images, labels = _idx_train(root, task.name, task.download)
+        test = _idx_test(root, task.name)
         images = images.unsqueeze(1)  # (N, 1, 28, 28)
+        test = None if test is None else (test[0].unsqueeze(1), test[1])
         channel_dims = (0, 1, 2, 3)
         augment = None
     train_idx, val_idx = split_indices(len(labels), task.val_fraction)
@@ -57,7 +60,9 @@ def load_vision_task(task: TaskSpec, device: torch.device) -> TaskData:
     # split, so the uint8 images are the only full-size copy alongside the float sets)
     x_train = images[train_idx].float().div_(255.0)
     x_val = images[val_idx].float().div_(255.0)
-    x_train, x_val = standardize(x_train, x_val, dims=channel_dims)
+    x_test = None if test is None else test[0].float().div_(255.0)
+    x_train, x_val, *x_test_std = standardize(x_train, x_val, *([x_test] if x_test is not None else []),
+                                              dims=channel_dims)  # fmt: skip
     return TaskData(
         x_train=x_train.to(device),
         y_train=labels[train_idx].to(device),
@@ -66,6 +71,8 @@ def load_vision_task(task: TaskSpec, device: torch.device) -> TaskData:
         num_classes=10,
         input_shape=tuple(images.shape[1:]),
         augment=augment,
+        x_test=x_test_std[0].to(device) if x_test_std else None,
+        y_test=test[1].to(device) if test is not None else None,
     )
 
 
@@ -104,6 +111,24 @@ def _idx_train(root: Path, name: str, download: bool) -> tuple[Tensor, Tensor]:
     if images.dim() != 3 or len(images) != len(labels):
         raise TaskError(
             f"task {name!r}: {folder} holds {tuple(images.shape)} images for {len(labels)} labels"
+        )
+    return images, labels
+
+
+def _idx_test(root: Path, name: str) -> tuple[Tensor, Tensor] | None:
+    """The official test split (t10k files) when it is there; training does without it."""
+    folder = root / IDX_FOLDERS[name] / "raw"
+    images_path, labels_path = (
+        _idx_path(folder, IDX_FILES["test_images"]),
+        _idx_path(folder, IDX_FILES["test_labels"]),
+    )
+    if images_path is None or labels_path is None:
+        return None
+    images = torch.from_numpy(read_idx(images_path).copy())
+    labels = torch.from_numpy(read_idx(labels_path).astype(np.int64))
+    if images.dim() != 3 or len(images) != len(labels):
+        raise TaskError(
+            f"task {name!r}: {folder} holds {tuple(images.shape)} test images for {len(labels)} labels"
         )
     return images, labels
 
@@ -154,6 +179,16 @@ def _cifar_train(root: Path, download: bool) -> tuple[Tensor, Tensor]:
         labels.extend(batch["labels"])
     data = np.concatenate(images).reshape(-1, 3, 32, 32)
     return torch.from_numpy(data.copy()), torch.tensor(labels, dtype=torch.int64)
+
+
+def _cifar_test(root: Path) -> tuple[Tensor, Tensor] | None:
+    """CIFAR-10's test_batch when it is there."""
+    path = root / CIFAR_FOLDER / "test_batch"
+    if not path.is_file():
+        return None
+    batch = read_cifar_batch(path)
+    data = np.asarray(batch["data"]).reshape(-1, 3, 32, 32)
+    return torch.from_numpy(data.copy()), torch.tensor(batch["labels"], dtype=torch.int64)
 
 
 try:  # numpy 2 moved the array-rebuilding functions that pickles name
