@@ -255,7 +255,7 @@ def bench_cpu(url: str, seconds: float, folder: Path) -> dict:
     session = f"bench-tui-{os.getpid()}"
     writer = mp.get_context("spawn").Process(target=stream_writer, args=(url, "stream", seconds + 20))
     writer.start()
-    command = (f"cd {folder} && exec env TUNETUI_STORAGE={url} PYTHONPATH={ROOT} {sys.executable} -m engine.cli "
+    command = (f"cd {folder} && exec env TUNETUI_STORAGE={url} PYTHONPATH={ROOT} {sys.executable} -m tui "
                f"tui --studies-dir {ROOT / 'studies'}")  # fmt: skip
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "48", command], check=True)
     try:

@@ -1,4 +1,4 @@
-"""The `tunetui` command: no arguments opens the TUI; every subcommand is headless (no textual import)."""
+"""The headless `tunetui` subcommands (run, ls, show, export, control, profile); never imports textual or tui/."""
 
 from __future__ import annotations
 
@@ -113,11 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     from engine.store import StoreError
 
     try:
-        if args.command in (None, "tui"):
-            from tui.app import run_app  # the only place the TUI (and textual) is imported
-
-            run_app(args.storage, getattr(args, "studies_dir", "studies"))
-            return EXIT_OK
+        if args.command in (None, "tui"):  # the `tunetui` command (tui/entry.py) opens the workbench
+            parser.print_usage(sys.stderr)
+            print(
+                "tunetui: the workbench opens with `tunetui` (no arguments) or `python -m tui`",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
         handler = COMMANDS[args.command]
         return handler(args)
     except SpecError as err:

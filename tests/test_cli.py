@@ -113,8 +113,8 @@ def test_control_without_a_running_coordinator_exits_1(tmp_path):
 
 def test_headless_commands_never_import_textual():
     code = (
-        "import sys; from engine import cli; "
-        f"cli.main(['validate', {DIGITS!r}]); "
+        "import sys; from tui import entry; "  # the `tunetui` console script itself
+        f"entry.main(['validate', {DIGITS!r}]); "
         "assert 'textual' not in sys.modules, 'textual imported'; "
         "import engine.coordinator, engine.export, engine.store; "
         "assert 'textual' not in sys.modules"

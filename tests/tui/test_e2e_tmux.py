@@ -86,7 +86,7 @@ def test_launch_watch_kill_quit_and_the_study_finishes(tmp_path):
     url = f"sqlite:///{tmp_path}/store.db"
     env = f"TUNETUI_STORAGE={url} XDG_STATE_HOME={tmp_path}/state PYTHONPATH={ROOT}"
     tunetui = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "tunetui"
-    command = f"cd {tmp_path} && env {env} {tunetui if tunetui.exists() else 'python -m engine.cli'}"
+    command = f"cd {tmp_path} && env {env} {tunetui if tunetui.exists() else 'python -m tui'}"
     tmux = Tmux(f"tunetui-e2e-{os.getpid()}")
     tmux.start(command)
     coordinator_pid = None
