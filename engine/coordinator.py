@@ -29,7 +29,7 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from engine.space import build_pruner, build_sampler, suggest
+from engine.space import build_pruner, build_sampler, grid_size, suggest
 from engine.spec import StudySpec
 from engine.store import LIVE_STATES, Store, StoreError, state_dir, store_errors, tt_control
 
@@ -252,6 +252,10 @@ class Coordinator:
                 self._abort_running("user")
             busy = [s for s in self.slots if s.trial is not None]
             remaining = target - self.progress.done - len(busy)
+            idle = any(slot.ready and slot.trial is None for slot in self.slots)
+            grid_left = self._grid_points_left() if remaining > 0 and (idle or not busy) else None
+            if grid_left is not None:
+                remaining = min(remaining, grid_left)
             if self.state == "running" and remaining > 0:
                 for slot in self.slots:
                     if remaining <= 0 or self.pending_signal is not None:
@@ -262,8 +266,8 @@ class Coordinator:
             busy = [s for s in self.slots if s.trial is not None]
             if not busy and (self.state.startswith("stopping") or self.progress.done >= target):
                 return EXIT_BY_SIGNAL.get(self.first_signal, 0) if self.first_signal else 0
-            if not busy and self._grid_exhausted():
-                self.log("grid search exhausted")
+            if not busy and grid_left == 0:
+                self.log("grid search exhausted: every point has run")
                 return 0
             self._pump(timeout=0.2)
             self._check_workers()
@@ -351,11 +355,20 @@ class Coordinator:
             return
         self.progress.best, self.progress.best_number = best.value, best.number
 
-    def _grid_exhausted(self) -> bool:
-        sampler = self.study.sampler
-        if isinstance(sampler, optuna.samplers.GridSampler):
-            return sampler.is_exhausted(self.study)
-        return False
+    def _grid_points_left(self) -> int | None:
+        """Grid points no trial has started yet (None: not a grid search).
+
+        Optuna's GridSampler hands out an already started point again once every point has started,
+        so the coordinator must not ask beyond this."""
+        size = grid_size(self.spec)
+        if size is None:
+            return None
+        started = {
+            t.system_attrs["grid_id"]
+            for t in self.study._storage.get_all_trials(self.study_id, deepcopy=False)
+            if "grid_id" in t.system_attrs and (t.state.is_finished() or t.state == TrialState.RUNNING)
+        }
+        return max(0, size - len(started))
 
     def _set_attrs(self, trial_id: int, attrs: dict[str, Any], trial: optuna.Trial | None = None) -> None:
         """Set several user attrs in one transaction (one fsync instead of one per key)."""

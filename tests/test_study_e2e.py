@@ -264,3 +264,33 @@ layers = 1
     assert "test_acc (final model, held-out test split)" in show.stdout
     rows = list(csv.DictReader(io.StringIO(run_cli("export", "tiny_mnist", "--storage", url).stdout)))
     assert float(rows[0]["test_acc"]) == pytest.approx(trial.user_attrs["test_acc"])
+
+
+GRID_SPEC = """
+[study]
+name = "grid"
+[budget]
+n_trials = 10
+[sampler]
+kind = "grid"
+[pruner]
+kind = "none"
+[train]
+epochs = 1
+width = 16
+[space.lr]
+type = "categorical"
+choices = [0.001, 0.01, 0.1]
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_grid_search_runs_each_point_once_and_stops(tmp_path, workers):
+    """A budget larger than the grid: every point runs once, none twice, and the run ends."""
+    url = f"sqlite:///{tmp_path}/grid.db"
+    result = run_cli(
+        "run", write_spec(tmp_path, GRID_SPEC), "--storage", url, "--workers", workers, "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="grid", storage=url)
+    assert sorted(t.params["lr"] for t in study.trials) == [0.001, 0.01, 0.1]
