@@ -44,6 +44,23 @@ def cli():
     return run_cli
 
 
+@pytest.fixture
+def no_stray_processes():
+    """Every process group a test starts (coordinators, detached runs) is gone when the test ends,
+    however the test ended."""
+    import signal
+
+    from tests.helpers_run import children
+
+    before = set(children(os.getpid()))
+    yield
+    for pid in set(children(os.getpid())) - before:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """A throwaway PostgreSQL server from .ci/postgres.sh (installed when absent); its base URL.

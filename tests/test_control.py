@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from tests.helpers_run import StoreView, alive, children, finish, start, tunetui, wait_for, write_spec
+from tests.helpers_run import StoreView, alive, finish, start, tunetui, wait_for, write_spec
+
+pytestmark = pytest.mark.usefixtures("no_stray_processes")
 
 
 def running(view: StoreView, study: str, min_epochs: int = 0) -> list[int]:
@@ -97,14 +99,3 @@ def test_detach_returns_at_once_and_ls_shows_the_coordinator(tmp_path):
     finally:
         if alive(pid):
             os.killpg(pid, signal.SIGKILL)
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_processes():
-    before = set(children(os.getpid()))
-    yield
-    for pid in set(children(os.getpid())) - before:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass

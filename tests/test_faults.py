@@ -28,6 +28,8 @@ from tests.helpers_run import (
 DIGITS = ROOT / "studies" / "digits_mlp.toml"
 NOT_COUNTED = ("orphaned", "interrupted")
 
+pytestmark = pytest.mark.usefixtures("no_stray_processes")
+
 
 def running(view: StoreView, study: str) -> list[int]:
     return [n for n, t in view.trials(study).items() if t["state"] == "RUNNING"]
@@ -209,18 +211,6 @@ def test_a_worker_whose_coordinator_is_already_gone_exits_at_once(tmp_path):
     process.join(30)
     assert process.exitcode == 3
     parent.close()
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_processes():
-    """Every coordinator a test starts is gone when the test ends, however the test ended."""
-    before = set(children(os.getpid()))
-    yield
-    for pid in set(children(os.getpid())) - before:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def test_a_trial_failed_by_another_coordinator_is_dropped_uncounted(tmp_path):

@@ -15,7 +15,7 @@ from engine.store import Store
 from tests.conftest import fresh_postgres_database
 from tests.helpers_run import StoreView, alive, children, finish, start, tunetui, wait_for, write_spec
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("no_stray_processes")]
 NOT_COUNTED = ("orphaned", "interrupted")
 
 
@@ -115,17 +115,6 @@ def test_a_host_killed_9_resumes_its_own_budget_while_the_other_goes_on(tmp_path
     assert not [t for t in trials.values() if t["state"] == "RUNNING"]
     assert counted(trials, "host-a") == 4 and counted(trials, "host-b") == 4
     assert len(set(trials)) == len(trials)
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_processes():
-    before = set(children(os.getpid()))
-    yield
-    for pid in set(children(os.getpid())) - before:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def test_hosts_opening_a_fresh_database_together_do_not_collide(pg_url):
