@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -414,7 +415,7 @@ class Store:
     def trials(self, study_id: int, since_trial_id: int = 0) -> list[TrialRow]:
         """Trial rows, joined with values, params, failure reason and telemetry counts."""
         sql = """
-            SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, v.value
+            SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, v.value, v.value_type
             FROM trials t LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
             WHERE t.study_id = :sid AND t.trial_id > :since ORDER BY t.number"""
         params_sql = """
@@ -438,23 +439,7 @@ class Store:
             reasons = {tid: decode_json(v) for tid, v in conn.execute(sa.text(reason_sql), bind)}
             epochs = dict(conn.execute(sa.text(epochs_sql), bind).all())
             flags = dict(conn.execute(sa.text(flags_sql), bind).all())
-        rows = []
-        for tid, number, state, start, complete, value in base:
-            rows.append(
-                TrialRow(
-                    number=number,
-                    trial_id=tid,
-                    state=str(state),
-                    value=value,
-                    params=params.get(tid, {}),
-                    started=parse_time(start),
-                    finished=parse_time(complete),
-                    reason=reasons.get(tid),
-                    epochs=int(epochs.get(number) or 0),
-                    flags=int(flags.get(number) or 0),
-                )
-            )
-        return rows
+        return [trial_row(row, params, reasons, epochs, flags) for row in base]
 
     def trial_attrs(self, study_id: int, number: int) -> dict[str, Any]:
         sql = """
@@ -495,6 +480,26 @@ class Store:
             query = query.where(tt_log.c.trial_number == number)
         rows = self._rows(query.order_by(tt_log.c.id.desc()).limit(limit))
         return rows[::-1]
+
+
+def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, flags: dict) -> TrialRow:
+    """A TrialRow from a `trials LEFT JOIN trial_values` row (trial_id, number, state, datetime_start,
+    datetime_complete, value, value_type) and the per-trial lookups keyed by trial_id or number."""
+    tid, number, state, start, complete, value, value_type = base
+    if value is None and value_type in ("INF_POS", "INF_NEG"):  # Optuna keeps +-inf as NULL and a type
+        value = math.inf if value_type == "INF_POS" else -math.inf
+    return TrialRow(
+        number=number,
+        trial_id=tid,
+        state=str(state),
+        value=value,
+        params=params.get(tid, {}),
+        started=parse_time(start),
+        finished=parse_time(complete),
+        reason=reasons.get(tid),
+        epochs=int(epochs.get(number) or 0),
+        flags=int(flags.get(number) or 0),
+    )
 
 
 def _add_missing_columns(conn: sa.Connection) -> None:

@@ -81,3 +81,17 @@ def test_relative_sqlite_paths_become_absolute(tmp_path):
     url = resolve_url("sqlite:///rel/x.db", base=tmp_path)
     assert url == f"sqlite:///{tmp_path}/rel/x.db"
     assert resolve_url("plain.db", base=tmp_path) == f"sqlite:///{tmp_path}/plain.db"
+
+
+def test_infinite_objective_values_read_back_as_infinite(store_url):
+    """Optuna stores +-inf as NULL plus a value_type: CLI and TUI readers (one row builder) decode it."""
+    import math
+
+    import optuna
+
+    store = Store(store_url)
+    study = optuna.create_study(study_name="inf", storage=store.optuna_storage())
+    for value in (math.inf, -math.inf, 1.5):
+        study.tell(study.ask(), value)
+    sid = store.study_id("inf")
+    assert [t.value for t in store.trials(sid)] == [math.inf, -math.inf, 1.5]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -20,9 +19,9 @@ from engine.store import (
     TrialRow,
     decode_json,
     external_param,
-    parse_time,
     sqlite_path,
     study_status,
+    trial_row,
 )
 
 UNFINISHED = ("RUNNING", "WAITING")
@@ -297,26 +296,11 @@ class StudyWatcher:
             flags = dict(conn.execute(FLAGS_SOME_SQL, nb).all())
         rows = []
         news = []
-        for tid, number, state, start, complete, value, value_type in base:
-            state = str(state)
-            if value is None and value_type in ("INF_POS", "INF_NEG"):
-                value = math.inf if value_type == "INF_POS" else -math.inf
-            rows.append(
-                TrialRow(
-                    number=number,
-                    trial_id=tid,
-                    state=state,
-                    value=value,
-                    params=params.get(tid, {}),
-                    started=parse_time(start),
-                    finished=parse_time(complete),
-                    reason=reasons.get(tid),
-                    epochs=int(epochs.get(number) or 0),
-                    flags=int(flags.get(number) or 0),
-                )  # fmt: skip
-            )
-            row = rows[-1]
-            sig = (state, value, row.epochs, row.flags, len(row.params), row.finished, row.reason)
+        for base_row in base:
+            row = trial_row(base_row, params, reasons, epochs, flags)
+            rows.append(row)
+            tid, number, state = row.trial_id, row.number, row.state
+            sig = (state, row.value, row.epochs, row.flags, len(row.params), row.finished, row.reason)
             if self.sig.get(number) != sig:
                 news.append(row)
                 self.sig[number] = sig
