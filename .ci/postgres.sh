@@ -66,7 +66,7 @@ start() {
         if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
             -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
             start >&2; then
-            url="postgresql+psycopg2://tunetui@127.0.0.1:$port/tunetui"
+            url="postgresql://tunetui@127.0.0.1:$port/tunetui"  # the plain form the README shows
             as_owner "$bindir/createdb" -h 127.0.0.1 -p "$port" -U tunetui tunetui
             echo "$bindir" >"$dir/bindir"
             echo "$url"

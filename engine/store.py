@@ -106,10 +106,12 @@ class StoreError(Exception):
 
 
 def resolve_url(url: str | None = None, base: Path | None = None) -> str:
-    """The storage URL to use: explicit, else $TUNETUI_STORAGE, else the default file; sqlite paths made absolute."""
+    """The storage URL to use: explicit, else $TUNETUI_STORAGE, else the default file; sqlite paths made absolute,
+    the plain PostgreSQL form bound to the driver that is installed."""
     url = url or os.environ.get("TUNETUI_STORAGE") or DEFAULT_URL
     if "://" not in url:  # a bare path means a SQLite file
         url = f"sqlite:///{url}"
+    url = with_driver(url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///file:"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
@@ -117,6 +119,15 @@ def resolve_url(url: str | None = None, base: Path | None = None) -> str:
             if not full.is_absolute():
                 full = (base or Path.cwd()) / full
             url = f"sqlite:///{full.resolve()}"
+    return url
+
+
+def with_driver(url: str) -> str:
+    """`postgresql://` and `postgres://` with the psycopg2 driver tunetui installs (SQLAlchemy 2.1 would pick
+    psycopg 3, which it does not); a URL naming its driver is kept as given."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg2://" + url.removeprefix(plain)
     return url
 
 

@@ -63,7 +63,8 @@ def no_stray_processes():
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A throwaway PostgreSQL server from .ci/postgres.sh (installed when absent); its base URL.
+    """A throwaway PostgreSQL server from .ci/postgres.sh (installed when absent); its base URL, in the plain
+    `postgresql://` form the README shows (tests hand it to tunetui as a user would).
 
     Skipped only where no server can be installed, and never under TUNETUI_REQUIRE_POSTGRES (CI)."""
     script = ROOT / ".ci" / "postgres.sh"
@@ -91,8 +92,10 @@ def fresh_postgres_database(server_url: str, prefix: str = "t") -> str:
 
     import sqlalchemy as sa
 
+    from engine.store import with_driver
+
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    admin = sa.create_engine(with_driver(server_url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
     admin.dispose()

@@ -130,7 +130,9 @@ class StoreView:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        from engine.store import with_driver
+
+        self.engine = sa.create_engine(with_driver(url), poolclass=sa.pool.NullPool)
 
     def rows(self, sql: str, **bind) -> list[tuple]:
         try:

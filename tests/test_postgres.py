@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from engine.store import Store
+from engine.store import Store, with_driver
 from tests.conftest import fresh_postgres_database
 from tests.helpers_run import StoreView, alive, children, finish, start, tunetui, wait_for, write_spec
 
@@ -55,7 +55,7 @@ def test_two_hosts_form_one_study_and_add_up_their_budgets(tmp_path, pg_url):
     # the study is an ordinary Optuna study in that database
     import optuna
 
-    assert len(optuna.load_study(study_name="shared", storage=pg_url).trials) == 15
+    assert len(optuna.load_study(study_name="shared", storage=with_driver(pg_url)).trials) == 15
 
 
 def test_kill_and_stop_reach_the_host_that_runs_the_trial_and_every_host(tmp_path, pg_url):
@@ -128,3 +128,17 @@ def test_hosts_opening_a_fresh_database_together_do_not_collide(pg_url):
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert all(pool.map(open_store, range(4)))
     assert Store(pg_url).studies() == []
+
+
+def test_the_plain_postgresql_url_of_the_readme_reads_and_runs(tmp_path, pg_url):
+    """`postgresql://` (and `postgres://`) use the installed psycopg2, not SQLAlchemy's default psycopg 3."""
+    assert pg_url.startswith("postgresql://")
+    spec = write_spec(tmp_path, "plain", "tiny")
+    done = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=pg_url, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for url in (pg_url, "postgres://" + pg_url.removeprefix("postgresql://")):
+        listed = tunetui("ls", "--json", storage=url)
+        assert listed.returncode == 0, listed.stderr
+        assert [s["study_name"] for s in json.loads(listed.stdout)] == ["plain"]
+        shown = tunetui("show", "plain", "--json", storage=url)
+        assert shown.returncode == 0 and json.loads(shown.stdout)["counts"] == {"COMPLETE": 1}, shown.stderr
