@@ -104,8 +104,20 @@ def test_digits_subset_and_cache():
     assert load_task(TaskSpec(name="digits"), {}, CPU) is not data
 
 
+@pytest.mark.parametrize(
+    "name, rows, features, classes", [("breast_cancer", 569, 30, 2), ("wine", 178, 13, 3)]
+)
+def test_other_bundled_sklearn_sets(name, rows, features, classes):
+    data = load_task(TaskSpec(name=name, val_fraction=0.2), {}, CPU)
+    n_val = round(rows * 0.2)
+    assert data.x_train.shape == (rows - n_val, features) and data.x_val.shape == (n_val, features)
+    assert data.num_classes == classes and data.input_shape == (features,)
+    assert set(data.y_train.tolist()) == set(range(classes))
+    assert data.x_train.mean(0).abs().max() < 1e-4
+
+
 def test_unknown_task_names_the_choices():
-    with pytest.raises(TaskError, match="digits, mnist, fashion_mnist, cifar10"):
+    with pytest.raises(TaskError, match="digits, breast_cancer, wine, mnist, fashion_mnist, cifar10"):
         load_task(TaskSpec(name="imagenet"), {}, CPU)
 
 

@@ -3,7 +3,7 @@
 A task turns a `TaskSpec` into a `TaskData`: train and validation tensors already on the device, the
 number of classes, the input shape, and optionally its own model builder and batch augmentation.
 
-Built-in tasks: `digits` (sklearn, offline), `mnist`, `fashion_mnist`, `cifar10` (torchvision data sets
+Built-in tasks: `digits`, `breast_cancer`, `wine` (bundled with sklearn, offline), `mnist`, `fashion_mnist`, `cifar10` (torchvision data sets
 read from `data_dir`; fetched only when the spec says `download = true`).
 
 User tasks are named `"module:function"` and resolved with `pkgutil.resolve_name`, with the spec file's
@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
 
-BUILTIN_TASKS = ("digits", "mnist", "fashion_mnist", "cifar10")
+BUILTIN_TASKS = ("digits", "breast_cancer", "wine", "mnist", "fashion_mnist", "cifar10")
 USER_CACHE_SIZE = 4  # a user task's params may vary per trial: keep only the last few loads
 
 
@@ -117,10 +117,10 @@ def clear_cache() -> None:
 
 
 def _load_builtin(task: TaskSpec, device: torch.device) -> TaskData:
-    if task.name == "digits":
-        from engine.tasks.digits import load_digits_task
+    if task.name in ("digits", "breast_cancer", "wine"):
+        from engine.tasks.bundled import load_bundled_task
 
-        return load_digits_task(task, device)
+        return load_bundled_task(task, device)
     if task.name in ("mnist", "fashion_mnist", "cifar10"):
         from engine.tasks.vision import load_vision_task
 

@@ -1,4 +1,9 @@
-"""The `digits` task: sklearn's 8x8 handwritten digits (1797 images, bundled, no network)."""
+"""Tabular tasks bundled with scikit-learn (no network): `digits`, `breast_cancer`, `wine`.
+
+- digits: 1797 8x8 handwritten digits, 64 features, 10 classes
+- breast_cancer: 569 tumours, 30 features, 2 classes
+- wine: 178 wines, 13 features, 3 classes
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,14 @@ import torch
 from engine.spec import TaskSpec
 from engine.tasks import TaskData, split_indices, standardize
 
+BUNDLED = {"digits": "load_digits", "breast_cancer": "load_breast_cancer", "wine": "load_wine"}
 
-def load_digits_task(task: TaskSpec, device: torch.device) -> TaskData:
+
+def load_bundled_task(task: TaskSpec, device: torch.device) -> TaskData:
     """A fixed seeded split by `val_fraction`, standardized with train statistics, float32 on the device."""
-    from sklearn.datasets import load_digits
+    import sklearn.datasets
 
-    x_all, y_all = load_digits(return_X_y=True)
+    x_all, y_all = getattr(sklearn.datasets, BUNDLED[task.name])(return_X_y=True)
     x_all = torch.as_tensor(x_all, dtype=torch.float32)
     y_all = torch.as_tensor(y_all, dtype=torch.int64)
     train_idx, val_idx = split_indices(len(y_all), task.val_fraction)
@@ -24,6 +31,6 @@ def load_digits_task(task: TaskSpec, device: torch.device) -> TaskData:
         y_train=y_all[train_idx].to(device),
         x_val=x_val.to(device),
         y_val=y_all[val_idx].to(device),
-        num_classes=10,
-        input_shape=(64,),
+        num_classes=int(y_all.max()) + 1,
+        input_shape=(x_all.shape[1],),
     )
