@@ -114,7 +114,11 @@ def _train(
     hist_picks = _histogram_picks(layers, config.seed)
     forward = model
     if config.compile:
-        forward = torch.compile(model, backend=os.environ.get(COMPILE_BACKEND_ENV) or "inductor")
+        # dynamic=False: one graph per batch shape; the ragged batches below run eagerly instead
+        forward = torch.compile(model, backend=os.environ.get(COMPILE_BACKEND_ENV) or "inductor", dynamic=False)
+    fail_at = int(os.environ.get(FAIL_ALLOC_ENV) or 0)
+    if fail_at:  # tests only; wrapped here so that the hot loop carries no check for it
+        forward = _failing_at_step(forward, model, fail_at)
 
     params = [p for p in model.parameters() if p.requires_grad]
     weights = [p for p in params if p.dim() > 1]  # decay and L2 apply to weights, not biases or norms
@@ -135,7 +139,6 @@ def _train(
     scheduler, per_batch = _scheduler(config, optimizer, steps_per_epoch)
     augment = data.augment if config.augment and data.augment is not None else None
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    fail_at = int(os.environ.get(FAIL_ALLOC_ENV) or 0)
     telemetry = config.telemetry
     clip = config.clip_norm
     is_cuda = device.type == "cuda"
@@ -165,8 +168,6 @@ def _train(
         lr = optimizer.param_groups[0]["lr"]
         for i in range(steps_per_epoch):
             step += 1
-            if step == fail_at:
-                raise torch.cuda.OutOfMemoryError(f"injected by {FAIL_ALLOC_ENV}={fail_at}")
             index = order[i * batch_size : (i + 1) * batch_size]
             xb, yb = x_train.index_select(0, index), y_train.index_select(0, index)
             if augment is not None:
@@ -174,20 +175,25 @@ def _train(
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                logits = forward(xb)
+                # the ragged last batch runs eagerly: a compiled forward would recompile for its shape
+                logits = (forward if i < full_batches else model)(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
-            objective = loss
-            if config.l2 > 0:
-                objective = loss + config.l2 * torch.stack([w.square().sum() for w in weights]).sum()
             optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(objective).backward()
-                scaler.unscale_(optimizer)  # clip and measure the true gradients
-            else:
-                objective.backward()
-
             sampled = telemetry and (step - 1) % config.step_every == 0
             at_layer_step = telemetry and i == layer_step
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                if clip is not None or sampled or at_layer_step or config.l2 > 0:
+                    scaler.unscale_(optimizer)  # clipping, telemetry and the L2 term need the true gradients
+                # otherwise scaler.step unscales, inside the fused optimizer kernel where there is one
+            else:
+                loss.backward()
+            if config.l2 > 0:
+                # d/dw of l2 * ||w||^2, added in one fused call instead of a penalty term in the loss
+                # (two kernels per weight forward and two backward); clipping still sees it, as before
+                with torch.no_grad():
+                    decayed = [w for w in weights if w.grad is not None]
+                    torch._foreach_add_([w.grad for w in decayed], decayed, alpha=2 * config.l2)
             if at_layer_step:
                 layer_stats = _layer_stats(layers, hist_picks, config)  # before clipping rescales the grads
             norm = None
@@ -278,9 +284,8 @@ def _train(
     test: dict[str, float] = {}
     if data.x_test is not None and data.y_test is not None and len(data.y_test):
         # once, on the final model; reported beside the study's metric, never used to choose trials
-        loss_sum, correct = _evaluate(
-            forward, model, data.x_test, data.y_test, amp_dtype, channels_last, device
-        )
+        # eagerly: once per trial, not worth a compile for the test split's shapes
+        loss_sum, correct = _evaluate(model, model, data.x_test, data.y_test, amp_dtype, channels_last, device)
         (loss_sum_h, correct_h) = _to_host(torch.stack([loss_sum, correct.float()]))[0]
         test = {"test_loss": loss_sum_h / len(data.y_test), "test_acc": correct_h / len(data.y_test)}
     return TrainResult(
@@ -435,15 +440,38 @@ def _layer_stats(
         values = (grad if pick is None else grad.index_select(0, pick)).float()
         lo, hi = torch.aminmax(values)  # the histogram's range: its edges are rebuilt from these on the host
         if config.histograms:
-            # min=max=0: histc uses the data's own range (explicit bounds would need a host sync);
-            # it refuses nan, and a layer with nan gradients gets no histogram anyway
-            counts = torch.histc(
-                torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), bins=bins, min=0, max=0
-            )
+            counts = _histogram(torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), lo, hi, bins)
         else:
             counts = torch.full((bins,), math.nan, device=grad.device)
         rows.append(torch.cat([torch.stack([grad_norm, weight_norm, lo, hi]), counts]))
     return torch.stack(rows)
+
+
+def _histogram(values: Tensor, lo: Tensor, hi: Tensor, bins: int) -> Tensor:
+    """torch.histc(values, bins, lo, hi) with the range given as device tensors, so nothing syncs.
+    histc takes its range as host numbers: min=max=0 (the data's range) makes it read the range back
+    to the host, two syncs per layer per epoch on CUDA. Equal values count into [lo - 1, hi + 1], as histc."""
+    flat = hi <= lo
+    lo, hi = torch.where(flat, lo - 1, lo), torch.where(flat, hi + 1, hi)
+    # a nan range (nan gradients) makes positions nan: counted into bin 0, and the host drops the histogram
+    position = torch.nan_to_num((values - lo) / (hi - lo) * bins, nan=0.0).clamp_(0, bins - 1)  # histc's formula
+    counts = torch.zeros(bins, device=values.device)
+    return counts.scatter_add_(0, position.long(), torch.ones_like(values))
+
+
+def _failing_at_step(forward: Callable[[Tensor], Tensor], model: nn.Module, at_step: int):
+    """`forward` that raises an out-of-memory error at the `at_step`-th training step (tests)."""
+    steps = 0
+
+    def forward_or_fail(x: Tensor) -> Tensor:
+        nonlocal steps
+        if model.training:
+            steps += 1
+            if steps == at_step:
+                raise torch.cuda.OutOfMemoryError(f"injected by {FAIL_ALLOC_ENV}={at_step}")
+        return forward(x)
+
+    return forward_or_fail
 
 
 def _layer_rows(
@@ -488,11 +516,13 @@ def _evaluate(
         torch.no_grad(),
         torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None),
     ):
-        for start in range(0, len(y_val), EVAL_BATCH):
-            xb, yb = x_val[start : start + EVAL_BATCH], y_val[start : start + EVAL_BATCH]
+        chunk = min(EVAL_BATCH, len(y_val))
+        for start in range(0, len(y_val), chunk):
+            xb, yb = x_val[start : start + chunk], y_val[start : start + chunk]
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            logits = forward(xb)
+            # a ragged last chunk runs eagerly: a compiled forward would recompile for its shape
+            logits = (forward if len(yb) == chunk else model)(xb)
             loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
             correct += (logits.argmax(1) == yb).sum()
     return loss_sum, correct
