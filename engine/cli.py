@@ -381,7 +381,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
     Console().print(table)
     if not studies:
         print("no studies yet")
+    _print_gpus()
     return EXIT_OK
+
+
+def _print_gpus() -> None:
+    """This host's GPUs, their use and memory, as NVML reports them (nothing when there are none)."""
+    from engine.gpus import read_gpus
+
+    gpus = read_gpus()
+    if gpus:
+        print("GPUs here: " + ", ".join(g.line() for g in gpus))
 
 
 def _short_url(url: str) -> str:

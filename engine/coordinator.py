@@ -29,6 +29,8 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
+from engine.gpus import GpuState, read_gpus
+from engine.gpus import visible as visible_gpus
 from engine.space import build_pruner, build_sampler, grid_size, suggest
 from engine.spec import StudySpec
 from engine.store import LIVE_STATES, Store, StoreError, state_dir, store_errors, tt_control
@@ -419,7 +421,7 @@ class Coordinator:
     def slots_plan(self) -> list[tuple[str, str, int]]:
         """(device inside the worker, CUDA_VISIBLE_DEVICES, torch threads) per worker."""
         device = (self.options.device or self.spec.devices.device).lower()
-        gpus = _visible_gpus(device)
+        gpus = _visible_gpus(device, self.spec.devices.memory_fraction, self.log)
         workers = self.options.workers or self.spec.devices.workers
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         if gpus:
@@ -579,6 +581,7 @@ class Coordinator:
             "config": config.model_dump(),
             "task": self.spec.task.model_dump(),
             "task_params": task_params,
+            "memory_fraction": self.spec.devices.memory_fraction,
         }
         try:
             slot.conn.send(message)
@@ -927,31 +930,44 @@ def _fast_sqlite_commits(engine: sa.engine.Engine) -> None:
     engine.dispose()  # pooled connections were opened before the listener: reopen them with it
 
 
-def _visible_gpus(device: str) -> list[int]:
-    """GPU indices the spec asks for; [] means CPU."""
+def _visible_gpus(device: str, memory_fraction: float | None = None,
+                  log: Callable[[str], None] = print) -> list[int]:  # fmt: skip
+    """Indices (among this process's visible GPUs) the spec asks for; [] means CPU.
+
+    `auto` takes every visible GPU that is neither busy nor short of free memory, as NVML reports them;
+    without NVML it sees no GPU and runs on CPU. `cuda` takes every visible GPU, busy or not."""
     if device == "cpu":
         return []
     if device.startswith("cuda:"):
         return [int(part.strip().split(":")[1]) for part in device.split(",")]
-    count = _cuda_device_count()
-    if device == "cuda" and count == 0:
-        raise CoordinatorError("device = cuda, but no CUDA GPU is visible to this process")
-    return list(range(count))
-
-
-def _cuda_device_count() -> int:
-    """Count GPUs without initialising CUDA in the coordinator (workers do that)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return 0
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    count = sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
-    if visible:
-        count = min(count, len([v for v in visible.split(",") if v.strip()]))
-    return count
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None and env.strip() in ("", "-1"):
+        states: list[GpuState] | None = []
+    else:
+        states = read_gpus()
+        states = None if states is None else visible_gpus(states, env)
+    if device == "cuda":
+        count = len(states) if states is not None else len([e for e in (env or "").split(",") if e.strip()])
+        if count == 0:
+            raise CoordinatorError(
+                "device = cuda, but no CUDA GPU is visible to this process (NVML found none, or "
+                "nvidia-ml-py cannot read the driver); name them, e.g. device = \"cuda:0\""
+            )
+        return list(range(count))
+    if not states:
+        return []
+    usable = [i for i, s in enumerate(states) if not s.busy() and not s.short_of_memory(memory_fraction)]
+    for i, s in enumerate(states):
+        if i not in usable:
+            log(f"device auto: skipping GPU {s.index} ({s.line()}, {s.mem_free_mb / 1024:.1f} GiB free): "
+                f"{'busy' if s.busy() else 'short of free memory'}")  # fmt: skip
+    if not usable:
+        raise CoordinatorError(
+            "device = auto: every GPU is busy or short of free memory ("
+            + "; ".join(s.line() for s in states)
+            + '); wait, or take one anyway with device = "cuda:N"'
+        )
+    return usable
 
 
 def _git_commit(spec_path: str | None) -> str | None:

@@ -106,6 +106,8 @@ class DevicesSection(Strict):
     device: str = "auto"  # auto | cpu | cuda | cuda:0,cuda:1
     workers: int | None = Field(None, ge=1, le=256)  # default: one per GPU slot, or 1 on CPU
     trials_per_gpu: int = Field(1, ge=1, le=64)
+    # a worker's share of its GPU's memory (torch.cuda.set_per_process_memory_fraction); None: no cap
+    memory_fraction: float | None = Field(None, gt=0, le=1)
 
     @field_validator("device")
     @classmethod

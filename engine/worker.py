@@ -110,6 +110,8 @@ def run_trial(conn: Connection, message: dict[str, Any], device_name: str) -> di
         task = TaskSpec(**message["task"])
         device = torch.device(device_name)
         if device.type == "cuda":
+            if message.get("memory_fraction"):  # a polite share of a GPU others use too
+                torch.cuda.set_per_process_memory_fraction(message["memory_fraction"], device)
             torch.cuda.reset_peak_memory_stats(device)
             attrs["device_name"] = torch.cuda.get_device_name(device)
         data = load_task(task, message.get("task_params", {}), device)

@@ -15,6 +15,7 @@ class StudiesLoaded(Message):
 
     studies: list[dict]
     error: str | None = None
+    gpus: str = ""  # this host's GPUs' use and memory (NVML); empty where there are none
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StudiesLoaded)

@@ -17,6 +17,14 @@ from engine.store import StoreError
 from tui.data import delete_study, list_studies, open_store, short_url
 from tui.messages import StudiesLoaded
 
+
+def gpu_line() -> str:
+    """This host's GPUs' use and memory as NVML reports them; empty without GPUs or NVML."""
+    from engine.gpus import read_gpus
+
+    gpus = read_gpus()
+    return ", ".join(g.line() for g in gpus) if gpus else ""
+
 COUNT_LABELS = (("COMPLETE", "done"), ("RUNNING", "run"), ("PRUNED", "pruned"), ("FAIL", "fail"))
 COUNT_LETTERS = (("COMPLETE", "c"), ("RUNNING", "r"), ("PRUNED", "p"), ("FAIL", "f"), ("WAITING", "w"))
 
@@ -60,6 +68,7 @@ class StudiesScreen(Screen):
         self._closing = False  # set on unmount: the polling thread ends now, not after its sleep
         self._visible = True  # False while another screen is on top
         self._status_text = ""
+        self._gpus = ""
 
     def compose(self) -> ComposeResult:
         yield Static("tunetui: studies", id="studies-title", classes="title")
@@ -93,9 +102,9 @@ class StudiesScreen(Screen):
             try:
                 if store is None:
                     store = open_store(self.app.storage_url)
-                self.post_message(StudiesLoaded(list_studies(store)))
+                self.post_message(StudiesLoaded(list_studies(store), gpus=gpu_line()))
             except StoreError as err:
-                self.post_message(StudiesLoaded([], str(err)))
+                self.post_message(StudiesLoaded([], str(err), gpu_line()))
             self._wake.wait(1.0)
             self._wake.clear()
         if store is not None:
@@ -110,6 +119,10 @@ class StudiesScreen(Screen):
 
     def on_studies_loaded(self, message: StudiesLoaded) -> None:
         self.studies = message.studies
+        title = f"tunetui: studies in {short_url(self.app.storage_url)}"
+        if message.gpus != self._gpus:
+            self._gpus = message.gpus
+            self.query_one("#studies-title", Static).update(title + (f" · {message.gpus}" if message.gpus else ""))
         self._show()
         if message.error:
             text = f"cannot read the store: {message.error}"
