@@ -1,8 +1,7 @@
-"""10,000 trials (made with Optuna's API): the Study screen opens quickly, scrolls, sorts and plots."""
+"""10,000 trials (made with Optuna's API): the Study screen opens, scrolls, sorts and plots.
+How fast is benchmarks/bench_tui.py's job, not a test's on a shared machine."""
 
 from __future__ import annotations
-
-import time
 
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
@@ -13,12 +12,9 @@ from tui.widgets.trial_table import TrialTable
 async def test_ten_thousand_trials_open_scroll_and_sort(big_store, make_app):
     app = make_app(big_store, open_study="big")
     async with app.run_test(size=(120, 40)) as pilot:
-        start = time.perf_counter()
         table = app.screen.query_one(TrialTable)
         await wait_for(pilot, lambda: len(table.rows) == 10_000, timeout=30, what="10,000 rows")
         await pilot.pause()
-        opened_s = time.perf_counter() - start
-        assert opened_s < 5.0  # the benchmark measures it properly; this guards against a 10x regression
         assert "9999" not in screen_text(app)
         await pilot.press("end")
         assert table.current == 9999 and "9999" in screen_text(app)
@@ -26,9 +22,7 @@ async def test_ten_thousand_trials_open_scroll_and_sort(big_store, make_app):
         assert table.current < 9999 - 2 * 30
         await pilot.press("home")
         assert table.current == 0
-        start = time.perf_counter()
         await pilot.press("o", "o", "r")  # by value, best first
-        assert time.perf_counter() - start < 2.0
         best = max(r.value for r in table.rows.values() if r.value is not None)
         assert table.rows[table.order[0]].value == best
         assert table.current == 0  # the cursor stayed on trial #0 wherever it went

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 
 import optuna
 import pytest
@@ -362,5 +361,5 @@ async def test_escape_returns_to_the_studies_list(small_store, make_app):
         await opened(pilot, 12)
         await pilot.press("escape")
         assert isinstance(app.screen, StudiesScreen)
-        await pilot.pause(0.2)
-        assert time.time() > 0
+        assert not [s for s in app.screen_stack if isinstance(s, StudyScreen)]  # popped, not covered
+        await wait_for(pilot, lambda: "digits_mlp" in screen_text(app), what="the studies list")
