@@ -33,7 +33,7 @@ from engine.gpus import GpuState, read_gpus
 from engine.gpus import visible as visible_gpus
 from engine.space import build_pruner, build_sampler, grid_size, suggest
 from engine.spec import StudySpec
-from engine.store import LIVE_STATES, Store, StoreError, state_dir, store_errors, tt_control
+from engine.store import LIVE_STATES, Store, StoreError, state_dir
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -752,10 +752,7 @@ class Coordinator:
     # ------------------------------------------------------------------ control and signals
     def _control_start(self) -> None:
         """Skip requests answered before this run; take unanswered ones that are still fresh."""
-        with store_errors(self.store.url), self.store.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(
-                sa.select(tt_control).where(tt_control.c.study_id == self.study_id).order_by(tt_control.c.id)
-            )]  # fmt: skip
+        rows = self.store.control_rows(self.study_id)
         now = time.time()
         for row in rows:
             if row["done"] is None and now - (row["created"] or 0) < CONTROL_FRESH_S:
@@ -767,13 +764,7 @@ class Coordinator:
     def _poll_control(self) -> None:
         """Apply control rows. `stop`, `pause`, ... go to every host's coordinator of the study; `kill`
         is answered by the host running the trial."""
-        query = (
-            sa.select(tt_control)
-            .where(tt_control.c.study_id == self.study_id, tt_control.c.id > self.control_seen)
-            .order_by(tt_control.c.id)
-        )
-        with store_errors(self.store.url), self.store.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
+        rows = self.store.control_rows(self.study_id, after_id=self.control_seen)
         rows, self.control_backlog = self.control_backlog + rows, []
         for row in rows:
             self.control_seen = max(self.control_seen, row["id"])
@@ -786,19 +777,7 @@ class Coordinator:
             self.log(f"control: {row['action']} {row.get('arg') or ''}-> {result}")
 
     def _answer(self, request_id: int, result: str) -> None:
-        """The first coordinator to answer sets `done` and `result`; later hosts append theirs."""
-        c = tt_control.c
-        suffix = f" | {self.host}: {result}"
-        update = (
-            tt_control.update()
-            .where(c.id == request_id)
-            .values(
-                done=sa.func.coalesce(c.done, time.time()),
-                result=sa.case((c.done.is_(None), result), else_=sa.func.coalesce(c.result, "") + suffix),
-            )
-        )
-        with store_errors(self.store.url), self.store.engine.begin() as conn:
-            conn.execute(update)
+        self.store.answer_request(request_id, self.host, result)
 
     def _apply(self, action: str, arg: str | None) -> str | None:
         if action == "stop":

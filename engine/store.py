@@ -340,21 +340,30 @@ class Store:
             )
             return int(result.inserted_primary_key[0])
 
-    def pending_requests(self, study_id: int) -> list[dict]:
+    def control_rows(self, study_id: int, after_id: int = 0) -> list[dict]:
+        """The study's control requests with an id above `after_id`, oldest first (answered ones too:
+        a `kill` is answered by the host that runs the trial, the others by every host)."""
         query = (
             sa.select(tt_control)
-            .where(tt_control.c.study_id == study_id, tt_control.c.done.is_(None))
+            .where(tt_control.c.study_id == study_id, tt_control.c.id > after_id)
             .order_by(tt_control.c.id)
         )
         return self._rows(query)
 
-    def finish_request(self, request_id: int, result: str) -> None:
-        with store_errors(self.url), self.engine.begin() as conn:
-            conn.execute(
-                tt_control.update()
-                .where(tt_control.c.id == request_id)
-                .values(done=time.time(), result=result)
+    def answer_request(self, request_id: int, host: str, result: str) -> None:
+        """The first coordinator to answer sets `done` and `result`; later hosts append theirs."""
+        c = tt_control.c
+        suffix = f" | {host}: {result}"
+        update = (
+            tt_control.update()
+            .where(c.id == request_id)
+            .values(
+                done=sa.func.coalesce(c.done, time.time()),
+                result=sa.case((c.done.is_(None), result), else_=sa.func.coalesce(c.result, "") + suffix),
             )
+        )
+        with store_errors(self.url), self.engine.begin() as conn:
+            conn.execute(update)
 
     def request_status(self, request_id: int) -> dict | None:
         rows = self._rows(sa.select(tt_control).where(tt_control.c.id == request_id))

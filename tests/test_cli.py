@@ -108,7 +108,9 @@ def test_control_without_a_running_coordinator_exits_1(tmp_path):
     result = run_cli("stop", "idle", "--storage", url)
     assert result.returncode == 1
     assert "no running coordinator" in result.stderr
-    assert Store(url).pending_requests(1) == [], "no request is left behind for a later coordinator"
+    assert [r for r in Store(url).control_rows(1) if r["done"] is None] == [], (
+        "no request is left behind for a later coordinator"
+    )
 
 
 def test_headless_commands_never_import_textual():

@@ -21,7 +21,8 @@ def running(view: StoreView, study: str, min_epochs: int = 0) -> list[int]:
 
 
 def test_kill_pause_resume_and_stop_now_from_another_process(tmp_path):
-    spec = write_spec(tmp_path, "ctl", "slow", n_trials=40, epochs=15, task_params={"epoch_s": 0.1})
+    # 4 s trials: long enough that a trial seen running is still running when `kill` (a new process) lands
+    spec = write_spec(tmp_path, "ctl", "slow", n_trials=40, epochs=40, task_params={"epoch_s": 0.1})
     url, view = f"sqlite:///{tmp_path}/store.db", StoreView(f"sqlite:///{tmp_path}/store.db")
     coordinator = start(spec, url, "--workers", "2", log=tmp_path / "run.log")
 
@@ -39,7 +40,9 @@ def test_kill_pause_resume_and_stop_now_from_another_process(tmp_path):
     assert paused.returncode == 0 and "paused" in paused.stdout
     wait_for(lambda: not running(view, "ctl"), 30, "running trials to finish")
     count = len(view.trials("ctl"))
-    time.sleep(1.5)
+    # a second pause is answered by the coordinator's loop: it went round at least once while paused
+    again = tunetui("pause", "ctl", storage=url)
+    assert again.returncode == 0 and "paused" in again.stdout
     assert len(view.trials("ctl")) == count
     listing = json.loads(tunetui("ls", "--json", storage=url).stdout)
     assert listing[0]["status"] == "paused" and listing[0]["coordinators"][0]["pid"] == coordinator.pid

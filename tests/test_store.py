@@ -50,10 +50,12 @@ def test_study_status_from_heartbeats(states, expected):
 def test_control_rows_round_trip(store_url):
     store = Store(store_url)
     rid = store.request(7, "kill", "3")
-    assert [r["action"] for r in store.pending_requests(7)] == ["kill"]
-    store.finish_request(rid, "killed trial 3")
-    assert store.pending_requests(7) == []
-    assert store.request_status(rid)["result"] == "killed trial 3"
+    assert [r["action"] for r in store.control_rows(7)] == ["kill"]
+    assert store.control_rows(7, after_id=rid) == [] and store.control_rows(8) == []
+    store.answer_request(rid, "host-a", "killed trial 3")
+    store.answer_request(rid, "host-b", "not running here")  # a later host appends, the first answer stays
+    status = store.request_status(rid)
+    assert status["done"] is not None and status["result"] == "killed trial 3 | host-b: not running here"
     with pytest.raises(ValueError):
         store.request(7, "explode")
 
