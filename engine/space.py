@@ -38,8 +38,9 @@ def suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
 class AskTellGridSampler(optuna.samplers.GridSampler):
     """Optuna's grid sampler without its `study.stop()` after the last point.
 
-    `study.stop()` works only inside `study.optimize`; the coordinator uses ask/tell and checks
-    `is_exhausted` itself before asking."""
+    `study.stop()` works only inside `study.optimize`; the coordinator uses ask/tell and, before asking,
+    counts the grid points no trial has started (`Coordinator._grid_points_left`), since Optuna would
+    hand out an already-started point again once every point has been asked for."""
 
     def after_trial(self, study, trial, state, values) -> None:
         return None
