@@ -12,6 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from engine.text import markup_safe, safe, safe_lines
+
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -123,15 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         handler = COMMANDS[args.command]
         return handler(args)
     except SpecError as err:
-        print(str(err), file=sys.stderr)
+        print(safe_lines(err), file=sys.stderr)
         if args.command == "run":
             print("nothing was started.", file=sys.stderr)
         return EXIT_BAD_INPUT
     except UsageError as err:
-        print(f"tunetui: {err}", file=sys.stderr)
+        print(f"tunetui: {safe_lines(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StoreError as err:
-        print(f"tunetui: {err}", file=sys.stderr)
+        print(f"tunetui: {safe_lines(err)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug of ours: one line for the user, the traceback on request
         if os.environ.get("TUNETUI_DEBUG"):
             raise
-        print(f"tunetui: internal error: {type(err).__name__}: {err} (set TUNETUI_DEBUG=1 for details)",
+        print(f"tunetui: internal error: {type(err).__name__}: {safe_lines(err)} (set TUNETUI_DEBUG=1 for details)",
               file=sys.stderr)  # fmt: skip
         return EXIT_FAILURE
 
@@ -223,7 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             code = coordinator.run()
         except CoordinatorError as err:
-            print(f"tunetui: {err}", file=sys.stderr)
+            print(f"tunetui: {safe_lines(err)}", file=sys.stderr)
             return EXIT_FAILURE
     print_summary(store, spec.study.name)
     return code
@@ -244,7 +246,7 @@ class _Reporter:
                 TextColumn("best {task.fields[best]}"), TimeRemainingColumn(), transient=False,
             )  # fmt: skip
             self.progress.start()
-            self.task = self.progress.add_task(self.study, total=None, best="-")
+            self.task = self.progress.add_task(markup_safe(self.study), total=None, best="-")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -259,9 +261,9 @@ class _Reporter:
     def log(self, line: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         if self.progress is not None:
-            self.progress.console.print(f"[dim]{stamp}[/] {line}", highlight=False)
+            self.progress.console.print(f"[dim]{stamp}[/] {markup_safe(line)}", highlight=False)
         else:
-            print(f"{stamp} {line}", flush=True)
+            print(f"{stamp} {safe(line)}", flush=True)
 
 
 def detach(args: argparse.Namespace, url: str) -> int:
@@ -301,9 +303,10 @@ def detach(args: argparse.Namespace, url: str) -> int:
     code = process.poll()
     if code is not None and code != 0:
         tail = log_path.read_text(errors="replace").splitlines()[-5:]
-        print("\n".join(tail), file=sys.stderr)
+        print(safe_lines("\n".join(tail)), file=sys.stderr)
         print(f"tunetui: the coordinator exited at once (code {code}); log: {log_path}", file=sys.stderr)
         return EXIT_FAILURE
+    name, log_path = safe(name), safe(log_path)
     print(f"started coordinator for {name}: pid {process.pid}")
     print(f"log: {log_path}")
     print(f"watch: tunetui ls   |   tunetui show {name}   |   stop: tunetui stop {name}")
@@ -336,18 +339,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             spec = load_spec(path)
         except SpecError as err:
-            print(str(err), file=sys.stderr)
+            print(safe_lines(err), file=sys.stderr)
             worst = EXIT_BAD_INPUT
             continue
         dims = len(spec.space)
         conditional = sum(1 for d in spec.space.values() if d.when)
         grid = grid_size(spec)
         extra = f", grid of {grid}" if grid else ""
-        print(
+        print(safe(
             f"ok {path}: study {spec.study.name} ({spec.study.direction} {spec.study.metric}), task {spec.task.name}, "
             f"{dims} dimensions ({conditional} conditional), sampler {spec.sampler.kind}{extra}, "
             f"pruner {spec.pruner.kind}, budget {spec.budget.n_trials} trials"
-        )
+        ))
     return worst
 
 
@@ -368,15 +371,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"studies in {_short_url(store.url)}")
+    table = Table(title=f"studies in {markup_safe(_short_url(store.url))}")
     for col in ("study", "status", "trials", "complete", "pruned", "fail", "running", "best", "coordinator"):
         table.add_column(col, justify="right" if col not in ("study", "status", "coordinator") else "left")
     for s in studies:
         c = s["counts"]
         live = [f"{b['host']}:{b['pid']}" + ("" if b["alive"] else " (gone)") for b in s["coordinators"]]
         table.add_row(
-            s["study_name"], s["status"], str(sum(c.values())), str(c.get("COMPLETE", 0)), str(c.get("PRUNED", 0)),
-            str(c.get("FAIL", 0)), str(c.get("RUNNING", 0)), _fmt(s["best"]), ", ".join(live) or "-",
+            markup_safe(s["study_name"]), s["status"], str(sum(c.values())), str(c.get("COMPLETE", 0)), str(c.get("PRUNED", 0)),
+            str(c.get("FAIL", 0)), str(c.get("RUNNING", 0)), _fmt(s["best"]), markup_safe(", ".join(live) or "-"),
         )  # fmt: skip
     Console().print(table)
     if not studies:
@@ -454,9 +457,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     console = Console()
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items())) or "no trials"
-    console.print(f"[bold]{study['study_name']}[/] ({study['status']}): {counts}", highlight=False)
+    console.print(f"[bold]{markup_safe(study['study_name'])}[/] ({study['status']}): {counts}", highlight=False)
     if reasons:
-        console.print("failures: " + ", ".join(f"{k} {v}" for k, v in reasons.items()), highlight=False)
+        console.print("failures: " + ", ".join(f"{markup_safe(k)} {v}" for k, v in reasons.items()),
+                      highlight=False)  # fmt: skip
     if best is None:
         console.print("no complete trial yet")
     else:
@@ -464,23 +468,28 @@ def cmd_show(args: argparse.Namespace) -> int:
         test_acc = info["best"]["attrs"].get("test_acc")
         if test_acc is not None:  # the official test split, evaluated once on the final model
             console.print(f"  test_acc (final model, held-out test split) = {test_acc:.4f}", highlight=False)
-        for k, v in best.params.items():
-            console.print(f"  {k} = {v!r}", highlight=False)
+        _print_params(console, best.params)
         _print_findings(console, info["best"]["findings"])
     if flagged:
         console.print(
-            f"diagnosis: {len(flagged)} trial(s) flagged; `tunetui show {args.study} --trial N` for details"
+            f"diagnosis: {len(flagged)} trial(s) flagged; `tunetui show {markup_safe(args.study)} --trial N` for details"
         )
         for number, findings in flagged[:10]:
-            console.print(f"  #{number}: " + ", ".join(f"{f['kind']} ({f['severity']})" for f in findings))
+            kinds = ", ".join(f"{f['kind']} ({f['severity']})" for f in findings)
+            console.print(f"  #{number}: {markup_safe(kinds)}", highlight=False)
     return EXIT_OK
+
+
+def _print_params(console, params: dict) -> None:
+    for k, v in params.items():
+        console.print(f"  {safe(k)} = {safe(repr(v))}", highlight=False, markup=False)
 
 
 def _print_findings(console, findings: list[dict]) -> None:
     for f in findings:
         evidence = ", ".join(f"{k}={_short(v)}" for k, v in (f.get("evidence") or {}).items())
-        console.print(f"  [{f['severity']}] {f['kind']}: {evidence}", highlight=False)
-        console.print(f"      remedy: {f['remedy']}", highlight=False)
+        console.print(f"  [{safe(f['severity'])}] {safe(f['kind'])}: {safe(evidence)}", highlight=False, markup=False)
+        console.print(f"      remedy: {safe(f['remedy'])}", highlight=False, markup=False)
 
 
 def _short(value: Any) -> str:
@@ -508,10 +517,10 @@ def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> i
 
     console = Console()
     console.print(
-        f"[bold]trial #{t.number}[/] {t.state} value={_fmt(t.value)}" + (f" ({t.reason})" if t.reason else "")
+        f"[bold]trial #{t.number}[/] {t.state} value={_fmt(t.value)}"
+        + (f" ({markup_safe(t.reason)})" if t.reason else "")
     )
-    for k, v in t.params.items():
-        console.print(f"  {k} = {v!r}", highlight=False)
+    _print_params(console, t.params)
     table = Table("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm")
     for e in info["epochs"]:
         table.add_row(str(e["epoch"]), *(_fmt(e[c]) for c in ("train_loss", "val_loss", "train_acc", "val_acc", "lr",
@@ -519,7 +528,7 @@ def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> i
     console.print(table)
     _print_findings(console, info["findings"])
     for line in info["log"][-10:]:
-        console.print(f"  | {line}", highlight=False, markup=False)
+        console.print(f"  | {safe(line)}", highlight=False, markup=False)
     return EXIT_OK
 
 
@@ -578,7 +587,7 @@ def cmd_control(args: argparse.Namespace) -> int:
     if action == "kill":
         arg = str(args.trial)
     code, message = send_control(store, args.study, action, arg)
-    print(message, file=sys.stderr if code else sys.stdout)
+    print(safe_lines(message), file=sys.stderr if code else sys.stdout)
     return code
 
 
@@ -627,7 +636,7 @@ def print_summary(store, study_name: str) -> None:
     complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
     console = Console()
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items()))
-    console.print(f"study [bold]{study_name}[/]: {counts}", highlight=False)
+    console.print(f"study [bold]{markup_safe(study_name)}[/]: {counts}", highlight=False)
     if not complete:
         console.print("no complete trial")
         return
@@ -637,10 +646,10 @@ def print_summary(store, study_name: str) -> None:
     table.add_column("param")
     table.add_column("value", justify="right")
     for k, v in best.params.items():
-        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+        table.add_row(markup_safe(k), f"{v:.4g}" if isinstance(v, float) else markup_safe(v))
     console.print(table)
     metric = store_metric(store, study["study_id"])
-    console.print(f"best {metric}: {best.value:.4f} (trial #{best.number})", highlight=False)
+    console.print(f"best {markup_safe(metric)}: {best.value:.4f} (trial #{best.number})", highlight=False)
 
 
 def store_metric(store, study_id: int) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import tomli_w
 
 from engine.store import EPOCH_COLUMNS, Store, StoreError
+from engine.text import safe
 
 FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "epoch_time_s")
 
@@ -88,8 +89,12 @@ def write_csv(rows: list[dict[str, Any]], path: str | Path | None, stream=None) 
 
 
 def _csv_value(value: Any) -> Any:
+    """CSV has no escape for control bytes (ESC would reach a terminal that shows the file): drop them.
+    JSON keeps every value exactly: json.dumps writes control characters as \\u escapes."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):
+        return safe(value)
     return value
 
 

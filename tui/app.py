@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from engine.store import resolve_url
+from engine.text import safe, safe_lines
 
 
 class ScreenCommands(Provider):
@@ -70,6 +71,12 @@ class TunetuiApp(App):
         self.clock = clock
         self.poll_s = poll_s
         self.open_study = open_study
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:  # fmt: skip
+        """Every toast: messages carry study names and error text from the store, so never markup and
+        never a control byte (every Widget.notify lands here)."""
+        super().notify(safe_lines(message), title=safe(title), severity=severity, timeout=timeout, markup=False)
 
     def on_mount(self) -> None:
         from tui.screens.studies import StudiesScreen

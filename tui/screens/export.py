@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,6 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, RadioButton, RadioSet, Static
 
+from engine.text import safe
 from tui.data import open_store
 from tui.messages import ExportFinished
 
@@ -53,7 +55,7 @@ class ExportScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export-box"):
-            yield Static(f"Export {self.study_name}", id="export-title")
+            yield Static(Text(safe(f"Export {self.study_name}")), id="export-title")
             with RadioSet(id="export-kind"):
                 for i, (_, label, _) in enumerate(FORMATS):
                     yield RadioButton(label, value=i == 0)

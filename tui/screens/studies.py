@@ -6,6 +6,7 @@ import math
 import threading
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
 from engine.store import StoreError
+from engine.text import safe
 from tui.data import delete_study, list_studies, open_store, short_url
 from tui.messages import StudiesLoaded
 
@@ -84,7 +86,7 @@ class StudiesScreen(Screen):
                            ("started", "started"), ("device", "device")):  # fmt: skip
             table.add_column(label, key=key)
         self.query_one("#studies-title", Static).update(
-            f"tunetui: studies in {short_url(self.app.storage_url)}"
+            Text(safe(f"tunetui: studies in {short_url(self.app.storage_url)}"))
         )
         table.focus()
         self.poll()
@@ -133,7 +135,7 @@ class StudiesScreen(Screen):
             text = f"{len(self.studies)} studies, {running} running. enter: open  n: new  ?: keys"
         if text != self._status_text:
             self._status_text = text
-            self.query_one("#studies-status", Static).update(text)
+            self.query_one("#studies-status", Static).update(Text(safe(text)))
 
     def _show(self) -> None:
         table = self.query_one(DataTable)
@@ -156,7 +158,8 @@ class StudiesScreen(Screen):
         self.shown = rows
         table.clear()
         for row in rows:
-            table.add_row(*row, key=row[0])
+            # cells as Text: a study named "a[/]b" is a name, not markup; the key keeps the exact name
+            table.add_row(*(Text(safe(cell)) for cell in row), key=row[0])
         if keep is not None and keep in [r[0] for r in rows]:
             table.move_cursor(row=table.get_row_index(keep), animate=False)
 

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import deque
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,6 +17,7 @@ from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from engine.store import StoreError, TrialRow
+from engine.text import markup_safe, safe
 from tui.data import StudyDelta, StudyWatcher, TrialDetail, Want, open_store, param_importances
 from tui.messages import ImportancesComputed, PollFailed, StudyUpdated
 from tui.widgets.curves import MAX_OVERLAY, PLOTS, CurvesPanel, charts_for
@@ -107,7 +109,7 @@ class StudyScreen(Screen):
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         self.set_class(self.app.size.width >= WIDE, "-wide")  # laid out right the first time
-        yield Static(self.study_name, id="study-title", classes="title")
+        yield Static(Text(safe(self.study_name)), id="study-title", classes="title")
         with Container(id="study-body"):
             yield TrialTable(clock=self.app.clock, id="trials")
             with TabbedContent(id="tabs", initial="curves"):
@@ -219,7 +221,7 @@ class StudyScreen(Screen):
                 self.layer_rows_for, self.layer_rows = number, list(rows)
             layers_dirty = True
         for number, rows in delta.logs.items():
-            lines = [f"{time.strftime('%H:%M:%S', time.localtime(r['ts'] or 0))} {r['line']}" for r in rows]
+            lines = [f"{time.strftime('%H:%M:%S', time.localtime(r['ts'] or 0))} {safe(r['line'])}" for r in rows]
             if number == self.logs_for:
                 self.log_lines.extend(lines)
                 new_lines = lines
@@ -283,7 +285,7 @@ class StudyScreen(Screen):
             counts[row.state] = counts.get(row.state, 0) + 1
         table = self.query_one(TrialTable)
         best = self.rows.get(table.best) if table.best is not None else None
-        parts = [f"[b]{self.study_name}[/b]", self.status]
+        parts = [f"[b]{markup_safe(self.study_name)}[/b]", self.status]
         if self.study_id is None:
             parts.append("waiting for the study to appear in the store")
         else:
@@ -292,7 +294,7 @@ class StudyScreen(Screen):
         view = self.view if self.view != "compare" else f"compare #{self.pinned}"
         parts.append(f"view {view}" + (" +follow" if self.follow else ""))
         if self.error:
-            parts.append(f"[b]store error[/b]: {self.error}")
+            parts.append(f"[b]store error[/b]: {markup_safe(self.error)}")
         text = " · ".join(parts)
         if text != self._title_text:  # one line, fixed height: no layout pass needed
             self._title_text = text

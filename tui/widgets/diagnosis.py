@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.store import TrialRow
+from engine.text import safe
 from tui.widgets.trial_table import STATE_TEXT, format_duration, format_value
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
@@ -24,7 +25,7 @@ def _kv_table(title: str, items: dict[str, Any]) -> Table:
     table.add_column("value", overflow="fold")
     for key, value in items.items():
         text = json.dumps(value, default=str) if isinstance(value, dict | list) else format_value(value)
-        table.add_row(key, text)
+        table.add_row(Text(safe(key)), Text(safe(text)))  # Text: store values are never markup
     return table
 
 
@@ -41,7 +42,7 @@ def trial_detail(row: TrialRow | None, attrs: dict[str, Any], findings: list[dic
     if row.state == "FAIL" or attrs.get("fail_reason"):
         reason = attrs.get("fail_reason") or row.reason or "unknown"
         hint = attrs.get("fail_hint") or ""
-        parts.append(Text.assemble(("failed: ", "bold red"), str(reason), ("  " + hint) if hint else ""))
+        parts.append(Text.assemble(("failed: ", "bold red"), safe(reason), ("  " + safe(hint)) if hint else ""))
     parts.append(_kv_table("params", dict(sorted(row.params.items()))))
     shown = {k: attrs[k] for k in ATTR_ORDER if k in attrs}
     shown.update(
@@ -53,16 +54,16 @@ def trial_detail(row: TrialRow | None, attrs: dict[str, Any], findings: list[dic
         parts.append(Text("diagnosis", style="bold"))
         for f in findings:
             severity = f.get("severity", "warning")
-            evidence = ", ".join(f"{k}={format_value(v)}" for k, v in (f.get("evidence") or {}).items())
+            evidence = ", ".join(f"{safe(k)}={format_value(v)}" for k, v in (f.get("evidence") or {}).items())
             parts.append(
                 Text.assemble(
-                    (f"  [{severity}] ", SEVERITY_STYLE.get(severity, "bold")),
-                    (f.get("kind", "?"), "bold"),
+                    (f"  [{safe(severity)}] ", SEVERITY_STYLE.get(severity, "bold")),
+                    (safe(f.get("kind", "?")), "bold"),
                     f"  {evidence}" if evidence else "",
                 )
             )
             if f.get("remedy"):
-                parts.append(Text.assemble("    remedy: ", (f["remedy"], "italic")))
+                parts.append(Text.assemble("    remedy: ", (safe(f["remedy"]), "italic")))
     else:
         parts.append(Text("diagnosis: no findings", style="dim"))
     return Group(*parts)

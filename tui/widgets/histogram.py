@@ -7,6 +7,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from engine.text import markup_safe, safe
 from tui.data import layer_order
 
 
@@ -87,13 +88,14 @@ class GradientPanel(Vertical):
             plot.show(None, "no gradient histograms")
             return
         layer = layers[self.layer_index % len(layers)]
+        shown = markup_safe(layer)  # a layer name comes from the user's model, through the store
         epoch = self.epoch if self.epoch in epochs else epochs[-1]
         row = next((r for r in self.rows if r["layer"] == layer and r["epoch"] == epoch), None)
         norm = row.get("grad_norm") if row else None
         caption.update(
-            f"trial #{self.number}  layer {layer} ({self.layer_index % len(layers) + 1}/{len(layers)})  "
+            f"trial #{self.number}  layer {shown} ({self.layer_index % len(layers) + 1}/{len(layers)})  "
             f"epoch {epoch}/{epochs[-1]}  grad norm {norm:.3g}  [ ] layer  , . epoch"
             if norm is not None
-            else f"trial #{self.number}  layer {layer}  epoch {epoch}  [ ] layer  , . epoch"
+            else f"trial #{self.number}  layer {shown}  epoch {epoch}  [ ] layer  , . epoch"
         )
-        plot.show(row.get("hist") if row else None, f"gradient histogram: {layer}, epoch {epoch}")
+        plot.show(row.get("hist") if row else None, f"gradient histogram: {safe(layer)}, epoch {epoch}")

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from textual_plotext import PlotextPlot
 
 from engine.store import TrialRow
+from engine.text import safe
 from tui.data import best_so_far, downsample
 
 
@@ -66,11 +67,11 @@ class ImportancePlot(PlotextPlot):
         plt = self.plt
         plt.clear_figure()
         if not self.importances:
-            plt.title(f"parameter importance: {self.note}")
+            plt.title(f"parameter importance: {safe(self.note)}")
             return super().render()
-        names = list(self.importances)[::-1]  # largest at the top
+        names = [safe(n) for n in self.importances][::-1]  # largest at the top; param names from the store
         plt.bar(
-            names, [self.importances[n] for n in names], orientation="horizontal", color="cyan", width=0.6
+            names, list(self.importances.values())[::-1], orientation="horizontal", color="cyan", width=0.6
         )
         plt.title(f"parameter importance (fANOVA){', ' + self.note if self.note else ''}")
         return super().render()

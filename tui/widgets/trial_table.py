@@ -18,6 +18,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.store import TrialRow
+from engine.text import safe
 
 STATE_TEXT = {
     "COMPLETE": "complete",
@@ -47,7 +48,7 @@ def format_value(value: Any) -> str:
         if math.isinf(value) or math.isnan(value):
             return str(value)
         return f"{value:.4g}"
-    return str(value)
+    return safe(value)  # params and attrs come from the store: no control byte reaches the terminal
 
 
 def format_duration(seconds: float | None) -> str:
@@ -277,7 +278,7 @@ class TrialTable(ScrollView, can_focus=True):
             Column("epochs", "ep", 3),
             Column("duration", "time", 6),
             Column("flags", "!", 2),
-            *(Column(f"param:{p}", p[: self.param_widths[p]], self.param_widths[p]) for p in self.params),
+            *(Column(f"param:{p}", safe(p)[: self.param_widths[p]], self.param_widths[p]) for p in self.params),
         ]
 
     def _total_width(self) -> int:
