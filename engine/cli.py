@@ -366,7 +366,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         raise
     studies = store.studies()
     if args.json:
-        print(json.dumps(studies, default=str, indent=2))
+        from engine.export import json_text
+
+        print(json_text(studies))
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
@@ -379,7 +381,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         live = [f"{b['host']}:{b['pid']}" + ("" if b["alive"] else " (gone)") for b in s["coordinators"]]
         table.add_row(
             markup_safe(s["study_name"]), s["status"], str(sum(c.values())), str(c.get("COMPLETE", 0)), str(c.get("PRUNED", 0)),
-            str(c.get("FAIL", 0)), str(c.get("RUNNING", 0)), _fmt(s["best"]), markup_safe(", ".join(live) or "-"),
+            str(c.get("FAIL", 0)), str(c.get("RUNNING", 0)), _best_text(s), markup_safe(", ".join(live) or "-"),
         )  # fmt: skip
     Console().print(table)
     if not studies:
@@ -407,6 +409,17 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _best_text(study: dict) -> str:
+    """A study's best value; a multi-objective study has none, only its Pareto front."""
+    if len(study["directions"]) > 1:
+        return f"{len(study['directions'])} obj, {study['pareto_front']} Pareto"
+    return _fmt(study["best"])
+
+
+def _values_text(values: Any) -> str:
+    return ", ".join(_fmt(v) for v in values)
+
+
 def _study(store, name: str) -> dict:
     from engine.store import StoreError
 
@@ -424,6 +437,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     trials = store.trials(sid)
     if args.trial is not None:
         return _show_trial(store, study, trials, args)
+    if len(study["directions"]) > 1:
+        return _show_pareto(store, study, trials, args)
     complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
     maximize = study["direction"] == "MAXIMIZE"
     best = (max if maximize else min)(complete, key=lambda t: t.value) if complete else None
@@ -451,7 +466,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     flagged = [(t.number, store.findings(sid, t.number)) for t in trials if t.flags]
     info["diagnosis"] = {n: [f["kind"] for f in fs] for n, fs in flagged}
     if args.json:
-        print(json.dumps(info, default=str, indent=2))
+        from engine.export import json_text
+
+        print(json_text(info))
         return EXIT_OK
     from rich.console import Console
 
@@ -485,6 +502,36 @@ def _print_params(console, params: dict) -> None:
         console.print(f"  {safe(k)} = {safe(repr(v))}", highlight=False, markup=False)
 
 
+def _show_pareto(store, study: dict, trials: list, args: argparse.Namespace) -> int:
+    """A multi-objective study: its directions and every trial on the Pareto front with all its values."""
+    front = store.pareto_front(study["study_id"])
+    info = {
+        "study": study["study_name"],
+        "status": study["status"],
+        "directions": [d.lower() for d in study["directions"]],
+        "counts": study["counts"],
+        "coordinators": study["coordinators"],
+        "best": None,  # several objectives: no single best
+        "pareto_front": [{"number": t.number, "values": list(t.values), "params": t.params} for t in front],
+    }
+    if args.json:
+        from engine.export import json_text
+
+        print(json_text(info))
+        return EXIT_OK
+    from rich.console import Console
+
+    console = Console()
+    counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items())) or "no trials"
+    console.print(f"[bold]{markup_safe(study['study_name'])}[/] ({study['status']}): {counts}", highlight=False)
+    console.print(f"objectives: {', '.join(info['directions'])}", highlight=False)
+    console.print(f"Pareto front: {len(front)} trial(s)", highlight=False)
+    for t in front:
+        console.print(f"  #{t.number}: values ({_values_text(t.values)})", highlight=False)
+        _print_params(console, t.params)
+    return EXIT_OK
+
+
 def _print_findings(console, findings: list[dict]) -> None:
     for f in findings:
         evidence = ", ".join(f"{k}={_short(v)}" for k, v in (f.get("evidence") or {}).items())
@@ -509,16 +556,20 @@ def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> i
         "attrs": store.trial_attrs(sid, t.number), "epochs": store.epochs(sid, t.number),
         "findings": store.findings(sid, t.number), "log": [r["line"] for r in store.logs(sid, t.number, limit=20)],
     }  # fmt: skip
+    if len(study["directions"]) > 1:
+        info["values"] = list(t.values)
     if args.json:
-        print(json.dumps(info, default=str, indent=2))
+        from engine.export import json_text
+
+        print(json_text(info))
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
+    value = f"values=({_values_text(t.values)})" if len(study["directions"]) > 1 else f"value={_fmt(t.value)}"
     console.print(
-        f"[bold]trial #{t.number}[/] {t.state} value={_fmt(t.value)}"
-        + (f" ({markup_safe(t.reason)})" if t.reason else "")
+        f"[bold]trial #{t.number}[/] {t.state} {value}" + (f" ({markup_safe(t.reason)})" if t.reason else "")
     )
     _print_params(console, t.params)
     table = Table("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm")
@@ -562,7 +613,11 @@ def send_control(
     store, study_name: str, action: str, arg: str | None = None, wait_s: float = 10.0
 ) -> tuple[int, str]:
     """Insert a control row for the study's live coordinator and wait for its answer."""
+    from engine.store import NO_COORDINATOR, tt_control
+
     study = _study(store, study_name)
+    if not store.has_table(tt_control):
+        return EXIT_FAILURE, f"study {study_name}: {NO_COORDINATOR}"
     if not any(b["alive"] for b in study["coordinators"]):
         return EXIT_FAILURE, f"study {study_name} has no running coordinator (status: {study['status']})"
     request_id = store.request(study["study_id"], action, arg)

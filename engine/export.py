@@ -34,13 +34,18 @@ def export_rows(store: Store, study_name: str) -> list[dict[str, Any]]:
         last_epoch[row["trial_number"]] = row  # ordered by epoch: the last one wins
     trials = store.trials(study_id)
     names = sorted({name for t in trials for name in t.params})
+    objectives = len(store.directions(study_id))
     rows = []
     for t in trials:
         final = last_epoch.get(t.number, {})
+        if objectives > 1:  # one column per objective, never objective 0 as "the" value
+            values = {f"value_{i}": t.values[i] if i < len(t.values) else None for i in range(objectives)}
+        else:
+            values = {"value": t.value}
         row: dict[str, Any] = {
             "number": t.number,
             "state": t.state,
-            "value": t.value,
+            **values,
             "fail_reason": t.reason,
             "epochs": t.epochs,
             "duration_s": round(t.duration_s, 3) if t.duration_s is not None else None,
@@ -99,7 +104,7 @@ def _csv_value(value: Any) -> Any:
 
 
 def write_json(rows: list[dict[str, Any]], path: str | Path | None, stream=None) -> None:
-    text = json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows], indent=2)
+    text = json_text(rows)
     if path is None:
         stream.write(text + "\n")
         return
@@ -107,10 +112,22 @@ def write_json(rows: list[dict[str, Any]], path: str | Path | None, stream=None)
         out.write(text + "\n")
 
 
-def _json_value(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float as the string "inf", "-inf" or "nan": strict JSON (no bare
+    Infinity/NaN) that still says which it was. Every JSON tunetui writes goes through this."""
     if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(json_safe(value), indent=2, allow_nan=False)
 
 
 def best_spec_toml(store: Store, study_name: str) -> str:
@@ -119,6 +136,11 @@ def best_spec_toml(store: Store, study_name: str) -> str:
     spec_text = _study_attr(store, study_id, "spec_toml")
     if not spec_text:
         raise StoreError(f"study {study_name!r} has no stored spec (it was not started by tunetui)")
+    if len(store.directions(study_id)) > 1:
+        raise StoreError(
+            f"study {study_name!r} has several objectives: no single best trial to write a spec from "
+            f"(see its Pareto front with `tunetui show {study_name}`)"
+        )
     complete = [t for t in store.trials(study_id) if t.state == "COMPLETE" and t.value is not None]
     if not complete:
         raise StoreError(f"study {study_name!r} has no complete trial yet")

@@ -97,6 +97,10 @@ tt_log = sa.Table(
     sa.Index("ix_tt_log_trial", "study_id", "trial_number"),
 )  # fmt: skip
 
+NO_COORDINATOR = (
+    "there is no tunetui coordinator for this study: the store has no tunetui tables (it was made by Optuna "
+    "alone); nothing was written"
+)
 LIVE_STATES = ("running", "paused", "stopping")  # heartbeat states of a coordinator that has not ended
 CONTROL_ACTIONS = ("stop", "stop_now", "pause", "resume", "kill")
 
@@ -204,6 +208,7 @@ class TrialRow:
     reason: str | None
     epochs: int
     flags: int  # diagnosis findings
+    values: tuple[float | None, ...] = ()  # every objective's value; `value` is None when there are several
 
     @property
     def duration_s(self) -> float | None:
@@ -218,6 +223,7 @@ class Store:
     def __init__(self, url: str | None = None, *, read_only: bool = False, create: bool = True):
         self.url = resolve_url(url)
         self.read_only = read_only
+        self._tables_seen: set[str] = set()
         db = sqlite_path(self.url)
         self.is_sqlite = self.url.startswith("sqlite")
         if db is not None:
@@ -237,7 +243,7 @@ class Store:
                 self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})
             else:
                 self.engine = sa.create_engine(self.url, pool_pre_ping=True)
-            if not read_only:
+            if create and not read_only:  # only the coordinator creates tables; viewers and control never
                 with self.engine.begin() as conn:
                     if (
                         self.engine.dialect.name == "postgresql"
@@ -334,6 +340,8 @@ class Store:
     def request(self, study_id: int, action: str, arg: str | None = None) -> int:
         if action not in CONTROL_ACTIONS:
             raise ValueError(f"unknown control action {action!r}")
+        if not self.has_table(tt_control):
+            raise StoreError(NO_COORDINATOR)
         with store_errors(self.url), self.engine.begin() as conn:
             result = conn.execute(
                 tt_control.insert().values(study_id=study_id, action=action, arg=arg, created=time.time())
@@ -374,6 +382,20 @@ class Store:
         with store_errors(self.url), self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def has_table(self, table: sa.Table) -> bool:
+        """Whether the store has this tunetui table: a store made by Optuna alone has none (no telemetry,
+        no coordinator). Once seen it stays (tables are never dropped); until then every call looks again,
+        so a viewer sees the tables a coordinator creates later."""
+        if table.name not in self._tables_seen:
+            with store_errors(self.url):
+                present = set(sa.inspect(self.engine).get_table_names())
+            self._tables_seen |= {t for t in metadata.tables if t in present}
+        return table.name in self._tables_seen
+
+    def _telemetry(self, table: sa.Table, query) -> list[dict]:
+        """Rows of a tunetui table; none where the store has no such table."""
+        return self._rows(query) if self.has_table(table) else []
+
     def has_optuna_tables(self) -> bool:
         """Optuna creates its tables one commit at a time; its version_info row is written after all of them."""
         with store_errors(self.url):
@@ -402,30 +424,65 @@ class Store:
             ORDER BY s.study_id"""
         counts_sql = "SELECT study_id, state, COUNT(*) FROM trials GROUP BY study_id, state"
         best_sql = """
-            SELECT t.study_id, MAX(v.value), MIN(v.value) FROM trials t
+            SELECT t.study_id, MAX(v.value), MIN(v.value),
+                   MAX(CASE WHEN v.value_type = 'INF_POS' THEN 1 ELSE 0 END),
+                   MAX(CASE WHEN v.value_type = 'INF_NEG' THEN 1 ELSE 0 END) FROM trials t
             JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
             WHERE t.state = 'COMPLETE' GROUP BY t.study_id"""
+        directions_sql = "SELECT study_id, objective, direction FROM study_directions ORDER BY study_id, objective"
         with store_errors(self.url), self.engine.connect() as conn:
             studies = [dict(r._mapping) for r in conn.execute(sa.text(sql))]
             counts: dict[int, dict[str, int]] = {}
             for sid, state, n in conn.execute(sa.text(counts_sql)):
                 counts.setdefault(sid, {})[str(state)] = n
-            best = {sid: (hi, lo) for sid, hi, lo in conn.execute(sa.text(best_sql))}
+            best = {  # Optuna keeps +-inf as NULL with a value_type: an infinite value is the extreme
+                sid: (math.inf if pos else hi, -math.inf if neg else lo)
+                for sid, hi, lo, pos, neg in conn.execute(sa.text(best_sql))
+            }
+            directions: dict[int, list[str]] = {}
+            for sid, _, direction in conn.execute(sa.text(directions_sql)):
+                directions.setdefault(sid, []).append(str(direction).upper())
+            fronts = {sid: len(self._pareto(conn, sid, d)) for sid, d in directions.items() if len(d) > 1}
         beats = self.heartbeats()
         for s in studies:
             s["direction"] = str(s["direction"] or "MINIMIZE").upper()
+            s["directions"] = directions.get(s["study_id"], [s["direction"]])
             s["counts"] = counts.get(s["study_id"], {})
             hi, lo = best.get(s["study_id"], (None, None))
             s["best"] = hi if s["direction"] == "MAXIMIZE" else lo
+            if len(s["directions"]) > 1:  # several objectives: no single best, a Pareto front
+                s["best"], s["pareto_front"] = None, fronts.get(s["study_id"], 0)
             s["coordinators"] = [b for b in beats if b["study_id"] == s["study_id"]]
             s["status"] = study_status(s["counts"], s["coordinators"])
         return studies
+
+    def pareto_front(self, study_id: int) -> list[TrialRow]:
+        """The complete trials of a multi-objective study that no other complete trial dominates."""
+        directions = self.directions(study_id)
+        with store_errors(self.url), self.engine.connect() as conn:
+            front = set(self._pareto(conn, study_id, directions))
+        return [t for t in self.trials(study_id) if t.trial_id in front]
+
+    def directions(self, study_id: int) -> list[str]:
+        sql = "SELECT direction FROM study_directions WHERE study_id = :sid ORDER BY objective"
+        with store_errors(self.url), self.engine.connect() as conn:
+            return [str(d).upper() for (d,) in conn.execute(sa.text(sql), {"sid": study_id})]
+
+    def _pareto(self, conn: sa.Connection, study_id: int, directions: list[str]) -> list[int]:
+        from engine.objectives import pareto_front
+
+        sql = """SELECT t.trial_id, v.objective, v.value, v.value_type FROM trials t
+                 JOIN trial_values v ON v.trial_id = t.trial_id WHERE t.study_id = :sid AND t.state = 'COMPLETE'"""
+        points: dict[int, list[float | None]] = {}
+        for tid, objective, value, value_type in conn.execute(sa.text(sql), {"sid": study_id}):
+            points.setdefault(tid, [None] * len(directions))[objective] = decode_value(value, value_type)
+        return pareto_front(points, directions)
 
     def heartbeats(self, study_id: int | None = None) -> list[dict]:
         query = sa.select(tt_heartbeat)
         if study_id is not None:
             query = query.where(tt_heartbeat.c.study_id == study_id)
-        rows = self._rows(query)
+        rows = self._telemetry(tt_heartbeat, query)
         now = time.time()
         for r in rows:
             # a "finished"/"stopped" row is fresh for a while too: only a working coordinator is alive
@@ -457,9 +514,10 @@ class Store:
             for tid, name, value, dist in conn.execute(sa.text(params_sql), bind):
                 params.setdefault(tid, {})[name] = external_param(value, dist)
             reasons = {tid: decode_json(v) for tid, v in conn.execute(sa.text(reason_sql), bind)}
-            epochs = dict(conn.execute(sa.text(epochs_sql), bind).all())
-            flags = dict(conn.execute(sa.text(flags_sql), bind).all())
-        return [trial_row(row, params, reasons, epochs, flags) for row in base]
+            epochs = dict(conn.execute(sa.text(epochs_sql), bind).all()) if self.has_table(tt_epoch) else {}
+            flags = dict(conn.execute(sa.text(flags_sql), bind).all()) if self.has_table(tt_diagnosis) else {}
+            more = more_values(conn, study_id, since_trial_id)
+        return [trial_row(row, params, reasons, epochs, flags, more) for row in base]
 
     def trial_attrs(self, study_id: int, number: int) -> dict[str, Any]:
         sql = """
@@ -472,7 +530,7 @@ class Store:
         query = sa.select(tt_epoch).where(tt_epoch.c.study_id == study_id, tt_epoch.c.epoch > after_epoch)
         if number is not None:
             query = query.where(tt_epoch.c.trial_number == number)
-        return self._rows(query.order_by(tt_epoch.c.trial_number, tt_epoch.c.epoch))
+        return self._telemetry(tt_epoch, query.order_by(tt_epoch.c.trial_number, tt_epoch.c.epoch))
 
     def steps(self, study_id: int, number: int, after_step: int = -1) -> list[dict]:
         query = (
@@ -480,16 +538,16 @@ class Store:
             .where(_key(tt_step, study_id, number), tt_step.c.step > after_step)
             .order_by(tt_step.c.step)
         )
-        return self._rows(query)
+        return self._telemetry(tt_step, query)
 
     def layers(self, study_id: int, number: int, epoch: int | None = None) -> list[dict]:
         query = sa.select(tt_layer).where(_key(tt_layer, study_id, number))
         if epoch is not None:
             query = query.where(tt_layer.c.epoch == epoch)
-        return self._rows(query.order_by(tt_layer.c.epoch, tt_layer.c.position))
+        return self._telemetry(tt_layer, query.order_by(tt_layer.c.epoch, tt_layer.c.position))
 
     def findings(self, study_id: int, number: int) -> list[dict]:
-        rows = self._rows(sa.select(tt_diagnosis).where(_key(tt_diagnosis, study_id, number)))
+        rows = self._telemetry(tt_diagnosis, sa.select(tt_diagnosis).where(_key(tt_diagnosis, study_id, number)))
         for r in rows:
             r["evidence"] = decode_json(r.pop("evidence_json")) or {}
         return rows
@@ -498,21 +556,28 @@ class Store:
         query = sa.select(tt_log).where(tt_log.c.study_id == study_id)
         if number is not None:
             query = query.where(tt_log.c.trial_number == number)
-        rows = self._rows(query.order_by(tt_log.c.id.desc()).limit(limit))
+        rows = self._telemetry(tt_log, query.order_by(tt_log.c.id.desc()).limit(limit))
         return rows[::-1]
 
 
-def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, flags: dict) -> TrialRow:
+def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, flags: dict,
+              more_values: dict | None = None) -> TrialRow:  # fmt: skip
     """A TrialRow from a `trials LEFT JOIN trial_values` row (trial_id, number, state, datetime_start,
-    datetime_complete, value, value_type) and the per-trial lookups keyed by trial_id or number."""
+    datetime_complete, value, value_type) and the per-trial lookups keyed by trial_id or number
+    (`more_values`: trial_id -> {objective: value} of objectives 1.. of a multi-objective study)."""
     tid, number, state, start, complete, value, value_type = base
-    if value is None and value_type in ("INF_POS", "INF_NEG"):  # Optuna keeps +-inf as NULL and a type
-        value = math.inf if value_type == "INF_POS" else -math.inf
+    value = decode_value(value, value_type)
+    more = (more_values or {}).get(tid)
+    values: tuple[float | None, ...] = () if value is None and value_type is None else (value,)
+    if more:  # several objectives: no single value, never silently objective 0
+        values = (value, *(more.get(i) for i in range(1, max(more) + 1)))
+        value = None
     return TrialRow(
         number=number,
         trial_id=tid,
         state=str(state),
         value=value,
+        values=values,
         params=params.get(tid, {}),
         started=parse_time(start),
         finished=parse_time(complete),
@@ -520,6 +585,29 @@ def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, fl
         epochs=int(epochs.get(number) or 0),
         flags=int(flags.get(number) or 0),
     )
+
+
+def decode_value(value: float | None, value_type: str | None) -> float | None:
+    """An objective value as Optuna stored it: +-inf are NULL with a value_type."""
+    if value is None and value_type in ("INF_POS", "INF_NEG"):
+        return math.inf if value_type == "INF_POS" else -math.inf
+    return value
+
+
+def more_values(conn: sa.Connection, study_id: int, since: int = 0, ids: Sequence[int] = ()) -> dict:
+    """trial_id -> {objective: value} for objectives 1.. of the study's trials newer than `since` or in `ids`."""
+    out: dict[int, dict[int, float | None]] = {}
+    bind = {"sid": study_id, "since": since, "ids": list(ids)}
+    for tid, objective, value, value_type in conn.execute(MORE_VALUES_SQL, bind):
+        out.setdefault(tid, {})[objective] = decode_value(value, value_type)
+    return out
+
+
+MORE_VALUES_SQL = sa.text(
+    """SELECT v.trial_id, v.objective, v.value, v.value_type FROM trial_values v
+       JOIN trials t ON t.trial_id = v.trial_id
+       WHERE t.study_id = :sid AND v.objective > 0 AND (t.trial_id > :since OR t.trial_id IN :ids)"""
+).bindparams(sa.bindparam("ids", expanding=True))
 
 
 def _add_missing_columns(conn: sa.Connection) -> None:

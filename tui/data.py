@@ -19,9 +19,12 @@ from engine.store import (
     TrialRow,
     decode_json,
     external_param,
+    more_values,
     sqlite_path,
     study_status,
     trial_row,
+    tt_diagnosis,
+    tt_epoch,
 )
 
 UNFINISHED = ("RUNNING", "WAITING")
@@ -172,6 +175,7 @@ class StudyDelta:
     name: str
     study_id: int | None = None  # None while the study does not exist (yet)
     direction: str = "MAXIMIZE"
+    directions: list[str] = field(default_factory=lambda: ["MAXIMIZE"])  # one per objective
     status: str = "waiting"
     coordinators: list[dict] = field(default_factory=list)
     user_attrs: dict[str, Any] | None = None  # sent once
@@ -200,6 +204,8 @@ class StudyWatcher:
         self.store: Store | None = None
         self.study_id: int | None = None
         self.direction = "MAXIMIZE"
+        self.directions = ["MAXIMIZE"]
+        self.telemetry = False
         self.max_trial_id = 0
         self.unfinished: dict[int, int] = {}  # trial_id -> number
         self.state: dict[int, str] = {}  # number -> state
@@ -232,13 +238,16 @@ class StudyWatcher:
             self.study_id = store.study_id(self.name)
             if self.study_id is None:
                 return delta
-            self.direction = self._direction()
+            self.directions = store.directions(self.study_id) or ["MINIMIZE"]
+            self.direction = self.directions[0]
             delta.user_attrs = study_user_attrs(store, self.study_id)
             delta.first = True
         sid = self.study_id
-        delta.study_id, delta.direction = sid, self.direction
+        delta.study_id, delta.direction, delta.directions = sid, self.direction, self.directions
+        # a store made by Optuna alone has no tunetui table: its trials, without telemetry
+        self.telemetry = store.has_table(tt_epoch) and store.has_table(tt_diagnosis)
         with _errors(store), store.engine.connect() as conn:
-            diag = conn.execute(DIAG_COUNT_SQL, {"sid": sid}).scalar_one()
+            diag = conn.execute(DIAG_COUNT_SQL, {"sid": sid}).scalar_one() if self.telemetry else 0
             diag_changed = diag != self.diag_count
             extra: list[int] = []
             if diag_changed and self.diag_count >= 0:
@@ -248,8 +257,9 @@ class StudyWatcher:
             self.diag_count = diag
             delta.trials = self._trials(conn, sid, extra, delta)
             changed_numbers = {r.number for r in delta.trials}
-            self._epochs(conn, sid, want, delta, changed_numbers)
-            if want.steps is not None:
+            if self.telemetry:
+                self._epochs(conn, sid, want, delta, changed_numbers)
+            if want.steps is not None and self.telemetry:
                 self._steps(conn, sid, want.steps, delta, changed_numbers)
             if want.detail is not None:
                 self._detail(conn, sid, want.detail, delta, changed_numbers, diag_changed)
@@ -263,12 +273,6 @@ class StudyWatcher:
         return delta
 
     # ------------------------------------------------------------ pieces
-    def _direction(self) -> str:
-        sql = "SELECT direction FROM study_directions WHERE study_id = :sid AND objective = 0"
-        with _errors(self.store), self.store.engine.connect() as conn:
-            row = conn.execute(sa.text(sql), {"sid": self.study_id}).first()
-        return str(row[0]).upper() if row else "MINIMIZE"
-
     def _trials(self, conn, sid: int, extra: list[int], delta: StudyDelta) -> list[TrialRow]:
         since, again = self.max_trial_id, sorted({*self.unfinished, *extra})
         if self.params_missing:  # the previous poll sent a big study's rows without params: all again
@@ -287,7 +291,10 @@ class StudyWatcher:
                 params.setdefault(tid, {})[name] = external_param(value, dist)
             reasons = {tid: decode_json(v) for tid, v in conn.execute(REASON_SQL, bind)}
         numbers = [row[1] for row in base]
-        if since == 0 or len(numbers) > BIG_IN:
+        more = more_values(conn, sid, since, again) if len(self.directions) > 1 else {}
+        if not self.telemetry:
+            epochs, flags = {}, {}
+        elif since == 0 or len(numbers) > BIG_IN:
             epochs = dict(conn.execute(sa.text(EPOCHS_ALL_SQL), {"sid": sid}).all())
             flags = dict(conn.execute(sa.text(FLAGS_SQL), {"sid": sid}).all())
         else:
@@ -297,10 +304,10 @@ class StudyWatcher:
         rows = []
         news = []
         for base_row in base:
-            row = trial_row(base_row, params, reasons, epochs, flags)
+            row = trial_row(base_row, params, reasons, epochs, flags, more)
             rows.append(row)
             tid, number, state = row.trial_id, row.number, row.state
-            sig = (state, row.value, row.epochs, row.flags, len(row.params), row.finished, row.reason)
+            sig = (state, row.value, row.values, row.epochs, row.flags, len(row.params), row.finished, row.reason)
             if self.sig.get(number) != sig:
                 news.append(row)
                 self.sig[number] = sig
@@ -357,11 +364,15 @@ class StudyWatcher:
             self.log_cursor.pop(number, None)
         if number != self.detail_for or number in changed or diag_changed:
             attrs = {k: decode_json(v) for k, v in conn.execute(ATTRS_SQL, {"sid": sid, "n": number})}
-            findings = [dict(r._mapping) for r in conn.execute(FINDINGS_SQL, {"sid": sid, "n": number})]
+            findings = []
+            if self.telemetry:
+                findings = [dict(r._mapping) for r in conn.execute(FINDINGS_SQL, {"sid": sid, "n": number})]
             for f in findings:
                 f["evidence"] = decode_json(f.pop("evidence_json")) or {}
             delta.details.append(TrialDetail(number, attrs, findings))
             self.detail_for = number
+        if not self.telemetry:
+            return
         if number not in self.layer_cursor or running:
             after = self.layer_cursor.get(number, 0)
             rows = []

@@ -44,7 +44,11 @@ def trial_letters(counts: dict[str, int]) -> str:
     return f"{sum(counts.values())}" + (f": {' '.join(parts)}" if parts else "")
 
 
-def format_best(value: float | None) -> str:
+def format_best(study: dict) -> str:
+    """The best value; a study with several objectives has none: the size of its Pareto front instead."""
+    if len(study.get("directions", ())) > 1:
+        return f"{len(study['directions'])} obj, {study['pareto_front']} Pareto"
+    value = study["best"]
     if value is None:
         return "-"
     return f"{value:.4g}" if math.isfinite(value) else str(value)
@@ -145,7 +149,7 @@ class StudiesScreen(Screen):
                 s["study_name"],
                 s["status"],
                 trial_letters(s["counts"]),
-                format_best(s["best"]),
+                format_best(s),
                 s.get("started_text", ""),
                 s.get("device", ""),
             )  # fmt: skip

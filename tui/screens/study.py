@@ -190,7 +190,7 @@ class StudyScreen(Screen):
         if delta.study_id is not None and self.study_id is None:
             self.study_id = delta.study_id
             self.maximizing = delta.direction == "MAXIMIZE"
-            self.query_one(TrialTable).set_direction(self.maximizing)
+            self.query_one(TrialTable).set_direction(self.maximizing, len(delta.directions))
         if delta.user_attrs is not None:
             self.user_attrs = delta.user_attrs
         table = self.query_one(TrialTable)

@@ -20,7 +20,7 @@ from textual.strip import Strip
 from engine.store import TrialRow
 from engine.text import safe
 
-STATE_TEXT = {
+STATE_TEXT = {  # every Optuna TrialState; each has a trial-table--<text> style below
     "COMPLETE": "complete",
     "RUNNING": "running",
     "PRUNED": "pruned",
@@ -49,6 +49,13 @@ def format_value(value: Any) -> str:
             return str(value)
         return f"{value:.4g}"
     return safe(value)  # params and attrs come from the store: no control byte reaches the terminal
+
+
+def format_values(row: TrialRow) -> str:
+    """The value column: every objective's value when there are several, never objective 0 alone."""
+    if len(row.values) > 1:
+        return ", ".join(format_value(v) for v in row.values)
+    return format_value(row.value)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -88,6 +95,7 @@ class TrialTable(ScrollView, can_focus=True):
         "trial-table--complete",
         "trial-table--pruned",
         "trial-table--fail",
+        "trial-table--waiting",
         "trial-table--best",
         "trial-table--flag",
     }
@@ -102,6 +110,7 @@ class TrialTable(ScrollView, can_focus=True):
     TrialTable > .trial-table--complete { color: $success; }
     TrialTable > .trial-table--pruned { color: $text-muted; }
     TrialTable > .trial-table--fail { color: $error; }
+    TrialTable > .trial-table--waiting { color: $text-muted; text-style: italic; }
     TrialTable > .trial-table--best { text-style: bold; }
     TrialTable > .trial-table--flag { color: $warning; text-style: bold; }
     """
@@ -127,6 +136,7 @@ class TrialTable(ScrollView, can_focus=True):
         self.param_widths: dict[str, int] = {}
         self.best: int | None = None
         self.maximize = True
+        self.objectives = 1
         self.pinned: int | None = None
         self.number_width = 3
         self.columns: list[Column] = []
@@ -140,8 +150,12 @@ class TrialTable(ScrollView, can_focus=True):
     def current(self) -> int | None:
         return self.order[self.cursor] if self.order else None
 
-    def set_direction(self, maximize: bool) -> None:
+    def set_direction(self, maximize: bool, objectives: int = 1) -> None:
         self.maximize = maximize
+        if objectives != self.objectives:  # several objectives: all their values in a wider column
+            self.objectives = objectives
+            self._layout_columns()
+            self.refresh()
 
     def update_rows(self, rows: Iterable[TrialRow]) -> None:
         """Insert new trials and replace changed ones; the cursor stays on its trial."""
@@ -248,12 +262,16 @@ class TrialTable(ScrollView, can_focus=True):
                 return (0, float(v), "")
             return (1, 0.0, str(v))
 
+        def objectives(values: tuple) -> tuple | None:  # several objectives: by the first, then the next
+            keys = [numeric(v) for v in values]
+            return None if any(k is None for k in keys) else tuple(keys)
+
         if column == "number":
             return lambda n: n
         if column == "state":
             return lambda n: STATE_ORDER.get(rows[n].state, 9)
         if column == "value":
-            return lambda n: numeric(rows[n].value)
+            return lambda n: numeric(rows[n].value) if len(rows[n].values) < 2 else objectives(rows[n].values)
         if column == "epochs":
             return lambda n: rows[n].epochs
         if column == "duration":
@@ -274,7 +292,7 @@ class TrialTable(ScrollView, can_focus=True):
         self.columns = [
             Column("number", "#", max(self.number_width, 1)),
             Column("state", "state", 8, right=False),
-            Column("value", "value", 8),
+            Column("value", "value" if self.objectives == 1 else "values", 10 * self.objectives - 2),
             Column("epochs", "ep", 3),
             Column("duration", "time", 6),
             Column("flags", "!", 2),
@@ -427,7 +445,7 @@ class TrialTable(ScrollView, can_focus=True):
                 text = STATE_TEXT.get(row.state, row.state.lower())
                 style = base + state_style
             elif col.key == "value":
-                text = format_value(row.value)
+                text = format_values(row)
                 if best:
                     text = text + "★" if len(text) < col.width else text
                     style = base + self.get_component_rich_style("trial-table--best")

@@ -1,0 +1,47 @@
+"""The workbench on a store made by Optuna alone: every trial state and several objectives render, read-only."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from tests.optuna_only import build_optuna_only_store
+from tests.test_optuna_only_store import file_bytes, tables
+from tests.tui.conftest import wait_for
+from tests.tui.screen_text import screen_text
+from tui.screens.study import StudyScreen
+from tui.widgets.trial_table import TrialTable
+
+
+async def test_studies_and_study_screens_show_every_state_and_every_objective(tmp_path, make_app):
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    build_optuna_only_store(url)
+    before_tables, before_bytes = tables(url), file_bytes(url)
+    app = make_app(url)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2, what="two studies")
+        text = screen_text(app)
+        assert "plain" in text and "inf" in text and "2 obj, 2 Pareto" in text
+
+        await pilot.press("enter")  # plain: complete, pruned, fail, running and waiting trials
+        assert isinstance(app.screen, StudyScreen)
+        await wait_for(pilot, lambda: len(app.screen.query_one(TrialTable).rows) == 6, what="six trials")
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        for state in ("complete", "pruned", "fail", "running", "waiting"):
+            assert state in text, text
+        trials = app.screen.query_one(TrialTable)
+        trials.move_to(4)  # the running trial: k asks, y sends a kill that has no coordinator to go to
+        await pilot.press("k", "y")
+        await wait_for(pilot, lambda: any("no tunetui coordinator" in n.message for n in app._notifications),
+                       what="the refusal")  # fmt: skip
+        for key in ("o", "o", "r", "x", "p", "f", "2", "3", "4", "1"):  # sort by state, every tab
+            await pilot.press(key)
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, StudyScreen)
+
+        await pilot.press("escape", "down", "enter")  # pareto: both values of each trial
+        await wait_for(pilot, lambda: len(app.screen.query_one(TrialTable).rows) == 3, what="three trials")
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "values" in text and "0.9, 0.3" in text and "0.8, 0.1" in text and "0.7, 0.5" in text, text
+    assert tables(url) == before_tables and file_bytes(url) == before_bytes
