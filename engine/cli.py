@@ -584,11 +584,12 @@ def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> i
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from engine.export import best_spec_toml, export_rows, write_csv, write_json, write_text_private
+    from engine.export import best_spec_toml, export_rows, write_csv, write_json
+    from engine.files import write_private
 
     store = open_store(args)
     if args.best_spec:
-        write_text_private(args.best_spec, best_spec_toml(store, args.study))
+        write_private(args.best_spec, best_spec_toml(store, args.study))
         print(f"wrote {args.best_spec}", file=sys.stderr)
     if args.tensorboard:
         from engine.tensorboard_export import export_study_tensorboard

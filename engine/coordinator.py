@@ -29,6 +29,7 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
+from engine.files import private_dir
 from engine.gpus import GpuState, read_gpus
 from engine.gpus import visible as visible_gpus
 from engine.space import build_pruner, build_sampler, grid_size, suggest
@@ -866,7 +867,7 @@ class Coordinator:
 
         The kernel drops the lock when the process dies, however it dies: no stale lock files."""
         locks = state_dir(self.store.url) / "locks"
-        locks.mkdir(exist_ok=True, mode=0o700)
+        private_dir(locks)
         host = re.sub(r"[^A-Za-z0-9_.\-]", "_", self.host)
         path = locks / f"{self.spec.study.name}@{host}.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)

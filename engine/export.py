@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from engine.files import open_private, write_private
 from engine.store import EPOCH_COLUMNS, Store, StoreError
 from engine.text import safe
 
@@ -73,16 +73,9 @@ def _attr_for_all(store: Store, study_id: int, key: str) -> dict[int, Any]:
         return {n: json.loads(v) for n, v in conn.execute(sa.text(sql), {"sid": study_id, "key": key})}
 
 
-def _open_private(path: Path, binary: bool = False):
-    """Open an output file for writing; new files get 0600 (results can be sensitive)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "wb" if binary else "w", newline="" if not binary else None)
-
-
 def write_csv(rows: list[dict[str, Any]], path: str | Path | None, stream=None) -> None:
     fields = list(rows[0]) if rows else ["number", "state", "value"]
-    out = stream if path is None else _open_private(Path(path))
+    out = stream if path is None else open_private(path, newline="")
     try:
         writer = csv.DictWriter(out, fieldnames=fields)
         writer.writeheader()
@@ -108,8 +101,7 @@ def write_json(rows: list[dict[str, Any]], path: str | Path | None, stream=None)
     if path is None:
         stream.write(text + "\n")
         return
-    with _open_private(Path(path)) as out:
-        out.write(text + "\n")
+    write_private(path, text + "\n")
 
 
 def json_safe(value: Any) -> Any:
@@ -173,8 +165,3 @@ def _study_attr(store: Store, study_id: int, key: str) -> Any:
     with store.engine.connect() as conn:
         row = conn.execute(sa.text(sql), {"sid": study_id, "key": key}).first()
     return json.loads(row[0]) if row else None
-
-
-def write_text_private(path: str | Path, text: str) -> None:
-    with _open_private(Path(path)) as out:
-        out.write(text)

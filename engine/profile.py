@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from engine.files import private_dir, private_umask
 from engine.spec import StudySpec
 from engine.tasks import TaskData, load_task
 from engine.train import train
@@ -44,8 +45,9 @@ def profile_trial(
     with profile(activities=activities, record_shapes=False) as prof:
         train(config, _slice(data, steps * batch, batch), device, lambda report: False)
     trace_path = Path(trace_path)
-    trace_path.parent.mkdir(parents=True, exist_ok=True)
-    prof.export_chrome_trace(str(trace_path))
+    private_dir(trace_path.parent)
+    with private_umask():  # torch writes the trace with the default mode
+        prof.export_chrome_trace(str(trace_path))
 
     averages = prof.key_averages()
     header = (

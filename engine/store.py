@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
+from engine.files import private_dir
+
 DEFAULT_URL = "sqlite:///.tunetui/tunetui.db"
 HEARTBEAT_FRESH_S = 15.0  # a coordinator whose last_seen is older than this is considered gone
 
@@ -151,14 +153,12 @@ def state_dir(url: str) -> Path:
         digest = hashlib.sha256(url.encode()).hexdigest()[:16]
         root = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
         path = root / "tunetui" / digest
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
+    return private_dir(path)
 
 
 def _prepare_sqlite_file(db: Path) -> None:
     """Create the directory (0700) and file (0600), check it is SQLite, and switch it to WAL once."""
-    db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(db.parent)
     if not db.exists():
         fd = os.open(db, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)

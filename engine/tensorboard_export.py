@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from engine.files import private_dir, private_umask
+
 EPOCH_SCALARS = (
     "train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "clip_frac",
     "epoch_time_s", "samples_per_s", "mem_peak_mb",
@@ -31,37 +33,43 @@ def export_tensorboard(trials: dict[int, dict[str, Any]], out_dir: str | Path) -
     "state": str (optional)}. Rows need the table's columns ("epoch", "step", "layer", metrics...).
     """
     SummaryWriter = _summary_writer()
-    out_dir = Path(out_dir)
+    out_dir = private_dir(out_dir)
     written = 0
-    for number, trial in sorted(trials.items()):
-        epochs, steps, layers = trial.get("epochs") or [], trial.get("steps") or [], trial.get("layers") or []
-        if not (epochs or steps or layers):
-            continue
-        with SummaryWriter(log_dir=str(out_dir / f"trial_{number:04d}")) as writer:
-            for row in epochs:
-                for name in EPOCH_SCALARS:
-                    if _number(row.get(name)):
-                        writer.add_scalar(f"epoch/{name}", row[name], int(row["epoch"]))
-            for row in steps:
-                for name in STEP_SCALARS:
-                    if _number(row.get(name)):
-                        writer.add_scalar(f"step/{name}", row[name], int(row["step"]))
-            for row in layers:
-                _write_layer(writer, row)
-            hparams = {
-                k: v
-                for k, v in (trial.get("params") or {}).items()
-                if isinstance(v, bool | int | float | str)
-            }
-            if hparams:
-                metrics = {"hparam/value": trial["value"]} if _number(trial.get("value")) else {}
-                last = epochs[-1] if epochs else {}
-                metrics.update(
-                    {f"hparam/{k}": last[k] for k in ("val_acc", "val_loss") if _number(last.get(k))}
-                )
-                writer.add_hparams(hparams, metrics, run_name="hparams")
-        written += 1
+    with private_umask():  # SummaryWriter makes its folders and event files with default modes
+        for number, trial in sorted(trials.items()):
+            written += _write_trial(SummaryWriter, out_dir, number, trial)
     return written
+
+
+def _write_trial(SummaryWriter: Any, out_dir: Path, number: int, trial: dict[str, Any]) -> int:
+    """One trial's run folder; 0 when the trial has no telemetry."""
+    epochs, steps, layers = trial.get("epochs") or [], trial.get("steps") or [], trial.get("layers") or []
+    if not (epochs or steps or layers):
+        return 0
+    with SummaryWriter(log_dir=str(out_dir / f"trial_{number:04d}")) as writer:
+        for row in epochs:
+            for name in EPOCH_SCALARS:
+                if _number(row.get(name)):
+                    writer.add_scalar(f"epoch/{name}", row[name], int(row["epoch"]))
+        for row in steps:
+            for name in STEP_SCALARS:
+                if _number(row.get(name)):
+                    writer.add_scalar(f"step/{name}", row[name], int(row["step"]))
+        for row in layers:
+            _write_layer(writer, row)
+        hparams = {
+            k: v
+            for k, v in (trial.get("params") or {}).items()
+            if isinstance(v, bool | int | float | str)
+        }
+        if hparams:
+            metrics = {"hparam/value": trial["value"]} if _number(trial.get("value")) else {}
+            last = epochs[-1] if epochs else {}
+            metrics.update(
+                {f"hparam/{k}": last[k] for k in ("val_acc", "val_loss") if _number(last.get(k))}
+            )
+            writer.add_hparams(hparams, metrics, run_name="hparams")
+    return 1
 
 
 def export_study_tensorboard(store: Any, study_name: str, out_dir: str | Path) -> int:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.files import write_private
 from engine.store import Store, StoreError, state_dir
 
 LAUNCH_TIMEOUT_S = 60.0
@@ -72,8 +73,6 @@ def restart_spec(url: str, name: str, attrs: dict) -> Path:
         raise StoreError(
             f"{name} has no recorded spec (spec_path/spec_toml); start it with n from a spec file"
         )
-    out = state_dir(url) / "specs"
-    out.mkdir(exist_ok=True, mode=0o700)
-    target = out / f"{name}.toml"
-    target.write_text(text, encoding="utf-8")
+    target = state_dir(url) / "specs" / f"{name}.toml"
+    write_private(target, text)
     return target

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from engine.config import TrainConfig
+from engine.files import private_dir
 from engine.spec import TaskSpec
 from engine.tasks import TaskData, TaskError, split_indices, standardize
 
@@ -254,7 +255,7 @@ def _download(name: str, root: Path) -> None:
             f"torchvision build made for torch {torch.__version__}, or put the files in {root} yourself"
         ) from err
     cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)  # torchvision writes the files; a new data folder is ours, so 0700
     try:
         cls(root=str(root), train=True, download=True)
         cls(root=str(root), train=False, download=True)

@@ -16,6 +16,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from engine.files import write_private
 from engine.spec import NAME_PATTERN, SpecError, SpecIssue, StudySpec, parse_spec
 from tui.data import short_path
 
@@ -247,7 +248,7 @@ class EditorScreen(Screen):
         text = set_study_name(self.text, name)
         try:
             parse_spec(text, target.name)
-            target.write_text(text, encoding="utf-8")
+            write_private(target, text)
         except (SpecError, OSError) as err:
             self.notify(f"fork not saved: {err}", severity="error")
             return

@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, RadioButton, RadioSet, Static
 
+from engine.files import write_private
 from engine.text import safe
 from tui.data import open_store
 from tui.messages import ExportFinished
@@ -30,8 +31,7 @@ def export_study(url: str, name: str, kind: str, path: Path) -> str:
     try:
         if kind == "spec":
             text = export.best_spec_toml(store, name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            write_private(path, text)
             return f"best spec written to {path}"
         rows = export.export_rows(store, name)
         (export.write_csv if kind == "csv" else export.write_json)(rows, path)
