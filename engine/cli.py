@@ -204,6 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             DevicesSection(device=args.device)
         except ValueError as err:
             raise UsageError(f"--device: {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    refuse_another_study(url, spec)
     if args.detach:
         return detach(args, url)
 
@@ -229,6 +230,34 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_FAILURE
     print_summary(store, spec.study.name)
     return code
+
+
+def refuse_another_study(url: str, spec) -> None:
+    """A spec whose direction, metric, value rule or search space differs from the existing study's would
+    mix incomparable values into it: refuse (exit 2) before anything is started or written."""
+    from engine.identity import ATTR, differences, known_identity, study_identity
+    from engine.store import Store, StoreError, sqlite_path
+
+    db = sqlite_path(url)
+    if db is not None and not db.is_file():
+        return  # a new store: a new study
+    try:
+        store = Store(url, read_only=True)
+    except StoreError:
+        return  # the run itself names what is wrong with the store
+    try:
+        study_id = store.study_id(spec.study.name)
+        if study_id is None:
+            return
+        recorded = known_identity(store.study_attrs(study_id).get(ATTR), store.directions(study_id))
+    finally:
+        store.close()
+    changed = differences(recorded, study_identity(spec))
+    if changed:
+        raise UsageError(
+            f"study {spec.study.name} was created with {'; and '.join(changed)}: use --study-name NEW for a "
+            "new study; nothing was started"
+        )
 
 
 class _Reporter:

@@ -212,12 +212,29 @@ class Coordinator:
         self.prunes = not isinstance(
             self.study.pruner, optuna.pruners.NopPruner
         )  # skip a storage read per epoch
+        self._record_identity()  # before any write: a refused run leaves the study as it was
         self.study.sampler = build_sampler(self._sampler_spec())
         if self.options.spec_text is not None:
             self.study.set_user_attr("spec_toml", self.options.spec_text)
         if self.options.spec_path:
             self.study.set_user_attr("spec_path", str(Path(self.options.spec_path).resolve()))
         self.study.set_user_attr("metric", self.metric)
+
+    def _record_identity(self) -> None:
+        """Write the study's identity when it has none (a new study, or one made before identities or by
+        Optuna alone: adopted); refuse one that differs (a run that raced past the CLI's check)."""
+        from engine.identity import ATTR, differences, known_identity, study_identity
+
+        mine = study_identity(self.spec)
+        recorded = self.study.user_attrs.get(ATTR)
+        changed = differences(known_identity(recorded, [d.name for d in self.study.directions]), mine)
+        if changed:
+            raise CoordinatorError(
+                f"study {self.spec.study.name} was created with {'; and '.join(changed)}: "
+                "use --study-name NEW for a new study"
+            )
+        if recorded is None:
+            self.study.set_user_attr(ATTR, mine)
 
     def _sampler_spec(self) -> StudySpec:
         """The spec with the sampler's seed this run should use.

@@ -159,9 +159,4 @@ def best_spec_toml(store: Store, study_name: str) -> str:
 
 
 def _study_attr(store: Store, study_id: int, key: str) -> Any:
-    import sqlalchemy as sa
-
-    sql = "SELECT value_json FROM study_user_attributes WHERE study_id = :sid AND key = :key"
-    with store.engine.connect() as conn:
-        row = conn.execute(sa.text(sql), {"sid": study_id, "key": key}).first()
-    return json.loads(row[0]) if row else None
+    return store.study_attrs(study_id).get(key)

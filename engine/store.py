@@ -463,6 +463,12 @@ class Store:
             front = set(self._pareto(conn, study_id, directions))
         return [t for t in self.trials(study_id) if t.trial_id in front]
 
+    def study_attrs(self, study_id: int) -> dict[str, Any]:
+        """The study's user attrs (spec_toml, metric, tt_identity, run targets, ...)."""
+        sql = "SELECT key, value_json FROM study_user_attributes WHERE study_id = :sid"
+        with store_errors(self.url), self.engine.connect() as conn:
+            return {k: decode_json(v) for k, v in conn.execute(sa.text(sql), {"sid": study_id})}
+
     def directions(self, study_id: int) -> list[str]:
         sql = "SELECT direction FROM study_directions WHERE study_id = :sid ORDER BY objective"
         with store_errors(self.url), self.engine.connect() as conn:

@@ -86,12 +86,6 @@ def spec_files(studies_dir: str | Path) -> list[Path]:
     return sorted(root.glob("*.toml")) if root.is_dir() else []
 
 
-def study_user_attrs(store: Store, study_id: int) -> dict[str, Any]:
-    sql = "SELECT key, value_json FROM study_user_attributes WHERE study_id = :sid"
-    with _errors(store), store.engine.connect() as conn:
-        return {k: decode_json(v) for k, v in conn.execute(sa.text(sql), {"sid": study_id})}
-
-
 def delete_study(url: str, name: str) -> None:
     """Delete a study: Optuna's rows through optuna.delete_study, then our tt_* rows of its id."""
     import optuna
@@ -240,7 +234,7 @@ class StudyWatcher:
                 return delta
             self.directions = store.directions(self.study_id) or ["MINIMIZE"]
             self.direction = self.directions[0]
-            delta.user_attrs = study_user_attrs(store, self.study_id)
+            delta.user_attrs = store.study_attrs(self.study_id)
             delta.first = True
         sid = self.study_id
         delta.study_id, delta.direction, delta.directions = sid, self.direction, self.directions

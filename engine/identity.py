@@ -1,0 +1,73 @@
+"""A study's identity: what makes its trial values comparable. A rerun that changes it must not mix in.
+
+The identity is recorded in the study (user attr `tt_identity`) when the coordinator creates it; a run
+whose spec gives another identity is refused before anything starts. Add a field here and it is recorded,
+compared and named in the refusal everywhere."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ATTR = "tt_identity"
+VALUE_RULE = "best_epoch"  # a trial's value is its best epoch's metric (engine/coordinator.py _on_epoch)
+
+LABELS = {  # how each field is named in a refusal
+    "directions": "direction",
+    "metrics": "metric",
+    "value_rule": "value rule",
+    "space": "search space",
+}
+
+
+def study_identity(spec) -> dict[str, Any]:
+    """The identity of the study this spec runs: directions, metrics, value rule, canonical search space."""
+    space = {name: dim.model_dump(mode="json") for name, dim in spec.space.items()}
+    return {
+        "directions": [spec.study.direction],
+        "metrics": [spec.study.metric],
+        "value_rule": VALUE_RULE,
+        "space": json.dumps(space, sort_keys=True, separators=(",", ":")),
+    }
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Each field both identities have and that differs, as "metric val_acc; this spec says val_loss".
+    A field the old identity lacks (a study recorded before it existed, or by Optuna alone) is not compared."""
+    out = []
+    for key, label in LABELS.items():
+        if key in old and key in new and old[key] != new[key]:
+            if key == "space":
+                out.append(f"{label} {_space_change(old[key], new[key])}")
+            else:
+                out.append(f"{label} {_text(old[key])}; this spec says {_text(new[key])}")
+    return out
+
+
+def _space_change(old: str, new: str) -> str:
+    """The dimensions that differ, each with both definitions."""
+    try:
+        before, after = json.loads(old), json.loads(new)
+    except (TypeError, ValueError):
+        return f"{old}; this spec says {new}"
+    parts = []
+    for name in sorted(set(before) | set(after)):
+        if before.get(name) != after.get(name):
+            was = json.dumps(before[name], sort_keys=True) if name in before else "absent"
+            now = json.dumps(after[name], sort_keys=True) if name in after else "absent"
+            parts.append(f"{name} = {was}; this spec says {now}")
+    return ", ".join(parts)
+
+
+def known_identity(recorded: Any, directions: list[str]) -> dict[str, Any]:
+    """What can be compared of a stored study: its recorded identity, else Optuna's own directions."""
+    identity = dict(recorded) if isinstance(recorded, dict) else {}
+    if directions:
+        identity["directions"] = [d.lower() for d in directions]
+    return identity
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)

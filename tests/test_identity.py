@@ -1,0 +1,96 @@
+"""A rerun never mixes incomparable values into a study: another direction, metric or search space is refused
+(exit 2, both values named) before anything is written; studies without a recorded identity are adopted."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import sqlalchemy as sa
+
+from engine.identity import ATTR, differences, study_identity
+from engine.spec import load_spec
+from engine.store import sqlite_path, with_driver
+from tests.conftest import fresh_postgres_database
+from tests.helpers_run import tunetui, write_spec
+
+pytestmark = pytest.mark.usefixtures("no_stray_processes")
+
+
+def snapshot(url: str) -> tuple:
+    """What a refused run must leave as it was: trials, study attrs, heartbeats, and the SQLite file's bytes."""
+    engine = sa.create_engine(with_driver(url), poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        trials = conn.execute(sa.text("SELECT trial_id, state FROM trials ORDER BY trial_id")).all()
+        attrs = conn.execute(sa.text("SELECT key, value_json FROM study_user_attributes ORDER BY key")).all()
+        names = sa.inspect(conn).get_table_names()
+        beats = conn.execute(sa.text("SELECT * FROM tt_heartbeat")).all() if "tt_heartbeat" in names else []
+    engine.dispose()
+    db = sqlite_path(url)
+    return trials, attrs, beats, db.read_bytes() if db is not None else None
+
+
+def stored_identity(url: str, name: str) -> dict | None:
+    study = optuna.load_study(study_name=name, storage=with_driver(url))
+    return study.user_attrs.get(ATTR)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return fresh_postgres_database(request.getfixturevalue("postgres_server"), prefix="ident")
+
+
+def test_a_rerun_with_another_metric_direction_or_space_is_refused_before_anything_is_written(tmp_path, any_url):
+    spec = write_spec(tmp_path, "ident", "tiny")
+    first = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=any_url, timeout=120)
+    assert first.returncode == 0, first.stderr
+    recorded = stored_identity(any_url, "ident")
+    assert recorded == study_identity(load_spec(spec))
+    assert recorded["metrics"] == ["val_acc"] and recorded["directions"] == ["maximize"]
+    before = snapshot(any_url)
+
+    changes = {
+        ("--set", 'study.metric="val_loss"'): "metric val_acc; this spec says val_loss",
+        ("--set", 'study.direction="minimize"'): "direction maximize; this spec says minimize",
+        ("--set", "space.lr.high=0.5"): "search space lr = ",
+    }
+    for (change, named), detach in zip(changes.items(), (("--detach",), (), ()), strict=True):
+        done = tunetui("run", str(spec), "--trials", "1", "--quiet", *change, *detach, storage=any_url)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"study ident was created with {named}" in done.stderr, done.stderr
+        assert "--study-name NEW" in done.stderr and "internal error" not in done.stderr
+        assert snapshot(any_url) == before  # no trial, attr, heartbeat or byte changed
+
+    renamed = tunetui("run", str(spec), "--trials", "1", "--quiet", "--set", 'study.metric="val_loss"',
+                      "--set", 'study.direction="minimize"', "--study-name", "ident_loss", storage=any_url,
+                      timeout=120)  # fmt: skip
+    assert renamed.returncode == 0, renamed.stderr
+    assert stored_identity(any_url, "ident_loss")["metrics"] == ["val_loss"]
+    same = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=any_url, timeout=120)
+    assert same.returncode == 0, same.stderr  # the same spec resumes, as before
+
+
+def test_a_study_without_identity_is_compared_on_its_directions_and_adopted(tmp_path):
+    url = f"sqlite:///{tmp_path}/store.db"
+    optuna.create_study(study_name="legacy_min", storage=url, direction="minimize")
+    optuna.create_study(study_name="legacy_max", storage=url, direction="maximize")
+    refused = tunetui("run", str(write_spec(tmp_path, "legacy_min")), "--trials", "1", "--quiet", storage=url)
+    assert refused.returncode == 2, refused.stderr
+    assert "study legacy_min was created with direction minimize; this spec says maximize" in refused.stderr
+    assert stored_identity(url, "legacy_min") is None
+
+    spec = write_spec(tmp_path, "legacy_max")
+    adopted = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=url, timeout=120)
+    assert adopted.returncode == 0, adopted.stderr
+    assert stored_identity(url, "legacy_max") == study_identity(load_spec(spec))
+
+
+def test_differences_name_only_fields_both_sides_have():
+    old = {"directions": ["maximize"], "metrics": ["val_acc"]}
+    new = {"directions": ["maximize"], "metrics": ["val_loss"], "value_rule": "best_epoch",
+           "space": json.dumps({})}  # fmt: skip
+    assert differences(old, new) == ["metric val_acc; this spec says val_loss"]
+    assert differences(new, new) == []
