@@ -12,9 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from engine.text import markup_safe, safe, safe_lines
+from engine.text import hide_passwords, markup_safe, safe, safe_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def printable(err: object) -> str:
+    """An error's text fit for the terminal and a log: no control byte, no password of a URL in it."""
+    return safe_lines(hide_passwords(str(err)))
 
 
 class UsageError(Exception):
@@ -125,15 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         handler = COMMANDS[args.command]
         return handler(args)
     except SpecError as err:
-        print(safe_lines(err), file=sys.stderr)
+        print(printable(err), file=sys.stderr)
         if args.command == "run":
             print("nothing was started.", file=sys.stderr)
         return EXIT_BAD_INPUT
     except UsageError as err:
-        print(f"tunetui: {safe_lines(err)}", file=sys.stderr)
+        print(f"tunetui: {printable(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StoreError as err:
-        print(f"tunetui: {safe_lines(err)}", file=sys.stderr)
+        print(f"tunetui: {printable(err)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -141,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug of ours: one line for the user, the traceback on request
         if os.environ.get("TUNETUI_DEBUG"):
             raise
-        print(f"tunetui: internal error: {type(err).__name__}: {safe_lines(err)} (set TUNETUI_DEBUG=1 for details)",
+        print(f"tunetui: internal error: {type(err).__name__}: {printable(err)} (set TUNETUI_DEBUG=1 for details)",
               file=sys.stderr)  # fmt: skip
         return EXIT_FAILURE
 
@@ -226,7 +231,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             code = coordinator.run()
         except CoordinatorError as err:
-            print(f"tunetui: {safe_lines(err)}", file=sys.stderr)
+            print(f"tunetui: {printable(err)}", file=sys.stderr)
             return EXIT_FAILURE
     print_summary(store, spec.study.name)
     return code
@@ -290,9 +295,9 @@ class _Reporter:
     def log(self, line: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         if self.progress is not None:
-            self.progress.console.print(f"[dim]{stamp}[/] {markup_safe(line)}", highlight=False)
+            self.progress.console.print(f"[dim]{stamp}[/] {markup_safe(hide_passwords(line))}", highlight=False)
         else:
-            print(f"{stamp} {safe(line)}", flush=True)
+            print(f"{stamp} {safe(hide_passwords(line))}", flush=True)
 
 
 def detach(args: argparse.Namespace, url: str) -> int:
@@ -368,7 +373,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             spec = load_spec(path)
         except SpecError as err:
-            print(safe_lines(err), file=sys.stderr)
+            print(printable(err), file=sys.stderr)
             worst = EXIT_BAD_INPUT
             continue
         dims = len(spec.space)

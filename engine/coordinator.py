@@ -34,7 +34,7 @@ from engine.gpus import GpuState, read_gpus
 from engine.gpus import visible as visible_gpus
 from engine.space import build_pruner, build_sampler, grid_size, suggest
 from engine.spec import StudySpec
-from engine.store import LIVE_STATES, Store, StoreError, state_dir
+from engine.store import LIVE_STATES, Store, StoreError, redact_spec, state_dir
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -215,7 +215,7 @@ class Coordinator:
         self._record_identity()  # before any write: a refused run leaves the study as it was
         self.study.sampler = build_sampler(self._sampler_spec())
         if self.options.spec_text is not None:
-            self.study.set_user_attr("spec_toml", self.options.spec_text)
+            self.study.set_user_attr("spec_toml", redact_spec(self.options.spec_text))  # shared: no password
         if self.options.spec_path:
             self.study.set_user_attr("spec_path", str(Path(self.options.spec_path).resolve()))
         self.study.set_user_attr("metric", self.metric)

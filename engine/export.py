@@ -12,7 +12,7 @@ from typing import Any
 import tomli_w
 
 from engine.files import open_private, write_private
-from engine.store import EPOCH_COLUMNS, Store, StoreError
+from engine.store import EPOCH_COLUMNS, Store, StoreError, redact_spec
 from engine.text import safe
 
 FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "epoch_time_s")
@@ -138,7 +138,7 @@ def best_spec_toml(store: Store, study_name: str) -> str:
         raise StoreError(f"study {study_name!r} has no complete trial yet")
     direction = next(s["direction"] for s in store.studies() if s["study_id"] == study_id)
     best = (max if direction == "MAXIMIZE" else min)(complete, key=lambda t: t.value)
-    data = tomllib.loads(spec_text)
+    data = tomllib.loads(redact_spec(spec_text))  # a store written before passwords were redacted
     from engine.config import TRAIN_FIELDS
 
     train = dict(data.get("train", {}))

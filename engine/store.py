@@ -8,6 +8,7 @@ import math
 import os
 import sqlite3
 import time
+import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 
 from engine.files import private_dir
+from engine.text import hide_passwords
 
 DEFAULT_URL = "sqlite:///.tunetui/tunetui.db"
 HEARTBEAT_FRESH_S = 15.0  # a coordinator whose last_seen is older than this is considered gone
@@ -150,7 +152,7 @@ def state_dir(url: str) -> Path:
     if db is not None:
         path = db.parent / f"{db.stem}.state"
     else:
-        digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+        digest = hashlib.sha256(without_password(url).encode()).hexdigest()[:16]  # no hash of a password
         root = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
         path = root / "tunetui" / digest
     return private_dir(path)
@@ -184,16 +186,62 @@ def store_errors(url: str) -> Iterator[None]:
         raise
     except (sa.exc.SQLAlchemyError, sqlite3.DatabaseError) as err:
         detail = str(getattr(err, "orig", None) or err).splitlines()[0]
-        raise StoreError(f"store {redact(url)}: {detail}") from None
+        password = _password(url)
+        if password:
+            detail = detail.replace(password, "***")
+        raise StoreError(f"store {redact(url)}: {hide_passwords(detail)}") from None
+
+
+def _password(url: str) -> str | None:
+    try:
+        return sa.engine.make_url(url).password
+    except sa.exc.ArgumentError:
+        return None
 
 
 def redact(url: str) -> str:
-    """A URL fit to print: the password replaced."""
+    """A URL fit to print: the password replaced by ***."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        return url
+        return hide_passwords(url)
     return parsed.render_as_string(hide_password=True)
+
+
+def without_password(url: str) -> str:
+    """The URL with no password at all: what a spec may keep (libpq then reads PGPASSWORD or ~/.pgpass)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return hide_passwords(url)
+    if parsed.password is None:
+        return url
+    return parsed._replace(password=None).render_as_string(hide_password=False)  # URL is a NamedTuple
+
+
+def redact_spec(text: str) -> str:
+    """Spec text fit to store, log or export: no password in its [storage] url. The text is kept as
+    written (comments included) when the URL appears in it literally, else written again from its data."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return hide_passwords(text)
+    storage = data.get("storage")
+    url = storage.get("url") if isinstance(storage, dict) else None
+    if not isinstance(url, str) or without_password(url) == url:
+        return text
+    clean = without_password(url)
+    if url in text:
+        replaced = text.replace(url, clean)
+        try:
+            if tomllib.loads(replaced).get("storage", {}).get("url") == clean:
+                return replaced
+        except tomllib.TOMLDecodeError:
+            pass
+    import tomli_w
+
+    storage["url"] = clean
+    return tomli_w.dumps(data)
 
 
 @dataclass

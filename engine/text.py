@@ -22,6 +22,15 @@ def safe_lines(value: object) -> str:
     return "\n".join(safe(line) for line in text.splitlines())
 
 
+# scheme://user:password@ anywhere in a text (an error message, a log line)
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:)[^\s/@]*@")
+
+
+def hide_passwords(text: str) -> str:
+    """The text with the password of every URL in it replaced by ***."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
 def markup_safe(value: object) -> str:
     """Outside text to put inside rich markup: no control characters, every `[` escaped."""
     return escape(safe(value))
