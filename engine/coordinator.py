@@ -35,6 +35,7 @@ from engine.gpus import visible as visible_gpus
 from engine.space import build_pruner, build_sampler, grid_size, suggest
 from engine.spec import StudySpec
 from engine.store import LIVE_STATES, Store, StoreError, redact_spec, state_dir
+from engine.value import trial_value
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -77,9 +78,7 @@ class Slot:
     started: float = 0.0
     trial: optuna.Trial | None = None
     trial_started: float = 0.0
-    epochs_reported: int = 0
-    best: float | None = None
-    best_epoch: int | None = None
+    curve: list[float] = field(default_factory=list)  # the trial's reported metric per epoch
     stop_reason: str | None = None  # "pruned" | "user" once we told the worker to stop
     kill_deadline: float | None = None  # a user kill waiting for the trial's next epoch
     worker_pid: int | None = None
@@ -587,7 +586,7 @@ class Coordinator:
         attrs.update(seed=seed, amp=config.amp, clip_norm=config.clip_norm)
         self._set_attrs(trial._trial_id, attrs, trial)
         slot.trial, slot.trial_started = trial, time.time()
-        slot.epochs_reported, slot.best, slot.best_epoch = 0, None, None
+        slot.curve = []
         slot.stop_reason, slot.kill_deadline = None, None
         slot.trials_run += 1
         task_params = self.spec.task_params(params)
@@ -646,9 +645,7 @@ class Coordinator:
         value = metrics.get(self.metric)
         # once told to stop, the worker may still finish the epoch it was in: keep its telemetry, not its value
         if slot.stop_reason is None and value is not None and math.isfinite(value):
-            slot.epochs_reported += 1
-            if slot.best is None or (value > slot.best if self.maximize else value < slot.best):
-                slot.best, slot.best_epoch = value, epoch
+            slot.curve.append(value)
             trial.report(value, epoch)  # once per epoch, never per step (~2 ms on SQLite)
             if self.prunes and trial.should_prune():
                 slot.stop_reason = "pruned"
@@ -682,14 +679,16 @@ class Coordinator:
             self._tell(trial, state=TrialState.PRUNED)
             self._finished(slot, "PRUNED", None)
         else:
-            value = slot.best
-            if value is None:
+            value, value_epoch = None, None
+            if slot.curve:  # the spec's value rule: best epoch, last epoch, or the mean of the last three
+                value, value_epoch = trial_value(slot.curve, self.spec.study.value, self.maximize)
+            else:
                 final = (message.get("metrics") or {}).get(self.metric)
                 value = final if final is not None and math.isfinite(final) else None
             if value is None:
                 self._finish_fail(slot, "no_metric", f"the trial reported no finite {self.metric}", attrs)
             else:
-                self._set_attrs(trial._trial_id, {**attrs, "value_epoch": slot.best_epoch}, trial)
+                self._set_attrs(trial._trial_id, {**attrs, "value_epoch": value_epoch}, trial)
                 self._tell(trial, value)
                 self._finished(slot, "COMPLETE", value)
         limit = self.options.worker_max_trials
@@ -722,7 +721,7 @@ class Coordinator:
         """A killed trial is PRUNED (reason user) when it reported at least once, else FAIL."""
         trial = slot.trial
         self._set_attrs(trial._trial_id, {**(attrs or {}), "fail_reason": "user"}, trial)
-        if slot.epochs_reported:
+        if slot.curve:
             self._tell(trial, state=TrialState.PRUNED)
             self._finished(slot, "PRUNED", None, reason="user")
         else:

@@ -28,6 +28,7 @@ class StudySection(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     direction: Literal["maximize", "minimize"] = "maximize"
     metric: Literal["val_acc", "val_loss", "train_acc", "train_loss"] = "val_acc"
+    value: Literal["best", "last", "mean_last_3"] = "best"  # how a trial's value is taken (engine/value.py)
     seed: int = 0
     description: str = ""
     retry_failed: bool = False  # re-enqueue a trial left orphaned by a crashed coordinator

@@ -294,3 +294,46 @@ def test_grid_search_runs_each_point_once_and_stops(tmp_path, workers):
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="grid", storage=url)
     assert sorted(t.params["lr"] for t in study.trials) == [0.001, 0.01, 0.1]
+
+
+VALUE_SPEC = """
+[study]
+name = "rule_{rule}"
+seed = 5
+value = "{rule}"
+[budget]
+n_trials = 3
+[sampler]
+kind = "random"
+[pruner]
+kind = "none"
+[task]
+subset = 300
+[train]
+epochs = 5
+optimizer = "sgd"
+momentum = 0.9
+clip_norm = 1.0
+telemetry = false
+[space.lr]
+type = "float"
+low = 0.3
+high = 0.9
+"""
+
+
+@pytest.mark.parametrize("rule", ["best", "last", "mean_last_3"])
+def test_the_value_rule_takes_each_trials_value_from_its_epochs(tmp_path, rule):
+    """A noisy lr, so a trial's best epoch is not its last: each rule gives its own value."""
+    url = f"sqlite:///{tmp_path}/rule.db"
+    spec = write_spec(tmp_path, VALUE_SPEC.format(rule=rule))
+    result = run_cli("run", spec, "--storage", url, "--quiet")
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name=f"rule_{rule}", storage=url).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    curves = [[t.intermediate_values[e] for e in sorted(t.intermediate_values)] for t in trials]
+    assert any(max(c) != c[-1] for c in curves), "every curve peaked at its last epoch: the test says nothing"
+    expected = {"best": lambda c: max(c), "last": lambda c: c[-1], "mean_last_3": lambda c: sum(c[-3:]) / 3}[rule]
+    assert [t.value for t in trials] == pytest.approx([expected(c) for c in curves])
+    epoch_of = {"best": lambda c: c.index(max(c)) + 1}.get(rule, lambda c: len(c))
+    assert [t.user_attrs["value_epoch"] for t in trials] == [epoch_of(c) for c in curves]
