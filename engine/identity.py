@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 ATTR = "tt_identity"
-VALUE_RULE = "best_epoch"  # a trial's value is its best epoch's metric (engine/coordinator.py _on_epoch)
+# the spec's [study] value as recorded; "best_epoch" is what studies recorded before the rule was a choice
+VALUE_RULES = {"best": "best_epoch", "last": "last_epoch", "mean_last_3": "mean_last_3"}
 
 LABELS = {  # how each field is named in a refusal
     "directions": "direction",
@@ -26,7 +27,7 @@ def study_identity(spec) -> dict[str, Any]:
     return {
         "directions": [spec.study.direction],
         "metrics": [spec.study.metric],
-        "value_rule": VALUE_RULE,
+        "value_rule": VALUE_RULES[spec.study.value],
         "space": json.dumps(space, sort_keys=True, separators=(",", ":")),
     }
 

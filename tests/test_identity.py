@@ -94,3 +94,16 @@ def test_differences_name_only_fields_both_sides_have():
            "space": json.dumps({})}  # fmt: skip
     assert differences(old, new) == ["metric val_acc; this spec says val_loss"]
     assert differences(new, new) == []
+
+
+def test_a_rerun_with_another_value_rule_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path}/store.db"
+    spec = write_spec(tmp_path, "ident_rule", "tiny")
+    first = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=url, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert stored_identity(url, "ident_rule")["value_rule"] == "best_epoch"
+    before = snapshot(url)
+    done = tunetui("run", str(spec), "--trials", "1", "--quiet", "--set", 'study.value="mean_last_3"', storage=url)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "was created with value rule best_epoch; this spec says mean_last_3" in done.stderr, done.stderr
+    assert snapshot(url) == before
