@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -164,6 +166,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
+        except RecursionError:
+            raise UsageError(f"--set {key}: the value is nested too deeply") from None
         parts = [p.strip() for p in key.split(".")]
         node = data
         for part in parts[:-1]:
@@ -177,28 +181,61 @@ def load_run_spec(args: argparse.Namespace):
     """The spec as this run sees it (--set and --study-name applied), plus its text for the store."""
     import tomli_w
 
-    from engine.spec import load_spec, parse_spec
+    from engine.spec import check_depth, load_toml, parse_spec, read_spec_text
 
     path = Path(args.spec)
-    spec = load_spec(path)  # file errors and the plain spec's errors first, with line numbers
-    if not args.set and not args.study_name:
-        return spec, path.read_text(encoding="utf-8")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    text = read_spec_text(path)
+    spec = parse_spec(text, str(path))  # the plain spec's errors first, with line numbers
+    if not args.set and args.study_name is None:
+        return spec, text
+    data = load_toml(text, str(path))
     apply_overrides(data, args.set)
-    if args.study_name:
+    if args.study_name is not None:
         data.setdefault("study", {})["name"] = args.study_name
+    check_depth(data, f"{path} (with --set)")
     text = tomli_w.dumps(data)
     del spec
     return parse_spec(text, f"{path} (with --set/--study-name)"), text
 
 
+MAX_TRIALS = 1_000_000  # the spec's own limit on budget.n_trials
+
+
+def check_run_numbers(args: argparse.Namespace) -> None:
+    """The numbers and names given to `run` on the command line, before anything is read or started."""
+    from engine.spec import NAME_PATTERN
+
+    if args.trials is not None and not 1 <= args.trials <= MAX_TRIALS:
+        raise UsageError(f"--trials must be between 1 and {MAX_TRIALS:,} (got {args.trials})")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise UsageError(f"--timeout must be a positive number of seconds (got {args.timeout})")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
+    if args.study_name is not None and not re.fullmatch(NAME_PATTERN, args.study_name):
+        raise UsageError(
+            f"--study-name {args.study_name!r}: a study name is 1-100 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+def check_machine(spec, device: str | None, workers: int | None) -> int:
+    """The device must be here and the workers must fit this machine (engine/resources.py)."""
+    from engine.resources import ResourceError, check_run
+
+    try:
+        return check_run(
+            device or spec.devices.device, workers or spec.devices.workers, spec.devices.trials_per_gpu,
+            device_label="--device" if device else "[devices] device",
+            workers_label="--workers" if workers else "[devices] workers",
+        )  # fmt: skip
+    except ResourceError as err:
+        raise UsageError(str(err)) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.store import Store, resolve_url
 
-    if args.trials is not None and args.trials < 1:
-        raise UsageError("--trials must be at least 1")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be at least 1")
+    check_run_numbers(args)
     spec, text = load_run_spec(args)
     url = resolve_url(getattr(args, "storage", None) or spec.storage.url, base=Path(args.spec).resolve().parent
                       if spec.storage.url and not getattr(args, "storage", None) else None)  # fmt: skip
@@ -209,9 +246,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             DevicesSection(device=args.device)
         except ValueError as err:
             raise UsageError(f"--device: {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    check_machine(spec, args.device, args.workers)
     refuse_another_study(url, spec)
     if args.detach:
-        return detach(args, url)
+        return detach(args, url, spec)
 
     from engine.coordinator import Coordinator, CoordinatorError, RunOptions
 
@@ -300,7 +338,7 @@ class _Reporter:
             print(f"{stamp} {safe(hide_passwords(line))}", flush=True)
 
 
-def detach(args: argparse.Namespace, url: str) -> int:
+def detach(args: argparse.Namespace, url: str, spec) -> int:
     """Start this same run as a new session (survives terminal close / SSH drop) and return at once."""
     from engine.store import state_dir
 
@@ -314,7 +352,7 @@ def detach(args: argparse.Namespace, url: str) -> int:
         argv += ["--set", item]
     if args.graceful:
         argv.append("--graceful")
-    name = args.study_name or _study_name_for(args)
+    name = spec.study.name
     logs = state_dir(url) / "logs"
     logs.mkdir(exist_ok=True, mode=0o700)
     log_path = logs / f"{name}.log"
@@ -345,14 +383,6 @@ def detach(args: argparse.Namespace, url: str) -> int:
     print(f"log: {log_path}")
     print(f"watch: tunetui ls   |   tunetui show {name}   |   stop: tunetui stop {name}")
     return EXIT_OK
-
-
-def _study_name_for(args: argparse.Namespace) -> str:
-    from engine.spec import load_spec
-
-    data = tomllib.loads(Path(args.spec).read_text(encoding="utf-8"))
-    apply_overrides(data, args.set)
-    return data.get("study", {}).get("name") or load_spec(args.spec).study.name
 
 
 # ---------------------------------------------------------------- read-only commands
@@ -465,6 +495,8 @@ def _study(store, name: str) -> dict:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if args.trial is not None and args.trial < 0:
+        raise UsageError(f"--trial must be a trial number, 0 or more (got {args.trial})")
     store = open_store(args)
     study = _study(store, args.study)
     sid = study["study_id"]
@@ -669,16 +701,21 @@ def send_control(
 def cmd_control(args: argparse.Namespace) -> int:
     from engine.store import Store
 
-    store = Store(getattr(args, "storage", None), create=False)
     action = args.command
     arg = None
     if action == "stop" and args.now:
         action = "stop_now"
     if action == "kill":
+        if args.trial < 0:
+            raise UsageError(f"kill: the trial number must be 0 or more (got {args.trial})")
         arg = str(args.trial)
+    store = Store(getattr(args, "storage", None), create=False)
     code, message = send_control(store, args.study, action, arg)
     print(safe_lines(message), file=sys.stderr if code else sys.stdout)
     return code
+
+
+MAX_PROFILE_STEPS = 10_000  # the profiler keeps every step's events in memory
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -691,8 +728,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError(f"--trial-params is not valid JSON: {err}") from None
     if not isinstance(params, dict):
         raise UsageError("--trial-params must be a JSON object, e.g. '{\"lr\": 0.01}'")
-    if args.steps < 1:
-        raise UsageError("--steps must be at least 1")
+    if not 1 <= args.steps <= MAX_PROFILE_STEPS:
+        raise UsageError(f"--steps must be between 1 and {MAX_PROFILE_STEPS:,} (got {args.steps})")
     from engine.profile import profile_trial
 
     table = profile_trial(spec, params, steps=args.steps, trace_path=args.trace, device=args.device,

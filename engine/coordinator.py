@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 from engine.files import private_dir
 from engine.gpus import GpuState, read_gpus
 from engine.gpus import visible as visible_gpus
+from engine.resources import usable_cores
 from engine.space import build_pruner, build_sampler, grid_size, suggest
 from engine.spec import StudySpec
 from engine.store import LIVE_STATES, Store, StoreError, redact_spec, state_dir
@@ -440,7 +441,7 @@ class Coordinator:
         device = (self.options.device or self.spec.devices.device).lower()
         gpus = _visible_gpus(device, self.spec.devices.memory_fraction, self.log)
         workers = self.options.workers or self.spec.devices.workers
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cores()
         if gpus:
             # "cuda:1" means the coordinator's second visible GPU; a worker sees only its own, as cuda:0
             inherited = [

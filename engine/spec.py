@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -343,8 +345,12 @@ class SpecError(Exception):
         super().__init__("\n".join(issue.render(source) for issue in issues))
 
 
-def parse_spec(text: str, source: str = "<spec>") -> StudySpec:
-    """Parse TOML text into a StudySpec, or raise SpecError listing every problem."""
+MAX_SPEC_BYTES = 1 << 20  # a spec is a small TOML file; never read without bound (/dev/zero)
+MAX_SPEC_DEPTH = 50  # tables and arrays nested deeper than any spec needs (tomllib itself recurses)
+
+
+def load_toml(text: str, source: str = "<spec>") -> dict[str, Any]:
+    """TOML text as data, or a SpecError: bad syntax (with its line) or nesting too deep."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -352,30 +358,70 @@ def parse_spec(text: str, source: str = "<spec>") -> StudySpec:
         raise SpecError(
             source, [SpecIssue("", f"not valid TOML: {err}", int(match[1]) if match else None)]
         ) from None
+    except RecursionError:
+        raise _too_deep(source) from None
+    check_depth(data, source)
+    return data
+
+
+def check_depth(data: Any, source: str = "<spec>") -> None:
+    """Refuse tables and arrays nested deeper than MAX_SPEC_DEPTH (iterative: the data may be deeper
+    than Python's recursion limit, which the TOML writer and pickling would hit)."""
+    todo = [(data, 1)]
+    while todo:
+        node, level = todo.pop()
+        if level > MAX_SPEC_DEPTH:
+            raise _too_deep(source)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        todo.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+
+
+def _too_deep(source: str) -> SpecError:
+    return SpecError(
+        source, [SpecIssue("", f"nested more than {MAX_SPEC_DEPTH} levels deep; a spec never needs that")]
+    )
+
+
+def parse_spec(text: str, source: str = "<spec>") -> StudySpec:
+    """Parse TOML text into a StudySpec, or raise SpecError listing every problem."""
+    data = load_toml(text, source)
     try:
         return StudySpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(source, _issues_from(err, text)) from None
 
 
-def load_spec(path: str | Path) -> StudySpec:
-    """Read and parse a spec file; unreadable files become a SpecError too."""
+def read_spec_text(path: str | Path) -> str:
+    """A spec file's text: a regular file of at most MAX_SPEC_BYTES of UTF-8, else a SpecError."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; the fstat below refuses it anyway
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as err:
         raise SpecError(str(path), [SpecIssue("", f"cannot read the file: {err.strerror or err}")]) from None
-    if len(raw) > 1_000_000:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SpecError(str(path), [SpecIssue("", "not a regular file; a spec is a TOML file")])
+    with os.fdopen(fd, "rb") as file:
+        try:
+            raw = file.read(MAX_SPEC_BYTES + 1)
+        except OSError as err:
+            raise SpecError(str(path), [SpecIssue("", f"cannot read the file: {err.strerror or err}")]) from None
+    if len(raw) > MAX_SPEC_BYTES:
         raise SpecError(
-            str(path), [SpecIssue("", "the file is larger than 1 MB; a spec is a small TOML file")]
+            str(path), [SpecIssue("", f"the file is larger than {MAX_SPEC_BYTES // 1024} KiB; a spec is a small TOML file")]
         )
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise SpecError(
             str(path), [SpecIssue("", f"not UTF-8 text ({err.reason} at byte {err.start})")]
         ) from None
-    return parse_spec(text, str(path))
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and parse a spec file; unreadable files become a SpecError too."""
+    return parse_spec(read_spec_text(path), str(Path(path)))
 
 
 def _issues_from(err: ValidationError, text: str) -> list[SpecIssue]:

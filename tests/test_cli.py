@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -147,3 +149,83 @@ def test_layer_telemetry_keeps_input_to_output_order(tmp_path):
     layers = [{"layer": name, "grad_norm": 1.0, "weight_norm": 1.0} for name in ("stem", "stage1", "head")]
     store.write_epoch(1, 0, 1, {}, [], layers)
     assert [r["layer"] for r in store.layers(1, 0)] == ["stem", "stage1", "head"]
+
+
+CORES = len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["run", DIGITS, "--timeout", "-5"], "--timeout must be a positive number of seconds (got -5.0)"),
+        (["run", DIGITS, "--timeout", "nan"], "--timeout must be a positive number of seconds (got nan)"),
+        (["run", DIGITS, "--timeout", "inf"], "--timeout must be a positive number of seconds (got inf)"),
+        (["run", DIGITS, "--trials", "-1"], "--trials must be between 1 and 1,000,000 (got -1)"),
+        (["run", DIGITS, "--trials", "1000000000000"], "--trials must be between 1 and 1,000,000"),
+        (["run", DIGITS, "--trials", "1e12"], "invalid int value: '1e12'"),
+        (["run", DIGITS, "--study-name", ""], "--study-name '': a study name is 1-100 letters"),
+        (["run", DIGITS, "--device", "cuda:9"], "--device cuda:9: cuda:9 is not here"),
+        (["run", DIGITS, "--workers", "100000"], f"--workers 100000: more CPU workers than the {CORES} core(s)"),
+        (["run", DIGITS, "--workers", str(CORES + 1), "--device", "cpu"], f"use at most {CORES}"),
+        (["run", DIGITS, "--workers", "100000", "--detach"], "more CPU workers than"),
+        (["run", DIGITS, "--set", "a=" + "[" * 5000 + "]" * 5000], "--set a: the value is nested too deeply"),
+        (["run", DIGITS, "--set", "task.params.a=" + "[" * 60 + "]" * 60], "nested more than 50 levels"),
+        (["show", "x", "--trial", "-1"], "--trial must be a trial number, 0 or more (got -1)"),
+        (["kill", "x", "-1"], "the trial number must be 0 or more (got -1)"),
+        (["profile", DIGITS, "--steps", "0"], "--steps must be between 1 and 10,000 (got 0)"),
+        (["profile", DIGITS, "--steps", "100000"], "--steps must be between 1 and 10,000"),
+    ],
+)
+def test_bad_numbers_and_names_exit_2_with_what_was_wrong(args, says, tmp_path):
+    """Nothing is started and nothing is created: no store, no state folder."""
+    storage = [] if args[0] == "profile" else ["--storage", f"sqlite:///{tmp_path}/s.db"]
+    result = run_cli(*args, *storage, cwd=tmp_path)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "bad input must create nothing"
+
+
+def test_a_device_named_in_the_spec_that_is_not_here_exits_2(tmp_path):
+    spec = tmp_path / "gpu.toml"
+    spec.write_text(Path(DIGITS).read_text() + '\n[devices]\ndevice = "cuda:9"\n')
+    result = run_cli("run", str(spec), "--storage", f"sqlite:///{tmp_path}/s.db")
+    assert result.returncode == 2 and "[devices] device cuda:9: cuda:9 is not here" in result.stderr
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_spec_workers_beyond_the_cores_exit_2(tmp_path):
+    spec = tmp_path / "many.toml"
+    text = Path(DIGITS).read_text()
+    assert "[devices]" not in text
+    spec.write_text(text + f'\n[devices]\ndevice = "cpu"\nworkers = {CORES + 1}\n')
+    result = run_cli("run", str(spec), "--storage", f"sqlite:///{tmp_path}/s.db")
+    assert result.returncode == 2
+    assert f"[devices] workers {CORES + 1}: more CPU workers than the {CORES} core(s)" in result.stderr
+
+
+def test_validate_reads_no_endless_or_odd_file(tmp_path):
+    """/dev/zero, a FIFO (no writer: must not hang), a folder and a file over 1 MiB are refused."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (1 << 20) + "\n")
+    for path, says in (("/dev/zero", "not a regular file"), (str(fifo), "not a regular file"),
+                       (str(tmp_path), "not a regular file"), (str(big), "larger than 1024 KiB")):  # fmt: skip
+        result = run_cli("validate", path, timeout=30)
+        assert result.returncode == 2, (path, result.stderr)
+        assert says in result.stderr and "Traceback" not in result.stderr
+
+
+def test_deeply_nested_toml_exits_2_with_a_clear_message(tmp_path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    shallow_but_deep = tmp_path / "deep100.toml"
+    shallow_but_deep.write_text('[study]\nname = "d"\n[task.params]\na = ' + "[" * 100 + "]" * 100 + "\n")
+    for path in (deep, shallow_but_deep):
+        for args in (["validate"], ["run", "--storage", f"sqlite:///{tmp_path}/s.db"]):
+            result = run_cli(args[0], str(path), *args[1:])
+            assert result.returncode == 2, (args, path, result.stderr)
+            assert "nested more than 50 levels deep" in result.stderr
+            assert "RecursionError" not in result.stderr and "internal error" not in result.stderr
+    assert not (tmp_path / "s.db").exists()

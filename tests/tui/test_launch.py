@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
 from tui.screens.editor import EditorScreen
@@ -40,8 +42,9 @@ async def test_the_cli_refusal_is_shown_and_nothing_starts(small_store, make_app
         screen = await open_launch(pilot, app, studies_dir / "digits_mlp.toml")
         screen.query_one("#launch-set").value = "budget.n_trials=0"
         await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: "could not start digits_mlp" in screen_text(app), timeout=60)
-        assert "budget.n_trials" in screen_text(app) and "nothing was started" in screen_text(app)
+        # the message's lines appear once the Static is laid out again: wait for the last one
+        await wait_for(pilot, lambda: "nothing was started" in screen_text(app), timeout=60)
+        assert "could not start digits_mlp" in screen_text(app) and "budget.n_trials" in screen_text(app)
         assert isinstance(app.screen, LaunchScreen)
 
 
@@ -58,3 +61,19 @@ async def test_a_broken_spec_is_reported_and_ctrl_o_opens_the_editor(small_store
         assert isinstance(app.screen, EditorScreen)
         await pilot.press("escape")
         assert isinstance(app.screen, LaunchScreen)
+
+
+async def test_more_workers_than_cores_is_refused_and_nothing_starts(tmp_path, make_app, studies_dir):
+    cores = len(os.sched_getaffinity(0))
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    app = make_app(url)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_launch(pilot, app, studies_dir / "digits_mlp.toml")
+        screen.query_one("#launch-device").value = "cpu"
+        screen.query_one("#launch-workers").value = str(cores + 1)
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: "nothing was started" in screen_text(app), timeout=30)
+        text = screen_text(app)
+        assert "could not start digits_mlp" in text and f"more CPU workers than the {cores} core(s)" in text
+        assert isinstance(app.screen, LaunchScreen)
+    assert not (tmp_path / "fresh.db").exists()

@@ -122,12 +122,20 @@ class LaunchScreen(Screen):
         argv = run_argv(self.spec_path.resolve(), storage, trials, workers, device, overrides)
         self.busy = True
         self._message(f"starting {name}...")
-        self._launch(argv, name, storage)
+        self._launch(argv, name, storage, device, workers)
 
     @work(thread=True, exclusive=True, group="launch")
-    def _launch(self, argv: list[str], name: str, storage: str) -> None:
+    def _launch(self, argv: list[str], name: str, storage: str, device: str | None, workers: int | None) -> None:
+        from engine.resources import ResourceError, check_run
         from tui.control import launch
 
+        devices = self.spec.devices
+        try:  # the check `run` makes too; here it costs no subprocess
+            check_run(device or devices.device, workers or devices.workers, devices.trials_per_gpu,
+                      device_label="device", workers_label="workers")  # fmt: skip
+        except ResourceError as err:
+            self.post_message(LaunchFinished(False, name, f"{err}\nnothing was started."))
+            return
         ok, text = launch(argv)
         if ok and storage != self.app.storage_url:
             self.app.storage_url = storage
