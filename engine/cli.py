@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,8 @@ from typing import Any
 from engine.text import hide_passwords, markup_safe, safe, safe_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+STORAGE_ENV = "TUNETUI_STORAGE"
+DETACH_WAIT_S = 60.0  # a detached coordinator must be up (heartbeat written) within this, else it failed
 
 
 def printable(err: object) -> str:
@@ -60,6 +63,9 @@ def build_parser() -> ArgumentParser:
     )
     run.add_argument("--graceful", action="store_true", help="on a signal, let running trials finish first")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    # internal: the storage URL is $TUNETUI_STORAGE and overrides the spec's (how `--detach` and the TUI
+    # hand a URL to a child: never on its command line, which every local user can read)
+    run.add_argument("--storage-from-env", action="store_true", help=argparse.SUPPRESS)
     storage_arg(run)
 
     validate = sub.add_parser("validate", help="check spec files; print a summary or the problems")
@@ -236,6 +242,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.store import Store, resolve_url
 
     check_run_numbers(args)
+    if args.storage_from_env:
+        if not os.environ.get(STORAGE_ENV):
+            raise UsageError(f"--storage-from-env: ${STORAGE_ENV} is not set")
+        args.storage = os.environ[STORAGE_ENV]
     spec, text = load_run_spec(args)
     url = resolve_url(getattr(args, "storage", None) or spec.storage.url, base=Path(args.spec).resolve().parent
                       if spec.storage.url and not getattr(args, "storage", None) else None)  # fmt: skip
@@ -339,11 +349,12 @@ class _Reporter:
 
 
 def detach(args: argparse.Namespace, url: str, spec) -> int:
-    """Start this same run as a new session (survives terminal close / SSH drop) and return at once."""
+    """Start this same run as a new session (survives terminal close / SSH drop); return once its
+    coordinator is up (its heartbeat is in the store), or with its log's last lines if it failed."""
     from engine.store import state_dir
 
     spec_path = str(Path(args.spec).resolve())
-    argv = [sys.executable, "-m", "engine.cli", "run", spec_path, "--storage", url, "--quiet"]
+    argv = [sys.executable, "-m", "engine.cli", "run", spec_path, "--storage-from-env", "--quiet"]
     for flag in ("trials", "timeout", "device", "workers", "study_name"):
         value = getattr(args, flag)
         if value is not None:
@@ -357,7 +368,7 @@ def detach(args: argparse.Namespace, url: str, spec) -> int:
     logs.mkdir(exist_ok=True, mode=0o700)
     log_path = logs / f"{name}.log"
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    env = {**os.environ, "TUNETUI_LOG_PATH": str(log_path), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, STORAGE_ENV: url, "TUNETUI_LOG_PATH": str(log_path), "PYTHONUNBUFFERED": "1"}
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with os.fdopen(fd, "ab") as log:
@@ -371,18 +382,51 @@ def detach(args: argparse.Namespace, url: str, spec) -> int:
     pid_fd = os.open(pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(pid_fd, "w") as out:
         out.write(f"{process.pid}\n")
-    time.sleep(0.5)  # an immediate failure (lock held, bad device) should be reported here, not lost in a log
+    up = _wait_until_up(process, url, name)
     code = process.poll()
-    if code is not None and code != 0:
-        tail = log_path.read_text(errors="replace").splitlines()[-5:]
+    if not up and code != 0:
+        tail = log_path.read_text(errors="replace").splitlines()[-10:]
         print(safe_lines("\n".join(tail)), file=sys.stderr)
-        print(f"tunetui: the coordinator exited at once (code {code}); log: {log_path}", file=sys.stderr)
+        if code is None:  # neither up nor gone: stop it rather than leave a coordinator we called failed
+            os.killpg(process.pid, signal.SIGTERM)
+            print(f"tunetui: the coordinator did not come up within {DETACH_WAIT_S:g}s; stopped it (pid "
+                  f"{process.pid}); log: {log_path}", file=sys.stderr)  # fmt: skip
+        else:
+            print(f"tunetui: the coordinator exited (code {code}) before it came up; log: {log_path}",
+                  file=sys.stderr)  # fmt: skip
         return EXIT_FAILURE
     name, log_path = safe(name), safe(log_path)
+    if not up:
+        print(f"the coordinator for {name} ran and exited (nothing was left to run); log: {log_path}")
+        return EXIT_OK
     print(f"started coordinator for {name}: pid {process.pid}")
     print(f"log: {log_path}")
     print(f"watch: tunetui ls   |   tunetui show {name}   |   stop: tunetui stop {name}")
     return EXIT_OK
+
+
+def _wait_until_up(process: subprocess.Popen, url: str, name: str) -> bool:
+    """True once the coordinator's heartbeat (this pid, this host) is in the store; False if the
+    process exits first or DETACH_WAIT_S passes. Imports alone take a second or more."""
+    from engine.coordinator import host_name
+    from engine.store import Store, StoreError
+
+    host = host_name()
+    deadline = time.monotonic() + DETACH_WAIT_S
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            store = Store(url, read_only=True)
+            try:
+                study_id = store.study_id(name)
+                beats = store.heartbeats(study_id) if study_id is not None else []
+            finally:
+                store.close()
+        except StoreError:
+            beats = []  # the store or its tables are not there yet
+        if any(b["pid"] == process.pid and b["host"] == host for b in beats):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 # ---------------------------------------------------------------- read-only commands

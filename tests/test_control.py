@@ -84,6 +84,10 @@ def test_detach_returns_at_once_and_ls_shows_the_coordinator(tmp_path):
     assert time.monotonic() - began < 15
     pid = int(started.stdout.split("pid ")[1].split()[0])
     try:
+        # "started" means up: `ls` shows the coordinator at once, no waiting
+        (study,) = json.loads(tunetui("ls", "--json", storage=url).stdout)
+        assert [(c["pid"], c["alive"]) for c in study["coordinators"]] == [(pid, True)]
+        assert study["status"] == "running"
         state = tmp_path / "store.state"
         assert (state / "pids" / "bg.pid").read_text().strip() == str(pid)
         assert os.getsid(pid) == pid  # its own session: closing the terminal does not reach it
@@ -99,6 +103,57 @@ def test_detach_returns_at_once_and_ls_shows_the_coordinator(tmp_path):
         assert not running(view, "bg")
         assert "trial 0: COMPLETE" in (state / "logs" / "bg.log").read_text()
 
+    finally:
+        if alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def test_detach_that_cannot_start_exits_1_with_the_log_tail(tmp_path):
+    """The lock is held by a running coordinator: the detached one exits 1 after its imports (over a
+    second), which `run --detach` must wait for and report, not call a success."""
+    spec = write_spec(tmp_path, "held", "slow", n_trials=100, epochs=10, task_params={"epoch_s": 0.05})
+    url, view = f"sqlite:///{tmp_path}/store.db", StoreView(f"sqlite:///{tmp_path}/store.db")
+    holder = start(spec, url, "--workers", "1", log=tmp_path / "holder.log")
+    try:
+        wait_for(lambda: view.heartbeat("held"), 60, "the first coordinator's heartbeat")
+        began = time.monotonic()
+        second = tunetui("run", str(spec), "--detach", "--workers", "1", storage=url)
+        assert second.returncode == 1, (second.stdout, second.stderr)
+        assert time.monotonic() - began > 1  # it did wait for the child, whose imports alone take that
+        assert "already has a running coordinator" in second.stderr  # the log's tail
+        assert "exited (code 1) before it came up" in second.stderr and "started" not in second.stdout
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+
+
+def _cmdline(pid: int) -> str:
+    return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+
+
+def test_detach_and_the_tui_launch_keep_the_storage_url_off_command_lines(tmp_path):
+    """`ps` shows every user each command line: the URL (which may carry a password) travels in the
+    environment. The run still uses the store it was given."""
+    from tui.control import launch, run_argv
+
+    spec = write_spec(tmp_path, "quiet", "slow", n_trials=100, epochs=10, task_params={"epoch_s": 0.05})
+    url, view = f"sqlite:///{tmp_path}/private-store.db", StoreView(f"sqlite:///{tmp_path}/private-store.db")
+    started = tunetui("run", str(spec), "--detach", "--workers", "1", storage=url)
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout.split("pid ")[1].split()[0])
+    try:
+        assert "private-store" not in _cmdline(pid) and "--storage-from-env" in _cmdline(pid)
+        wait_for(lambda: view.trials("quiet"), 60, "a trial in the given store")
+        assert tunetui("stop", "quiet", "--now", storage=url).returncode == 0
+        wait_for(lambda: not alive(pid), 30, "the coordinator to exit")
+
+        argv = run_argv(spec, workers=1)  # what the TUI's Launch screen and Study screen run
+        assert not any("private-store" in part for part in argv)
+        ok, text = launch(argv, url)
+        assert ok, text
+        pid = int(text.split("pid ")[1].split()[0])
+        assert "private-store" not in _cmdline(pid)
+        assert json.loads(tunetui("ls", "--json", storage=url).stdout)[0]["coordinators"][0]["pid"] == pid
     finally:
         if alive(pid):
             os.killpg(pid, signal.SIGKILL)

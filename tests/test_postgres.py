@@ -142,3 +142,36 @@ def test_the_plain_postgresql_url_of_the_readme_reads_and_runs(tmp_path, pg_url)
         assert [s["study_name"] for s in json.loads(listed.stdout)] == ["plain"]
         shown = tunetui("show", "plain", "--json", storage=url)
         assert shown.returncode == 0 and json.loads(shown.stdout)["counts"] == {"COMPLETE": 1}, shown.stderr
+
+
+def test_a_password_in_the_url_never_reaches_a_command_line(tmp_path, pg_url):
+    """`run --detach` and the TUI's launch pass the URL in the environment; `ps` shows no password, and
+    the run still writes to the database it was given (the test server trusts local logins, so the
+    password is accepted whatever it is)."""
+    import sqlalchemy as sa
+
+    from tui.control import launch, run_argv
+
+    secret = "s3cret-Pw-4417"
+    url = sa.engine.make_url(pg_url).set(password=secret).render_as_string(hide_password=False)
+    spec = write_spec(tmp_path, "pw", "slow", n_trials=100, epochs=10, task_params={"epoch_s": 0.05})
+    started = tunetui("run", str(spec), "--detach", "--workers", "1", storage=url)
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout.split("pid ")[1].split()[0])
+    try:
+        assert secret not in open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        wait_for(lambda: StoreView(pg_url).trials("pw"), 60, "a trial in the given database")
+        assert tunetui("stop", "pw", "--now", storage=url).returncode == 0
+        wait_for(lambda: not alive(pid), 30, "the coordinator to exit")
+
+        argv = run_argv(spec, workers=1)
+        assert not any(secret in part for part in argv)
+        ok, text = launch(argv, url)
+        assert ok, text
+        pid = int(text.split("pid ")[1].split()[0])
+        assert secret not in open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        beats = StoreView(pg_url).heartbeat("pw")
+        assert any(b["pid"] == pid and b["state"] == "running" for b in beats)
+    finally:
+        if alive(pid):
+            os.killpg(pid, signal.SIGKILL)

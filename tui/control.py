@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.cli import DETACH_WAIT_S, STORAGE_ENV
 from engine.files import write_private
 from engine.store import Store, StoreError, state_dir
 
-LAUNCH_TIMEOUT_S = 60.0
+LAUNCH_TIMEOUT_S = DETACH_WAIT_S + 30.0  # `run --detach` waits up to DETACH_WAIT_S for the coordinator
 
 
 def request(url: str, study_id: int, action: str, arg: str | None = None) -> int:
@@ -24,14 +26,16 @@ def request(url: str, study_id: int, action: str, arg: str | None = None) -> int
 
 def run_argv(
     spec_path: str | Path,
-    storage_url: str,
     trials: int | None = None,
     workers: int | None = None,
     device: str | None = None,
     overrides: Sequence[str] = (),
 ) -> list[str]:
-    """The headless command that starts a study's coordinator in its own session and returns."""
-    argv = [sys.executable, "-m", "engine.cli", "run", str(spec_path), "--detach", "--storage", storage_url]
+    """The headless command that starts a study's coordinator in its own session and returns.
+
+    The storage URL is not in it: `launch` passes it in the environment (argv is readable by every
+    local user through `ps`, and the URL may carry a password)."""
+    argv = [sys.executable, "-m", "engine.cli", "run", str(spec_path), "--detach", "--storage-from-env"]
     if trials is not None:
         argv += ["--trials", str(trials)]
     if workers is not None:
@@ -43,7 +47,7 @@ def run_argv(
     return argv
 
 
-def launch(argv: list[str], timeout: float = LAUNCH_TIMEOUT_S) -> tuple[bool, str]:
+def launch(argv: list[str], storage_url: str, timeout: float = LAUNCH_TIMEOUT_S) -> tuple[bool, str]:
     """Run the detaching command (an argv list, never a shell); (ok, what it printed)."""
     try:
         done = subprocess.run(
@@ -53,6 +57,7 @@ def launch(argv: list[str], timeout: float = LAUNCH_TIMEOUT_S) -> tuple[bool, st
             text=True,
             timeout=timeout,
             start_new_session=True,  # the coordinator must outlive the TUI and its terminal
+            env={**os.environ, STORAGE_ENV: storage_url},
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as err:

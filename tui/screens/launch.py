@@ -119,7 +119,7 @@ class LaunchScreen(Screen):
                 name = value.strip().strip("\"'")
         from tui.control import run_argv
 
-        argv = run_argv(self.spec_path.resolve(), storage, trials, workers, device, overrides)
+        argv = run_argv(self.spec_path.resolve(), trials, workers, device, overrides)
         self.busy = True
         self._message(f"starting {name}...")
         self._launch(argv, name, storage, device, workers)
@@ -136,7 +136,7 @@ class LaunchScreen(Screen):
         except ResourceError as err:
             self.post_message(LaunchFinished(False, name, f"{err}\nnothing was started."))
             return
-        ok, text = launch(argv)
+        ok, text = launch(argv, storage)
         if ok and storage != self.app.storage_url:
             self.app.storage_url = storage
         self.post_message(LaunchFinished(ok, name, text))

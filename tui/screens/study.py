@@ -584,7 +584,7 @@ class StudyScreen(Screen):
             self.app.call_from_thread(self.notify, str(err), severity="error")
             return
         self.app.call_from_thread(self.notify, f"starting {self.study_name} from {spec.name}...", timeout=3)
-        ok, text = launch(run_argv(spec, self.app.storage_url))
+        ok, text = launch(run_argv(spec), self.app.storage_url)
         if ok:
             self.app.call_from_thread(self.notify, f"started {self.study_name}", timeout=4)
         else:
