@@ -58,6 +58,10 @@ class CoordinatorError(Exception):
     """The coordinator cannot start (lock held, bad device, store problem)."""
 
 
+class StoreLost(CoordinatorError):
+    """The SQLite file was deleted or replaced during the run: nothing more may be written to that path."""
+
+
 def host_name() -> str:
     """This coordinator's host name in the store: $TUNETUI_HOST, else the machine's name.
 
@@ -177,13 +181,17 @@ class Coordinator:
                 final = "stopped"
             else:
                 final = "finished"
+        except StoreLost:
+            final = None  # the store is gone: its path must not be written (it would create a new file)
+            raise
         except BaseException as err:
             self._abandon_running(f"the coordinator failed: {type(err).__name__}: {err}")
             raise
         finally:
             self._shutdown_workers()
             try:
-                self._beat(state=final)
+                if final is not None:
+                    self._beat(state=final)
             except StoreError as err:
                 self.log(f"could not write the final heartbeat: {err}")
         return exit_code
@@ -260,6 +268,7 @@ class Coordinator:
                 self._poll_control()
                 last_control = now
             if now - last_beat >= HEARTBEAT_EVERY_S:
+                self._check_store_file()
                 self._beat()
                 last_beat = now
             if now - last_sweep >= ORPHAN_SWEEP_S:
@@ -862,6 +871,19 @@ class Coordinator:
         self.log(f"signal {signal.Signals(signum).name}: failing running trials (interrupted) and exiting")
         self._abort_running("interrupted")
         return EXIT_BY_SIGNAL.get(signum, 1)
+
+    def _check_store_file(self) -> None:
+        """A SQLite store deleted or replaced under a run: stop at once, write nothing more (every write would
+        go to the lost file or into the new one), end the workers, and say what was lost."""
+        lost = self.store.file_lost()
+        if lost is None:
+            return
+        running = sum(1 for slot in self.slots if slot.trial is not None)
+        raise StoreLost(
+            f"the store file {self.store.file} was {lost} during the run: the results it held are lost, "
+            f"{self.progress.done} finished trial(s) of this host among them; {running} running trial(s) were "
+            f"stopped. Run again to start over{' in the new file' if lost == 'replaced' else ''}."
+        )
 
     def _beat(self, state: str | None = None) -> None:
         if self.study_id < 0:

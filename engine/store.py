@@ -177,6 +177,14 @@ def _prepare_sqlite_file(db: Path) -> None:
         raise StoreError(f"{db} is not a usable SQLite store ({err}); nothing was changed") from None
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 @contextmanager
 def store_errors(url: str) -> Iterator[None]:
     """Turn database driver errors into one readable StoreError."""
@@ -280,6 +288,8 @@ class Store:
                     raise StoreError(f"no store at {db} (run a study first, or pass --storage)")
             else:
                 _prepare_sqlite_file(db)
+        self.file = db
+        self.file_identity = _file_identity(db) if db is not None else None
         with store_errors(self.url):
             if db is not None and read_only:
                 target = f"file:{quote(str(db))}?mode=ro"
@@ -299,6 +309,16 @@ class Store:
                         conn.execute(sa.text("SELECT pg_advisory_xact_lock(7248517)"))
                     metadata.create_all(conn)
                     _add_missing_columns(conn)
+
+    def file_lost(self) -> str | None:
+        """What happened to the SQLite file since it was opened: None while it is the same file, else
+        "deleted" or "replaced" (another file at its path). Always None for a database server."""
+        if self.file_identity is None:
+            return None
+        now = _file_identity(self.file)
+        if now == self.file_identity:
+            return None
+        return "deleted" if now is None else "replaced"
 
     # ------------------------------------------------------------ optuna
     def optuna_storage(self):
