@@ -252,14 +252,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{task:14} seed {seed}  {name:9} {rule:12} random best {target:.4f}  "
                       f"reached: {share:>11}  best {best:.4f}  ({len(trials)} trials, "
                       f"{row['pruned']} pruned)  [{time.perf_counter() - started:.0f} s]", flush=True)  # fmt: skip
+                if args.out:  # after every row: a run cut short keeps what it measured
+                    write_payload(args.out, results, random_runs)
 
     print()
     print(report(results, bias_rows(random_runs), args))
     if args.out:
-        payload = {"results": results, "bias": bias_rows(random_runs),
-                   "random": {f"{t}:{s}": [asdict(x) for x in v] for (t, s), v in random_runs.items()}}  # fmt: skip
-        Path(args.out).write_text(json.dumps(payload, indent=1))
+        write_payload(args.out, results, random_runs)
     return 0
+
+
+def write_payload(path: str, results: list[dict[str, Any]], random_runs: dict[tuple[str, int], list[Trial]]) -> None:
+    payload = {"results": results, "bias": bias_rows(random_runs),
+               "random": {f"{t}:{s}": [asdict(x) for x in v] for (t, s), v in random_runs.items()}}  # fmt: skip
+    Path(path).write_text(json.dumps(payload, indent=1))
 
 
 def report(results: list[dict[str, Any]], bias: list[dict[str, Any]], args: argparse.Namespace) -> str:
