@@ -204,7 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=None, help="JSON file of random runs to reuse and extend")
     parser.add_argument("--out", default=None, help="write every trial here as JSON")
     parser.add_argument("--quick", action="store_true", help="CI: wine, 1 seed, 12 trials of 4 epochs")
+    parser.add_argument("--merge", nargs="+", metavar="OUT", help="one report from the --out files of "
+                        "several runs (e.g. one process per seed), then exit")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args)
     if args.quick:
         args.tasks, args.seeds, args.trials, args.max_trials, args.epochs = "wine", "0", 12, 30, 4
     torch.set_num_threads(1)  # tiny MLPs: threads only add contention on a shared machine
@@ -260,6 +264,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         write_payload(args.out, results, random_runs)
     return 0
+
+
+def merge(args: argparse.Namespace) -> int:
+    results: dict[tuple, dict[str, Any]] = {}
+    random_runs: dict[tuple[str, int], list[Trial]] = {}
+    for path in args.merge:
+        payload = json.loads(Path(path).read_text())
+        for row in payload["results"]:
+            results[(row["task"], row["seed"], row["candidate"])] = row
+        for key, trials in payload["random"].items():
+            task, seed = key.rsplit(":", 1)
+            random_runs[(task, int(seed))] = [Trial(**t) for t in trials]
+    ordered = sorted(results.values(), key=lambda r: (r["candidate"] != "default", r["candidate"], r["task"], r["seed"]))
+    print(per_seed(ordered))
+    print()
+    print(report(ordered, bias_rows(random_runs), args))
+    return 0
+
+
+def per_seed(results: list[dict[str, Any]]) -> str:
+    lines = ["| task | seed | candidate | random's best of N | reached after (share of random's epochs) | "
+             "best | trials (pruned) |", "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for r in results:
+        share = "not reached" if r["share"] is None else f"{r['share']:.1%}"
+        lines.append(f"| {r['task']} | {r['seed']} | {r['candidate']} ({r['rule']}) | {r['target']:.4f} | {share} | "
+                     f"{r['best']:.4f} | {r['trials']} ({r['pruned']}) |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def write_payload(path: str, results: list[dict[str, Any]], random_runs: dict[tuple[str, int], list[Trial]]) -> None:

@@ -30,3 +30,7 @@ def test_bench_search_quick_measures_the_default_against_random(tmp_path):
         ("wine", "best"), ("wine", "last"), ("wine", "mean_last_3"),
     }  # fmt: skip
     assert "| **default** | | all |" in done.stdout and "winner's bias" in done.stdout
+    merged = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_search.py"), "--merge", str(out)],
+                            capture_output=True, text=True, timeout=120, env=cli_env())  # fmt: skip
+    assert merged.returncode == 0, merged.stderr[-3000:]
+    assert "| wine | 0 | default (best) |" in merged.stdout and "| **default** | | all |" in merged.stdout
