@@ -63,6 +63,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "mv_mean3": {"sampler": {"multivariate": True, "group": True}, "value": "mean_last_3"},
     "mean3": {"value": "mean_last_3"},
     "last": {"value": "last"},
+    "mean3_p25": {"value": "mean_last_3",
+                  "pruner": {"kind": "percentile", "percentile": 25.0, "n_startup_trials": 5, "n_warmup_steps": 4}},
     "nopr": {"pruner": {"kind": "none"}},
     "mv_nopr": {"sampler": {"multivariate": True, "group": True}, "pruner": {"kind": "none"}},
 }
