@@ -85,3 +85,9 @@ def test_a_password_in_a_postgresql_url_never_reaches_the_store(tmp_path, postgr
     engine.dispose()
     assert "study_user_attributes" in tables and leaked == []
     assert files_containing(tmp_path, SECRET) == [spec]
+
+
+def test_a_store_error_names_the_url_with_the_password_hidden():
+    result = run_cli("ls", "--storage", ELSEWHERE)  # nothing listens on port 9
+    assert result.returncode == 1
+    assert SECRET not in result.stdout + result.stderr and "u:***@127.0.0.1:9/elsewhere" in result.stderr

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.cli import DETACH_WAIT_S, STORAGE_ENV
-from engine.files import write_private
-from engine.store import Store, StoreError, state_dir
+from engine.store import Store
 
 LAUNCH_TIMEOUT_S = DETACH_WAIT_S + 30.0  # `run --detach` waits up to DETACH_WAIT_S for the coordinator
 
@@ -64,20 +63,3 @@ def launch(argv: list[str], storage_url: str, timeout: float = LAUNCH_TIMEOUT_S)
         return False, f"could not start the study: {err}"
     text = (done.stdout + done.stderr).strip()
     return done.returncode == 0, text
-
-
-def restart_spec(url: str, name: str, attrs: dict) -> Path:
-    """The spec to start a study again with: its recorded file, else its recorded text written out."""
-    path = Path(attrs["spec_path"]) if attrs.get("spec_path") else None
-    text = attrs.get("spec_toml")
-    if path is not None and path.is_file():
-        # the file, unless the study ran with --set overrides: then the text it really ran with
-        if not text or path.read_text(encoding="utf-8", errors="replace") == text:
-            return path
-    if not text:
-        raise StoreError(
-            f"{name} has no recorded spec (spec_path/spec_toml); start it with n from a spec file"
-        )
-    target = state_dir(url) / "specs" / f"{name}.toml"
-    write_private(target, text)
-    return target

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from engine.store import Store
 from tests.tui.builders import DISTRIBUTIONS, build_study
-from tui.control import restart_spec, run_argv
+from tui.control import run_argv
 from tui.data import StudyWatcher, Want, best_so_far, delete_study, downsample, list_studies, open_store
 
 
@@ -120,17 +120,6 @@ def test_run_argv_is_the_detached_cli_as_a_list():
     # the storage URL travels in the environment (`launch`), never on a command line
     assert argv == [sys.executable, "-m", "engine.cli", "run", "studies/a.toml", "--detach", "--storage-from-env",
                     "--trials", "3", "--workers", "2", "--device", "cpu", "--set", "train.epochs=2"]  # fmt: skip
-
-
-def test_restart_spec_prefers_the_text_the_study_really_ran_with(tmp_path):
-    spec = tmp_path / "a.toml"
-    spec.write_text('[study]\nname = "a"\n')
-    url = f"sqlite:///{tmp_path}/s.db"
-    assert restart_spec(url, "a", {"spec_path": str(spec), "spec_toml": spec.read_text()}) == spec
-    ran = restart_spec(
-        url, "a", {"spec_path": str(spec), "spec_toml": '[study]\nname = "a"\n[train]\nepochs = 2\n'}
-    )
-    assert ran != spec and "epochs = 2" in ran.read_text()
 
 
 def test_a_big_study_comes_in_two_reads_then_polls_are_cheap(big_store):

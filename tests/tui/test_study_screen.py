@@ -266,16 +266,19 @@ async def test_pausing_a_finished_study_only_warns(small_store, make_app):
     assert controls(small_store) == []
 
 
-async def test_s_on_a_study_without_a_recorded_spec_explains(small_store, make_app):
+async def test_s_with_no_spec_naming_the_study_explains_and_starts_nothing(small_store, make_app, studies_dir):
+    (studies_dir / "digits_mlp.toml").unlink()  # the only spec here that names the study
     store = Store(small_store)
     with store.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM study_user_attributes"))
     store.close()
     app = make_app(small_store, open_study="digits_mlp")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(100, 24)) as pilot:
         await opened(pilot, 12)
         await pilot.press("s")
-        await wait_for(pilot, lambda: any("no recorded spec" in n.message for n in app._notifications))
+        await wait_for(pilot, lambda: '[study] name = "digits_mlp"; add one' in screen_text(app), what="the reason")
+        await pilot.press("escape")
+        assert isinstance(app.screen, StudyScreen) and not app._notifications
 
 
 @pytest.mark.parametrize("kind", ["csv", "spec"])

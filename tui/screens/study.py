@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -572,17 +573,22 @@ class StudyScreen(Screen):
         if self.status == "paused":
             self._control("resume", None, f"resume requested for {self.study_name}")
             return
-        self._start()
+        from tui.screens.restart import RestartScreen, recorded_spec, specs_naming
+
+        # the store is data: the spec (and so the task code) to run is one the user picks here
+        candidates = specs_naming(self.app.studies_dir, self.study_name)
+        recorded = recorded_spec(self.user_attrs, candidates)
+
+        def chosen(spec: Path | None) -> None:
+            if spec is not None:
+                self._start(spec)
+
+        self.app.push_screen(RestartScreen(self.study_name, self.app.studies_dir, candidates, recorded), chosen)
 
     @work(thread=True, exclusive=True, group="launch")
-    def _start(self) -> None:
-        from tui.control import launch, restart_spec, run_argv
+    def _start(self, spec: Path) -> None:
+        from tui.control import launch, run_argv
 
-        try:
-            spec = restart_spec(self.app.storage_url, self.study_name, self.user_attrs)
-        except (StoreError, OSError) as err:
-            self.app.call_from_thread(self.notify, str(err), severity="error")
-            return
         self.app.call_from_thread(self.notify, f"starting {self.study_name} from {spec.name}...", timeout=3)
         ok, text = launch(run_argv(spec), self.app.storage_url)
         if ok:
