@@ -282,6 +282,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"tunetui: {printable(err)}", file=sys.stderr)
             return EXIT_FAILURE
     print_summary(store, spec.study.name)
+    if coordinator.failure:
+        print(f"tunetui: {printable(coordinator.failure)}", file=sys.stderr)
     return code
 
 

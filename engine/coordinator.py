@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,10 @@ WORKER_START_FAILURES = 3  # a slot whose new workers die this many times in a r
 KILL_GRACE_S = 3.0  # a killed trial may stop at its next epoch (its worker lives on); then it is killed
 # Failure reasons that mean "this trial did not get its chance": they do not count toward the budget.
 NOT_COUNTED = frozenset({"orphaned", "interrupted"})
+SAME_FAILURE_LIMIT = 5  # this many trials in a row failing with the same reason and message stop the run
+# failures that depend on the sampled values, the user or the coordinator, not on the task alone: they
+# never make a streak (a region of bad learning rates is not a broken task)
+VARYING_FAILURES = frozenset({"nan_loss", "oom", "bad_config", "timeout", "user", *NOT_COUNTED})
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 HOST_ENV = "TUNETUI_HOST"
 
@@ -89,6 +94,50 @@ class Slot:
     worker_pid: int | None = None
     trials_run: int = 0  # by the current worker process
     failed_starts: int = 0  # workers of this slot that died before saying ready, in a row
+
+
+@dataclass
+class RunOutcomes:
+    """How this run's trials ended: did any succeed, and how long is the streak of identical failures."""
+
+    succeeded: int = 0
+    failed: Counter = field(default_factory=Counter)  # reason -> trials
+    streak: tuple[str, str] | None = None  # (reason, message) of the latest failures in a row
+    streak_length: int = 0
+    last_failed: int | None = None
+
+    def ended(self, number: int, state: str, reason: str | None = None, hint: str = "") -> None:
+        if reason == "user" or reason in NOT_COUNTED:
+            return  # killed, interrupted or orphaned: says nothing about the task
+        if state != "FAIL":
+            self.succeeded += 1
+            self.streak, self.streak_length = None, 0
+            return
+        self.failed[reason or "error"] += 1
+        self.last_failed = number
+        key = (reason or "error", hint)
+        if reason in VARYING_FAILURES:
+            self.streak, self.streak_length = None, 0
+        elif key == self.streak:
+            self.streak_length += 1
+        else:
+            self.streak, self.streak_length = key, 1
+
+    @property
+    def repeating(self) -> bool:
+        return self.streak_length >= SAME_FAILURE_LIMIT
+
+    def verdict(self, study: str) -> str | None:
+        """Why this run failed as a whole, with what to do; None when it did not."""
+        look = f"`tunetui show {study} --trial {self.last_failed}` shows that trial's log"
+        if self.repeating:
+            reason, message = self.streak
+            return (f"stopped after {self.streak_length} trials in a row failed the same way ({reason}: "
+                    f"{message}); more trials would fail too: fix the task or spec and run again ({look})")  # fmt: skip
+        if self.failed and not self.succeeded:
+            counts = ", ".join(f"{reason} {n}" for reason, n in self.failed.most_common())
+            return f"every trial of this run failed ({counts}); {look}"
+        return None
 
 
 @dataclass
@@ -143,6 +192,8 @@ class Coordinator:
         self.started = time.time()
         self.control_seen = 0  # highest tt_control id this coordinator has looked at
         self.control_backlog: list[dict] = []  # requests sent while no coordinator ran, still fresh
+        self.outcomes = RunOutcomes()
+        self.failure: str | None = None  # why the run failed as a whole (exit 1), for the caller to print
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> int:
@@ -181,6 +232,11 @@ class Coordinator:
                 final = "stopped"
             else:
                 final = "finished"
+            if self.first_signal is None and exit_code == 0:
+                self.failure = self.outcomes.verdict(self.spec.study.name)
+                if self.failure:
+                    self.log(self.failure)
+                    exit_code = 1
         except StoreLost:
             final = None  # the store is gone: its path must not be written (it would create a new file)
             raise
@@ -279,6 +335,9 @@ class Coordinator:
                 self.state = "stopping"
             if self.state == "stopping_now":
                 self._abort_running("user")
+            if self.outcomes.repeating and self.state in ("running", "paused"):
+                self.log(f"{self.outcomes.streak_length} trials in a row failed the same way: no new trials")
+                self.state = "stopping"
             busy = [s for s in self.slots if s.trial is not None]
             remaining = target - self.progress.done - len(busy)
             idle = any(slot.ready and slot.trial is None for slot in self.slots)
@@ -590,6 +649,7 @@ class Coordinator:
                                               "fail_hint": str(err)[:500]}, trial)  # fmt: skip
             self._tell(trial, state=TrialState.FAIL)
             self.progress.done += 1
+            self.outcomes.ended(trial.number, "FAIL", "bad_config", str(err))
             self.log(f"trial {trial.number}: FAIL (bad_config: {str(err).splitlines()[0]})")
             self.on_progress(self.progress)
             return
@@ -724,7 +784,7 @@ class Coordinator:
         )
         self._tell(trial, state=TrialState.FAIL)
         self.store.write_log(self.study_id, trial.number, [f"FAIL {reason}: {hint}"])
-        self._finished(slot, "FAIL", None, counted=reason not in NOT_COUNTED, reason=reason)
+        self._finished(slot, "FAIL", None, counted=reason not in NOT_COUNTED, reason=reason, hint=hint)
         self._maybe_retry(trial.number, trial.params, reason)
 
     def _finish_user_kill(self, slot: Slot, attrs: dict | None = None) -> None:
@@ -739,8 +799,9 @@ class Coordinator:
             self._finished(slot, "FAIL", None, reason="user")
 
     def _finished(self, slot: Slot, state: str, value: float | None, counted: bool = True,
-                  reason: str | None = None) -> None:  # fmt: skip
+                  reason: str | None = None, hint: str = "") -> None:  # fmt: skip
         number = slot.trial.number
+        self.outcomes.ended(number, state, reason, hint)
         slot.trial, slot.stop_reason, slot.kill_deadline = None, None, None
         if counted:
             self.progress.done += 1
