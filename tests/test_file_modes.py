@@ -102,3 +102,20 @@ def test_profile_first_writes_a_private_trace(tmp_path, spec):
     tunetui("profile", str(spec), "--steps", "2", "--trace", str(trace), "--device", "cpu", cwd=work)
     assert trace.exists()
     assert wrong_modes(work) == []
+
+
+def test_a_postgresql_run_keeps_its_state_folder_private(tmp_path, spec, postgres_server):
+    """With PostgreSQL the locks (and detached runs' logs) live under $XDG_STATE_HOME/tunetui/."""
+    from tests.conftest import fresh_postgres_database
+
+    state = tmp_path / "xdg-state"  # absent: tunetui creates it, and every folder under it
+    url = fresh_postgres_database(postgres_server, prefix="modes")
+    work = fresh(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "TUNETUI_STORAGE"}
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", str(spec), "--storage", url, "--quiet"], cwd=work,
+        env={**env, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(state)}, capture_output=True, text=True,
+        timeout=300, preexec_fn=lambda: os.umask(USUAL_UMASK), check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(state.rglob("*.lock")) and wrong_modes(state) == [] and wrong_modes(work) == []
