@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -18,6 +19,8 @@ from typing import Any
 from engine.text import hide_passwords, markup_safe, safe, safe_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+# the machine's state, not our bug: a full disk, a read-only folder, no permission
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 STORAGE_ENV = "TUNETUI_STORAGE"
 DETACH_WAIT_S = 60.0  # a detached coordinator must be up (heartbeat written) within this, else it failed
 
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from engine.spec import SpecError
-    from engine.store import StoreError
+    from engine.store import StoreError, StoreUrlError
 
     try:
         if args.command in (None, "tui"):  # the `tunetui` command (tui/entry.py) opens the workbench
@@ -145,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"tunetui: {printable(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StoreUrlError as err:
+        print(f"tunetui: {printable(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except StoreError as err:
         print(f"tunetui: {printable(err)}", file=sys.stderr)
         return EXIT_FAILURE
@@ -152,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # a bug of ours: one line for the user, the traceback on request
+        if isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS:  # the machine's state, not a bug
+            from engine.store import explain_os_error
+
+            print(f"tunetui: {printable(explain_os_error(err, Path(err.filename or '.')))}", file=sys.stderr)
+            return EXIT_FAILURE
         if os.environ.get("TUNETUI_DEBUG"):
             raise
         print(f"tunetui: internal error: {type(err).__name__}: {printable(err)} (set TUNETUI_DEBUG=1 for details)",

@@ -113,6 +113,10 @@ class StoreError(Exception):
     """The store cannot be opened or read: a clear message, never a traceback."""
 
 
+class StoreUrlError(StoreError):
+    """The storage URL itself is unusable (unknown scheme, driver not installed): bad input, exit 2."""
+
+
 def resolve_url(url: str | None = None, base: Path | None = None) -> str:
     """The storage URL to use: explicit, else $TUNETUI_STORAGE, else the default file; sqlite paths made absolute,
     the plain PostgreSQL form bound to the driver that is installed."""
@@ -160,12 +164,17 @@ def state_dir(url: str) -> Path:
 
 def _prepare_sqlite_file(db: Path) -> None:
     """Create the directory (0700) and file (0600), check it is SQLite, and switch it to WAL once."""
-    private_dir(db.parent)
-    if not db.exists():
-        fd = os.open(db, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
-    elif db.is_dir():
-        raise StoreError(f"{db} is a directory, not a SQLite file")
+    try:
+        private_dir(db.parent)
+        if not db.exists():
+            fd = os.open(db, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        elif db.is_dir():
+            raise StoreError(f"{db} is a directory, not a SQLite file")
+        elif not folder_writable(db.parent):
+            raise StoreError(explain_sqlite(db, "readonly folder"))
+    except OSError as err:
+        raise StoreError(explain_os_error(err, db)) from None
     try:
         conn = sqlite3.connect(db, timeout=30)
         try:
@@ -174,7 +183,82 @@ def _prepare_sqlite_file(db: Path) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as err:
-        raise StoreError(f"{db} is not a usable SQLite store ({err}); nothing was changed") from None
+        raise StoreError(explain_sqlite(db, str(err))) from None
+
+
+def folder_writable(folder: Path) -> bool:
+    """Whether files can be created in the folder (a read-only mount says no, to root too)."""
+    return os.access(folder, os.W_OK)
+
+
+def explain_sqlite(db: Path, detail: str) -> str:
+    """A SQLite failure named as what it is, with what to do."""
+    low = detail.lower()
+    if "malformed" in low or "not a database" in low:
+        return (
+            f"the store {db} is corrupt ({detail}); tunetui did not change it. Restore it from a backup, or check "
+            f"it with `sqlite3 {db} 'PRAGMA integrity_check'` (its `.recover` command saves what is readable)"
+        )
+    if "disk i/o error" in low and not _nearly_full(db.parent):
+        return (
+            f"the disk holding {db} reported an I/O error ({detail}): check the disk (`dmesg`) and the "
+            f"store (`sqlite3 {db} 'PRAGMA integrity_check'`) before running again"
+        )
+    if "disk is full" in low or "disk full" in low or "disk i/o error" in low:  # I/O error with no room: full
+        return (
+            f"the disk holding {db} is full ({detail}): free space there (`df -h {db.parent}`) and run again; "
+            "trials that finished before are kept"
+        )
+    if "readonly" in low or "read-only" in low or ("unable to open" in low and not folder_writable(db.parent)):
+        return (
+            f"the folder {db.parent} is read-only: tunetui writes the store {db.name} and its -wal/-shm files "
+            "there. Pick a writable folder with --storage sqlite:///PATH (or make this one writable)"
+        )
+    return f"store {db}: {detail}"
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Less than 1 MiB free where the store lives: SQLite's I/O errors there mean a full disk."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free < 1024 * 1024
+    except OSError:
+        return False
+
+
+def explain_os_error(err: OSError, path: Path) -> str:
+    """A file system failure (read-only folder, full disk, no permission) named, with what to do."""
+    import errno
+
+    where = Path(err.filename) if err.filename else path
+    if err.errno == errno.ENOSPC or err.errno == errno.EDQUOT:
+        return explain_sqlite(path, f"{err.strerror}: {where}")
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        folder = where if where.is_dir() else where.parent
+        return (
+            f"cannot write {where} ({err.strerror}): the folder {folder} is not writable. Pick a writable "
+            "folder with --storage sqlite:///PATH (or make this one writable)"
+        )
+    return f"cannot use {where}: {err.strerror or err}"
+
+
+def _check_driver(url: str) -> None:
+    """An unknown scheme or a driver that is not installed is bad input, named before anything is opened."""
+    try:
+        parsed = sa.engine.make_url(url)
+        parsed.get_dialect().import_dbapi()
+    except sa.exc.NoSuchModuleError:  # before ArgumentError, its base class
+        raise StoreUrlError(f"storage URL {redact(url)}: unsupported scheme {url.split('://')[0]!r}; tunetui "
+                            "stores in sqlite:///PATH or postgresql://USER@HOST/DB") from None  # fmt: skip
+    except (sa.exc.ArgumentError, ValueError):
+        raise StoreUrlError(f"storage URL {redact(url)} is not a valid URL: use sqlite:///PATH or "
+                            "postgresql://USER@HOST/DB") from None  # fmt: skip
+    except ImportError as err:
+        raise StoreUrlError(
+            f"storage URL {redact(url)}: its driver is not installed ({err}); install it (pip) or use "
+            "sqlite:///PATH or postgresql://USER@HOST/DB (psycopg2, installed with tunetui)"
+        ) from None
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
@@ -197,6 +281,9 @@ def store_errors(url: str) -> Iterator[None]:
         password = _password(url)
         if password:
             detail = detail.replace(password, "***")
+        db = sqlite_path(url)
+        if db is not None:
+            raise StoreError(explain_sqlite(db, detail)) from None
         raise StoreError(f"store {redact(url)}: {hide_passwords(detail)}") from None
 
 
@@ -211,7 +298,7 @@ def redact(url: str) -> str:
     """A URL fit to print: the password replaced by ***."""
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return hide_passwords(url)
     return parsed.render_as_string(hide_password=True)
 
@@ -290,9 +377,13 @@ class Store:
                 _prepare_sqlite_file(db)
         self.file = db
         self.file_identity = _file_identity(db) if db is not None else None
+        _check_driver(self.url)
         with store_errors(self.url):
             if db is not None and read_only:
-                target = f"file:{quote(str(db))}?mode=ro"
+                # in a read-only folder SQLite cannot make the -shm file a WAL reader needs; nobody can write
+                # there either, so the file is read as immutable
+                immutable = "&immutable=1" if not folder_writable(db.parent) else ""
+                target = f"file:{quote(str(db))}?mode=ro{immutable}"
                 self.engine = sa.create_engine(
                     "sqlite://",
                     creator=lambda: sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False),
