@@ -77,3 +77,22 @@ async def test_failing_task_error_text_in_detail_log_and_toasts_is_plain_text(ho
         await pilot.pause(0.2)
         assert toasts(app) == ["could not start: " + safe("RuntimeError: " + ERROR_TEXT)]
         terminal_safe(app)
+
+
+async def test_a_spec_problem_quoting_markup_and_esc_is_shown_as_text_in_launch_and_editor(
+    hostile_store, make_app, studies_dir
+):
+    from tui.screens.editor import EditorScreen
+    from tui.screens.launch import LaunchScreen
+
+    bad = studies_dir / "bad[b].toml"
+    bad.write_text('[study]\nname = "x"\n[sampler]\nkind = "[/]\\u001b[31m"\n')
+    app = make_app(hostile_store)
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.push_screen(LaunchScreen(bad))
+        await wait_for(pilot, lambda: "unknown kind '[/][31m'" in screen_text(app), what="the spec's problem")
+        terminal_safe(app)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor")
+        await wait_for(pilot, lambda: "'[/][31m'; expected" in screen_text(app), what="the editor's issue")
+        assert "bad[b].toml · invalid" in terminal_safe(app)

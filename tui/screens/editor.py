@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,6 +19,7 @@ from textual.widgets.option_list import Option
 
 from engine.files import write_private
 from engine.spec import NAME_PATTERN, SpecError, SpecIssue, StudySpec, parse_spec
+from engine.text import safe
 from tui.data import short_path
 
 DEBOUNCE_S = 0.3
@@ -120,7 +122,7 @@ class EditorScreen(Screen):
         self.validations = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(self.path.name, id="editor-title", classes="title")
+        yield Static(Text(safe(self.path.name)), id="editor-title", classes="title")
         with Horizontal(id="editor-body"):
             yield self._text_area()
             with Vertical(id="editor-side"):
@@ -184,7 +186,8 @@ class EditorScreen(Screen):
                           "(tab, then enter on one: jump to its line)")  # fmt: skip
             for i, issue in enumerate(self.issues):
                 where = f"line {issue.line}" if issue.line else "line ?"
-                issues.add_option(Option(f"{where}: {issue.path or '<spec>'}: {issue.message}", id=str(i)))
+                text = safe(f"{where}: {issue.path or '<spec>'}: {issue.message}")  # quotes the spec: not markup
+                issues.add_option(Option(Text(text), id=str(i)))
             issues.highlighted = 0
         self._title()
 
@@ -196,7 +199,7 @@ class EditorScreen(Screen):
             else ("checking" if self._timer else "invalid")
         )
         self.query_one("#editor-title", Static).update(
-            f"{self.path.name}{mark} · {state} · in {short_path(self.path.parent)}"
+            Text(safe(f"{self.path.name}{mark} · {state} · in {short_path(self.path.parent)}"))
         )
 
     @on(OptionList.OptionSelected, "#editor-issues")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +16,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from engine.spec import SpecError, StudySpec, load_spec
 from engine.store import resolve_url
+from engine.text import safe_lines
 from tui.messages import LaunchFinished
 
 
@@ -76,7 +79,7 @@ class LaunchScreen(Screen):
             self.spec = load_spec(self.spec_path)
         except SpecError as err:
             self.spec = None
-            summary.update(f"[b]this spec has problems[/b] (ctrl+o to edit):\n{err}")
+            summary.update(f"[b]this spec has problems[/b] (ctrl+o to edit):\n{escape(safe_lines(err))}")
             return
         summary.update(spec_summary(self.spec))
         trials = self.query_one("#launch-trials", Input)
@@ -88,8 +91,10 @@ class LaunchScreen(Screen):
         if self.spec.devices.workers and not self.query_one("#launch-workers", Input).value:
             self.query_one("#launch-workers", Input).value = str(self.spec.devices.workers)
 
-    def _message(self, text: str) -> None:
-        self.query_one("#launch-message", Static).update(text)
+    def _message(self, text: str, title: str = "") -> None:
+        """A bold title of ours, then text that may quote the CLI or a task: shown as text, never markup."""
+        shown = Text.assemble((title + "\n", "bold") if title else "", safe_lines(text))
+        self.query_one("#launch-message", Static).update(shown)
 
     @on(Button.Pressed, "#launch-button")
     @on(Input.Submitted)
@@ -144,7 +149,7 @@ class LaunchScreen(Screen):
     def on_launch_finished(self, message: LaunchFinished) -> None:
         self.busy = False
         if not message.ok:
-            self._message(f"[b]could not start {message.study_name}[/b]\n{message.message}")
+            self._message(message.message, title=f"could not start {message.study_name}")
             return
         from tui.screens.study import StudyScreen
 

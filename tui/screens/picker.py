@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -11,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from engine.text import safe
 from tui.data import spec_files
 
 
@@ -26,7 +28,7 @@ class SpecPicker(ModalScreen[Path | None]):
         with Vertical(id="picker-box"):
             yield Static(f"Spec to {self.purpose} (from {self.studies_dir}/)", id="picker-title")
             if files:
-                yield OptionList(*(Option(f.name, id=str(f)) for f in files), id="picker-list")
+                yield OptionList(*(Option(Text(safe(f.name)), id=str(f)) for f in files), id="picker-list")
             else:
                 yield Static(f"no *.toml spec in {self.studies_dir.resolve()}", id="picker-empty")
             yield Static("enter: choose   escape: cancel", id="picker-hint")
