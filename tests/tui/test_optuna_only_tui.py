@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable
 
+from tests.conftest import fresh_postgres_database
 from tests.optuna_only import build_optuna_only_store
 from tests.test_optuna_only_store import file_bytes, tables
 from tests.tui.conftest import wait_for
@@ -12,9 +14,18 @@ from tui.screens.study import StudyScreen
 from tui.widgets.trial_table import TrialTable
 
 
-async def test_studies_and_study_screens_show_every_state_and_every_objective(tmp_path, make_app):
-    url = f"sqlite:///{tmp_path}/optuna.db"
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def optuna_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/optuna.db"
+    else:
+        url = fresh_postgres_database(request.getfixturevalue("postgres_server"), prefix="tuioptuna")
     build_optuna_only_store(url)
+    return url
+
+
+async def test_studies_and_study_screens_show_every_state_and_every_objective(optuna_url, make_app):
+    url = optuna_url
     before_tables, before_bytes = tables(url), file_bytes(url)
     app = make_app(url)
     async with app.run_test(size=(120, 30)) as pilot:
