@@ -30,7 +30,8 @@ class StudySection(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     direction: Literal["maximize", "minimize"] = "maximize"
     metric: Literal["val_acc", "val_loss", "train_acc", "train_loss"] = "val_acc"
-    value: Literal["best", "last", "mean_last_3"] = "best"  # how a trial's value is taken (engine/value.py)
+    # how a trial's value is taken (engine/value.py); mean_last_3 by measurement (docs/benchmarks.md)
+    value: Literal["best", "last", "mean_last_3"] = "mean_last_3"
     seed: int = 0
     description: str = ""
     retry_failed: bool = False  # re-enqueue a trial left orphaned by a crashed coordinator

@@ -101,9 +101,9 @@ def test_a_rerun_with_another_value_rule_is_refused(tmp_path):
     spec = write_spec(tmp_path, "ident_rule", "tiny")
     first = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=url, timeout=120)
     assert first.returncode == 0, first.stderr
-    assert stored_identity(url, "ident_rule")["value_rule"] == "best_epoch"
+    assert stored_identity(url, "ident_rule")["value_rule"] == "mean_last_3"  # the default rule
     before = snapshot(url)
-    done = tunetui("run", str(spec), "--trials", "1", "--quiet", "--set", 'study.value="mean_last_3"', storage=url)
+    done = tunetui("run", str(spec), "--trials", "1", "--quiet", "--set", 'study.value="best"', storage=url)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "was created with value rule best_epoch; this spec says mean_last_3" in done.stderr, done.stderr
+    assert "was created with value rule mean_last_3; this spec says best_epoch" in done.stderr, done.stderr
     assert snapshot(url) == before
