@@ -56,6 +56,7 @@ HOLDOUT = 0.2
 # Each candidate overrides the shipped spec's [sampler], [pruner] and [study] value; "default" is the spec.
 CANDIDATES: dict[str, dict[str, Any]] = {
     "default": {},
+    "best": {"value": "best"},  # the default before it was measured: a trial's value is its best epoch
     "mv": {"sampler": {"multivariate": True, "group": True}},
     "mv_s10": {"sampler": {"multivariate": True, "group": True, "n_startup_trials": 10}},
     "mv_w6": {"sampler": {"multivariate": True, "group": True}, "pruner": {"n_warmup_steps": 6}},

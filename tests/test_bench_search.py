@@ -14,14 +14,14 @@ from tests.helpers_run import ROOT, cli_env
 def test_bench_search_quick_measures_the_default_against_random(tmp_path):
     out = tmp_path / "search.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_search.py"), "--quick",
-                           "--candidates", "default,mv_mean3", "--out", str(out)],
+                           "--candidates", "default,best", "--out", str(out)],
                           capture_output=True, text=True, timeout=300, env=cli_env())  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     payload = json.loads(out.read_text())
     random = payload["random"]["wine:0"]
     assert len(random) == 12 and all(t["state"] == "COMPLETE" and t["epochs"] == 4 for t in random)
     for row in payload["results"]:
-        rule = {"default": "best", "mv_mean3": "mean_last_3"}[row["candidate"]]
+        rule = {"default": "mean_last_3", "best": "best"}[row["candidate"]]  # the shipped rule; the old one
         assert row["rule"] == rule and row["random_epochs"] == 48
         values = [max(t["curve"]) if rule == "best" else sum(t["curve"][-3:]) / 3 for t in random]
         assert row["target"] == pytest.approx(max(values))  # random's best of N, by the candidate's own rule
@@ -33,4 +33,4 @@ def test_bench_search_quick_measures_the_default_against_random(tmp_path):
     merged = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_search.py"), "--merge", str(out)],
                             capture_output=True, text=True, timeout=120, env=cli_env())  # fmt: skip
     assert merged.returncode == 0, merged.stderr[-3000:]
-    assert "| wine | 0 | default (best) |" in merged.stdout and "| **default** | | all |" in merged.stdout
+    assert "| wine | 0 | default (mean_last_3) |" in merged.stdout and "| **default** | | all |" in merged.stdout
