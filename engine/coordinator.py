@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 from engine.files import private_dir
 from engine.gpus import GpuState, read_gpus
 from engine.gpus import visible as visible_gpus
+from engine.pruning import PruneCopy, supports
 from engine.resources import usable_cores
 from engine.space import build_pruner, build_sampler, grid_size, suggest
 from engine.spec import StudySpec
@@ -89,6 +90,7 @@ class Slot:
     trial: optuna.Trial | None = None
     trial_started: float = 0.0
     curve: list[float] = field(default_factory=list)  # the trial's reported metric per epoch
+    reported: dict[int, float] = field(default_factory=dict)  # the trial's intermediate values, by epoch
     stop_reason: str | None = None  # "pruned" | "user" once we told the worker to stop
     kill_deadline: float | None = None  # a user kill waiting for the trial's next epoch
     worker_pid: int | None = None
@@ -179,6 +181,7 @@ class Coordinator:
         self.slots: list[Slot] = []
         self.plan: list[tuple[str, str, int]] = []  # slots_plan(), fixed when the run starts
         self.prunes = True
+        self.prune_copy: PruneCopy | None = None  # decisions without a store read (median, percentile)
         self.state = "running"  # running | paused | stopping | stopping_now
         self.stopped_by_user = False
         self.pending_signal: int | None = None  # stop now: set by a signal handler
@@ -276,6 +279,9 @@ class Coordinator:
         self.prunes = not isinstance(
             self.study.pruner, optuna.pruners.NopPruner
         )  # skip a storage read per epoch
+        if self.prunes and supports(self.study.pruner) and len(self.study.directions) == 1:
+            self.prune_copy = PruneCopy(self.study.pruner, self.study.direction)
+            self.prune_copy.refresh(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         self._record_identity()  # before any write: a refused run leaves the study as it was
         self.study.sampler = build_sampler(self._sampler_spec())
         if self.options.spec_text is not None:
@@ -656,7 +662,7 @@ class Coordinator:
         attrs.update(seed=seed, amp=config.amp, clip_norm=config.clip_norm)
         self._set_attrs(trial._trial_id, attrs, trial)
         slot.trial, slot.trial_started = trial, time.time()
-        slot.curve = []
+        slot.curve, slot.reported = [], {}
         slot.stop_reason, slot.kill_deadline = None, None
         slot.trials_run += 1
         task_params = self.spec.task_params(params)
@@ -717,12 +723,18 @@ class Coordinator:
         if slot.stop_reason is None and value is not None and math.isfinite(value):
             slot.curve.append(value)
             trial.report(value, epoch)  # once per epoch, never per step (~2 ms on SQLite)
-            if self.prunes and trial.should_prune():
+            slot.reported[epoch] = value
+            if self.prunes and self._should_prune(slot):
                 slot.stop_reason = "pruned"
                 self._tell_worker_to_stop(slot)
         # Messages are handled in order, so this epoch is committed before the trial's `done` is told.
         self.store.write_epoch(self.study_id, trial.number, epoch, metrics, message.get("steps", []),
                                message.get("layers", []))  # fmt: skip
+
+    def _should_prune(self, slot: Slot) -> bool:
+        if self.prune_copy is None:
+            return slot.trial.should_prune()
+        return self.prune_copy.should_prune(slot.trial.number, slot.reported)
 
     def _tell_worker_to_stop(self, slot: Slot) -> None:
         """The worker does not wait for answers; it reads this at the end of its current epoch."""
@@ -760,6 +772,8 @@ class Coordinator:
             else:
                 self._set_attrs(trial._trial_id, {**attrs, "value_epoch": value_epoch}, trial)
                 self._tell(trial, value)
+                if self.prune_copy is not None:
+                    self.prune_copy.add(trial.number, value, slot.reported)
                 self._finished(slot, "COMPLETE", value)
         limit = self.options.worker_max_trials
         if limit and slot.trials_run >= limit and self.pending_signal is None:
@@ -949,6 +963,8 @@ class Coordinator:
     def _beat(self, state: str | None = None) -> None:
         if self.study_id < 0:
             return
+        if self.prune_copy is not None:  # other hosts' complete trials, for the next prune decisions
+            self.prune_copy.refresh(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         shown = state or {"paused": "paused", "running": "running"}.get(self.state, "stopping")
         self.store.beat(
             self.study_id,
