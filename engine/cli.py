@@ -16,12 +16,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from engine.isolation import STORAGE_ENV, no_dump, read_url_pipe, reexec_hiding_url
 from engine.text import hide_passwords, markup_safe, safe, safe_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 # the machine's state, not our bug: a full disk, a read-only folder, no permission
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-STORAGE_ENV = "TUNETUI_STORAGE"
 DETACH_WAIT_S = 60.0  # a detached coordinator must be up (heartbeat written) within this, else it failed
 
 
@@ -69,6 +69,8 @@ def build_parser() -> ArgumentParser:
     # internal: the storage URL is $TUNETUI_STORAGE and overrides the spec's (how `--detach` and the TUI
     # hand a URL to a child: never on its command line, which every local user can read)
     run.add_argument("--storage-from-env", action="store_true", help=argparse.SUPPRESS)
+    # internal: the run re-executed itself with its URLs on this pipe (engine/isolation.py)
+    run.add_argument("--storage-fd", type=int, help=argparse.SUPPRESS)
     storage_arg(run)
 
     validate = sub.add_parser("validate", help="check spec files; print a summary or the problems")
@@ -124,9 +126,11 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None  # only a process of its own may re-execute itself (cmd_run)
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv, args.as_program = argv, as_program
     from engine.spec import SpecError
     from engine.store import StoreError, StoreUrlError
 
@@ -257,9 +261,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not os.environ.get(STORAGE_ENV):
             raise UsageError(f"--storage-from-env: ${STORAGE_ENV} is not set")
         args.storage = os.environ[STORAGE_ENV]
+    env_url = None
+    if args.storage_fd is not None:
+        sent = read_url_pipe(args.storage_fd)
+        args.storage, env_url = sent.get("storage") or getattr(args, "storage", None), sent.get("env")
+    elif args.as_program and not args.detach:
+        # this process becomes the coordinator, whose argv and environment its tasks can read: move the URL
+        # onto a pipe (returns only if no URL is in argv or the environment)
+        reexec_hiding_url(args.argv, getattr(args, "storage", None))
     spec, text = load_run_spec(args)
-    url = resolve_url(getattr(args, "storage", None) or spec.storage.url, base=Path(args.spec).resolve().parent
-                      if spec.storage.url and not getattr(args, "storage", None) else None)  # fmt: skip
+    explicit = getattr(args, "storage", None)
+    url = resolve_url(explicit or spec.storage.url or env_url, base=Path(args.spec).resolve().parent
+                      if spec.storage.url and not explicit else None)  # fmt: skip
     if args.device:
         from engine.spec import DevicesSection
 
@@ -274,6 +287,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from engine.coordinator import Coordinator, CoordinatorError, RunOptions
 
+    no_dump()  # a task (same user) must not read this process's environment or memory
     store = Store(url)
     options = RunOptions(
         n_trials=args.trials,

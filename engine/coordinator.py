@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from optuna.trial import TrialState
 from engine.files import private_dir
 from engine.gpus import GpuState, read_gpus
 from engine.gpus import visible as visible_gpus
+from engine.isolation import scrubbed, scrubbed_argv
 from engine.pruning import PruneCopy, supports
 from engine.resources import usable_cores
 from engine.space import build_pruner, build_sampler, grid_size, suggest
@@ -549,9 +551,15 @@ class Coordinator:
         # the child inherits os.environ at start: its GPU, and thread pools sized to its share of cores
         env = {"CUDA_VISIBLE_DEVICES": slot.visible, "OMP_NUM_THREADS": str(slot.threads),
                "MKL_NUM_THREADS": str(slot.threads)}  # fmt: skip
-        saved = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)
+        # and nothing that leads to the store: no URL, password or SQLite path in its environment or its argv
+        # (spawn copies sys.argv into the child); engine/isolation.py
+        saved_env, saved_argv = dict(os.environ), sys.argv
+        worker_env = {**scrubbed(saved_env, self.store.url), **env}
         try:
+            for key in set(saved_env) - set(worker_env):
+                del os.environ[key]
+            os.environ.update(worker_env)
+            sys.argv = scrubbed_argv(saved_argv, self.store.url)
             process = ctx.Process(
                 target=worker_main,
                 args=(child_conn, slot.index, slot.device, slot.threads, os.getpid()),
@@ -560,17 +568,22 @@ class Coordinator:
             )
             process.start()
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            sys.argv = saved_argv
+            for key in set(os.environ) - set(saved_env):
+                del os.environ[key]
+            os.environ.update(saved_env)
         child_conn.close()  # so the worker sees EOF if we die
         slot.process, slot.conn, slot.ready, slot.started = process, parent_conn, False, time.time()
         slot.worker_pid, slot.trials_run = process.pid, 0
 
     def _kill_worker(self, slot: Slot) -> None:
-        if slot.process is not None and slot.process.is_alive():
+        """Kill the worker and its process group: what its task started dies with it. (A worker that is
+        already gone had its group killed by its guard, engine/worker.py.)"""
+        if slot.process is not None and slot.process.is_alive():  # alive, so not reaped: its pid is its own
+            try:
+                os.killpg(slot.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # not yet its own group leader
             slot.process.kill()
             slot.process.join(timeout=5)
         if slot.conn is not None:

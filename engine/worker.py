@@ -37,12 +37,38 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def _guard_group() -> None:
+    """Fork a guard that SIGKILLs this worker's process group as soon as the worker is gone, however it
+    ends (the coordinator's kill, its own exit, the OOM killer, PDEATHSIG after a `kill -9` of the
+    coordinator): processes a task started, forked or not, do not outlive their worker.
+
+    Forked before torch or any thread exists; it waits in sigwait for its PR_SET_PDEATHSIG signal, so
+    nothing the worker does (holding the GIL, hanging in C) can keep it from acting."""
+    worker = os.getpid()
+    if os.fork():
+        return
+    try:
+        os.closerange(3, 1 << 16)  # hold none of the worker's pipes open
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGUSR1)  # PR_SET_PDEATHSIG
+        while os.getppid() == worker:  # checked after prctl: the worker may have died before it
+            signal.sigwait({signal.SIGUSR1})
+        os.killpg(worker, signal.SIGKILL)  # kills this guard too
+    finally:
+        os._exit(0)
+
+
 def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_pid: int) -> None:
     """Entry point of the worker process (spawned). Never touches the store."""
     # Ctrl-C, a closed terminal or `kill -TERM -PGID` reach the whole process group; only the coordinator
     # decides what stops (it fails the trial `interrupted`, or lets it finish with --graceful).
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+    # a group of its own: ending a worker (engine/coordinator.py _kill_worker) kills the group, task's
+    # processes included; the terminal's signals no longer reach it (they were ignored anyway)
+    os.setpgrp()
+    _guard_group()
     _die_with_parent(parent_pid)
 
     import torch
