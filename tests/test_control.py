@@ -142,7 +142,7 @@ def test_detach_and_the_tui_launch_keep_the_storage_url_off_command_lines(tmp_pa
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout.split("pid ")[1].split()[0])
     try:
-        assert "private-store" not in _cmdline(pid) and "--storage-from-env" in _cmdline(pid)
+        assert "private-store" not in _cmdline(pid) and "--storage-fd" in _cmdline(pid)  # re-executed: URL on a pipe
         wait_for(lambda: view.trials("quiet"), 60, "a trial in the given store")
         assert tunetui("stop", "quiet", "--now", storage=url).returncode == 0
         wait_for(lambda: not alive(pid), 30, "the coordinator to exit")
