@@ -51,6 +51,13 @@ def spawn_and_hang(params, device):
     out = Path(params["mark_dir"]) / f"kids-{os.getpid()}"
     out.write_text(f"{sleeper.pid} {forked}")
     time.sleep(3600)
+
+
+def spawn_and_finish(params, device):
+    """Start a `sleep 1000`, record its pid, and train normally: the trial completes."""
+    sleeper = subprocess.Popen(["sleep", "1000"])
+    (Path(params["mark_dir"]) / f"kids-{os.getpid()}").write_text(str(sleeper.pid))
+    return tiny(params, device)
 '''
 
 
@@ -123,3 +130,14 @@ def test_processes_a_task_started_die_with_its_trial(tmp_path, how, no_stray_pro
     wait_for(lambda: not any(alive(pid) for pid in kids), 30, f"the task's children to die ({how})")
     if how != "sigkill":
         finish(run, 60)
+
+
+def test_processes_a_completed_task_left_die_when_the_run_ends(tmp_path, no_stray_processes):
+    marks = tmp_path / "m"
+    marks.mkdir()
+    spec = spy_spec(tmp_path / "spec", "left", "spawn_and_finish", mark_dir=str(marks))
+    run = start(spec, f"sqlite:///{tmp_path}/store.db", log=tmp_path / "run.log")
+    assert finish(run, 120) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    kids = [int(p.read_text()) for p in marks.glob("kids-*")]
+    assert kids
+    wait_for(lambda: not any(alive(pid) for pid in kids), 30, "the task's sleep to die with the run")
