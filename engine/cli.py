@@ -329,7 +329,8 @@ def refuse_another_study(url: str, spec) -> None:
         study_id = store.study_id(spec.study.name)
         if study_id is None:
             return
-        recorded = known_identity(store.study_attrs(study_id).get(ATTR), store.directions(study_id))
+        attrs = store.study_attrs(study_id)
+        recorded = known_identity(attrs.get(ATTR), store.directions(study_id), attrs)
     finally:
         store.close()
     changed = differences(recorded, study_identity(spec))

@@ -299,7 +299,8 @@ class Coordinator:
 
         mine = study_identity(self.spec)
         recorded = self.study.user_attrs.get(ATTR)
-        changed = differences(known_identity(recorded, [d.name for d in self.study.directions]), mine)
+        directions = [d.name for d in self.study.directions]
+        changed = differences(known_identity(recorded, directions, self.study.user_attrs), mine)
         if changed:
             raise CoordinatorError(
                 f"study {self.spec.study.name} was created with {'; and '.join(changed)}: "

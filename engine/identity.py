@@ -13,6 +13,8 @@ ATTR = "tt_identity"
 # the spec's [study] value as recorded; "best_epoch" is what studies recorded before the rule was a choice
 VALUE_RULES = {"best": "best_epoch", "last": "last_epoch", "mean_last_3": "mean_last_3"}
 
+MAX_SPEC_CHARS = 1 << 20  # a recorded spec longer than a spec file may be is not read
+
 LABELS = {  # how each field is named in a refusal
     "directions": "direction",
     "metrics": "metric",
@@ -60,12 +62,32 @@ def _space_change(old: str, new: str) -> str:
     return ", ".join(parts)
 
 
-def known_identity(recorded: Any, directions: list[str]) -> dict[str, Any]:
-    """What can be compared of a stored study: its recorded identity, else Optuna's own directions."""
+def known_identity(recorded: Any, directions: list[str], attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What can be compared of a stored study: its recorded identity; for a study an earlier tunetui ran
+    (it recorded `metric` and `spec_toml`, not an identity) its metric, the best-epoch value rule it could
+    only have used, and the space of its recorded spec; always Optuna's own directions."""
     identity = dict(recorded) if isinstance(recorded, dict) else {}
+    attrs = attrs or {}
+    if not identity and isinstance(attrs.get("metric"), str):
+        identity = {"metrics": [attrs["metric"]], "value_rule": VALUE_RULES["best"]}
+        space = _recorded_space(attrs.get("spec_toml"))
+        if space is not None:
+            identity["space"] = space
     if directions:
         identity["directions"] = [d.lower() for d in directions]
     return identity
+
+
+def _recorded_space(spec_toml: Any) -> str | None:
+    """The canonical space of a spec text read from the store (parsed as data, never run), if it parses."""
+    from engine.spec import parse_spec
+
+    if not isinstance(spec_toml, str) or len(spec_toml) > MAX_SPEC_CHARS:
+        return None
+    try:
+        return study_identity(parse_spec(spec_toml, "the study's recorded spec"))["space"]
+    except Exception:  # noqa: BLE001 - an older or foreign spec text: its space is simply not compared
+        return None
 
 
 def _text(value: Any) -> str:

@@ -107,3 +107,23 @@ def test_a_rerun_with_another_value_rule_is_refused(tmp_path):
     assert done.returncode == 2, done.stdout + done.stderr
     assert "was created with value rule mean_last_3; this spec says best_epoch" in done.stderr, done.stderr
     assert snapshot(url) == before
+
+
+def test_a_study_an_earlier_tunetui_ran_keeps_its_metric_value_rule_and_space(tmp_path):
+    # what a coordinator before identities left: the metric and the spec it ran, every value its best epoch
+    url = f"sqlite:///{tmp_path}/store.db"
+    spec = write_spec(tmp_path, "older", "tiny")
+    study = optuna.create_study(study_name="older", storage=url, direction="maximize")
+    study.set_user_attr("metric", "val_acc")
+    study.set_user_attr("spec_toml", spec.read_text())
+    before = snapshot(url)
+    rule = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=url)  # the default is mean_last_3 now
+    assert rule.returncode == 2, rule.stdout + rule.stderr
+    assert "value rule best_epoch; this spec says mean_last_3" in rule.stderr
+    wider = tunetui("run", str(spec), "--trials", "1", "--quiet", "--set", 'study.value="best"',
+                    "--set", "space.lr.high=0.5", storage=url)  # fmt: skip
+    assert wider.returncode == 2 and "search space lr = " in wider.stderr, wider.stderr
+    assert snapshot(url) == before
+    same = tunetui("run", str(spec), "--trials", "1", "--quiet", "--set", 'study.value="best"', storage=url)
+    assert same.returncode == 0, same.stderr
+    assert stored_identity(url, "older")["value_rule"] == "best_epoch"
