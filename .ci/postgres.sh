@@ -3,10 +3,12 @@
 #
 #   .ci/postgres.sh start        installs the server package when absent (apt-get), initdb in a new temp
 #                                folder, starts it; prints the URL (line 1) and the folder (line 2)
+#   .ci/postgres.sh start --durable   the same with PostgreSQL's durable defaults (fsync, synchronous_commit
+#                                and full_page_writes on): what a real store runs with, for benchmarks
 #   .ci/postgres.sh stop DIR     stops the server started in DIR and removes DIR
 #
 # Exit codes: 0 ok, 3 no server binaries and none could be installed, 1 anything else.
-# The server trusts local connections and runs with fsync off: test data only.
+# The server trusts local connections and (without --durable) runs with fsync off: test data only.
 set -euo pipefail
 
 log() { echo "postgres.sh: $*" >&2; }
@@ -53,6 +55,13 @@ as_owner() {
 
 start() {
     local bindir dir port url
+    # fsync off is the test server's speed; --durable keeps every commit on disk before it returns
+    local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    case "${1:-}" in
+        "") ;;
+        --durable) durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on" ;;
+        *) log "unknown option ${1}: start [--durable]"; exit 2 ;;
+    esac
     bindir=$(find_bindir) || { install_server || exit 3; bindir=$(find_bindir) || exit 3; }
     dir=$(mktemp -d /tmp/tunetui-pg.XXXXXX)
     if [[ $(id -u) -eq 0 ]]; then
@@ -64,7 +73,7 @@ start() {
     for _ in 1 2 3; do
         port=$(free_port) || { log "no free port"; exit 1; }
         if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability -c max_connections=200" \
             start >&2; then
             url="postgresql://tunetui@127.0.0.1:$port/tunetui"  # the plain form the README shows
             as_owner "$bindir/createdb" -h 127.0.0.1 -p "$port" -U tunetui tunetui
@@ -87,7 +96,7 @@ stop() {
 }
 
 case "${1:-}" in
-    start) start ;;
+    start) start "${2:-}" ;;
     stop) stop "${2:-}" ;;
-    *) echo "usage: $0 start | stop DIR" >&2; exit 2 ;;
+    *) echo "usage: $0 start [--durable] | stop DIR" >&2; exit 2 ;;
 esac
