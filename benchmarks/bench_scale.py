@@ -108,8 +108,10 @@ def coordinator(host: int, n_workers: int, url: str, args: argparse.Namespace, r
     spec = spec.model_copy(update={"study": spec.study.model_copy(update={"seed": host})})
     store = Store(url)
     storage = store.optuna_storage()
-    study = optuna.load_study(study_name=STUDY, storage=storage, sampler=build_sampler(spec),
-                              pruner=build_pruner(spec))  # fmt: skip
+    # tpe: the default study's sampler (its ask reads every trial: CPU on the coordinator's host);
+    # random: no such CPU, what is left is the store's own cost of ask (the trial and its suggest writes)
+    sampler = build_sampler(spec) if args.sampler == "tpe" else optuna.samplers.RandomSampler(seed=host)
+    study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=build_pruner(spec))
     study_id = store.study_id(STUDY)
     prune_copy = PruneCopy(study.pruner, study.direction)
     set_attrs = Coordinator._set_attrs.__get__(types.SimpleNamespace(study=study))  # the coordinator's own
@@ -316,6 +318,7 @@ def run_point(server_url: str, hosts: int, workers: int, args: argparse.Namespac
     ms = lambda v: None if v is None else round(1000 * v, 2)  # noqa: E731
     return {
         "point": f"{hosts}x{workers}",
+        "sampler": args.sampler,
         "hosts": hosts,
         "workers_per_host": workers,
         "window_s": round(window, 2),
@@ -323,6 +326,7 @@ def run_point(server_url: str, hosts: int, workers: int, args: argparse.Namespac
         "offered_epochs_per_s": round(hosts * workers / args.epoch_s, 1),
         "trials_per_s": round(total["trials"] / window, 2),
         "pruned_share": round(total["pruned"] / total["trials"], 2) if total["trials"] else None,
+        "counts": total,  # trials told, of them pruned; epoch, step and layer rows written
         "epoch_rows_per_s": round(total["epochs"] / window, 1),
         "step_rows_per_s": round(total["steps"] / window, 1),
         "layer_rows_per_s": round(total["layers"] / window, 1),
@@ -389,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20, help="epochs per trial (the digits study's)")
     parser.add_argument("--steps", type=int, default=3, help="step samples per epoch (digits: 1-5)")
     parser.add_argument("--layers", type=int, default=3, help="layer rows per epoch (digits: 2-4)")
+    parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                        help="tpe: the digits study's sampler; random: the store's cost of ask without TPE's CPU")
     parser.add_argument("--json", type=Path, help="write the points here as JSON (after every point)")
     args = parser.parse_args(argv)
 
@@ -409,8 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if folder:
             subprocess.run([str(ROOT / ".ci" / "postgres.sh"), "stop", folder], capture_output=True, check=False)
-    print(f"\nmachine: {os.cpu_count()} CPUs; epoch every {args.epoch_s}s per worker, {args.epochs} epochs, "
-          f"{args.steps} step samples and {args.layers} layer rows per epoch\n")  # fmt: skip
+    print(f"\nmachine: {os.cpu_count()} CPUs; {args.sampler} sampler; epoch every {args.epoch_s}s per worker, "
+          f"{args.epochs} epochs, {args.steps} step samples and {args.layers} layer rows per epoch\n")  # fmt: skip
     print(markdown(points))
     return 0
 
