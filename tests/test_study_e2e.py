@@ -231,7 +231,7 @@ def test_the_shipped_user_task_example_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="two_moons", storage=url)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert complete and max(t.value for t in complete) > 0.8
+    assert complete and max(t.value for t in complete) > 0.7  # two moons: chance is 0.5
     assert {t.params["hidden"] for t in study.trials} <= {4, 16, 64}
 
 

@@ -30,8 +30,10 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
     app = make_app(url)
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2, what="two studies")
+        # the rows are in the table before they are painted: wait for the painted screen
+        await wait_for(pilot, lambda: "2 obj, 2 Pareto" in screen_text(app), what="the painted rows")
         text = screen_text(app)
-        assert "plain" in text and "inf" in text and "2 obj, 2 Pareto" in text
+        assert "plain" in text and "inf" in text
 
         await pilot.press("enter")  # plain: complete, pruned, fail, running and waiting trials
         assert isinstance(app.screen, StudyScreen)
