@@ -319,6 +319,7 @@ def run_point(server_url: str, hosts: int, workers: int, args: argparse.Namespac
     return {
         "point": f"{hosts}x{workers}",
         "sampler": args.sampler,
+        "telemetry": "on" if args.steps or args.layers else "off",
         "hosts": hosts,
         "workers_per_host": workers,
         "window_s": round(window, 2),
@@ -342,7 +343,7 @@ def run_point(server_url: str, hosts: int, workers: int, args: argparse.Namespac
         "cpu_share": {  # of all the machine's cores over the window
             "simulator": round(sum(r["cpu_s"] for r in per_host) / (window * cpus), 3),
             "server": round((server1 - server0) / (wall * cpus), 3),
-            "machine": round((busy1 - busy0) / max(total1 - total0, 1), 3),
+            "machine": round((busy1 - busy0) / max(total1 - total0, 1), 3),  # everyone's, other work too
         },
         "load_avg_1m_before": round(load0, 2),
         "cpus": cpus,
@@ -359,13 +360,13 @@ def start_durable_server() -> tuple[str, str]:
 
 
 def markdown(points: list[dict]) -> str:
-    head = ("| H x W | offered epochs/s | trials/s | epoch rows/s | write p50 / p99 ms | write_epoch p99 ms "
+    head = ("| H x W | telemetry | offered epochs/s | trials/s | epoch rows/s | write p50 / p99 ms | write_epoch p99 ms "
             "| epoch lag p50 / p99 ms | coordinator busy | conns | CPU sim / server / machine |")  # fmt: skip
-    lines = [head, "|" + " --- |" * 10]
+    lines = [head, "|" + " --- |" * 11]
     for p in points:
         c = p["cpu_share"]
         lines.append(
-            f"| {p['point']} | {p['offered_epochs_per_s']} | {p['trials_per_s']} | {p['epoch_rows_per_s']} "
+            f"| {p['point']} | {p['telemetry']} | {p['offered_epochs_per_s']} | {p['trials_per_s']} | {p['epoch_rows_per_s']} "
             f"| {p['write_ms']['p50']} / {p['write_ms']['p99']} | {p['latency_ms']['write_epoch']['p99']} "
             f"| {p['epoch_lag_ms']['p50']} / {p['epoch_lag_ms']['p99']} | {p['coordinator_busy_share']:.0%} "
             f"| {p['connections']['max']} | {c['simulator']:.0%} / {c['server']:.0%} / {c['machine']:.0%} |"
@@ -395,23 +396,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=3, help="layer rows per epoch (digits: 2-4)")
     parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
                         help="tpe: the digits study's sampler; random: the store's cost of ask without TPE's CPU")
+    parser.add_argument("--telemetry", choices=("on", "off", "both"), default="on",
+                        help="off: no step or layer rows (an epoch row per epoch only); both: each point twice")
     parser.add_argument("--json", type=Path, help="write the points here as JSON (after every point)")
     args = parser.parse_args(argv)
 
+    quiet = argparse.Namespace(**{**vars(args), "steps": 0, "layers": 0})  # an epoch row per epoch only
     folder = None
     url = args.url
     if url is None:
         url, folder = start_durable_server()
     points: list[dict] = []
     try:
+        variants = {"on": [args], "off": [quiet], "both": [args, quiet]}[args.telemetry]
         for hosts, workers in args.points:
-            point = run_point(url, hosts, workers, args)
-            points.append(point)
-            print(json.dumps(point), flush=True)
-            if args.json:
-                args.json.write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "json"
-                                                          and k != "points"}, "points": points}, indent=1,
-                                                default=str))  # fmt: skip
+            for variant in variants:  # with and without step and layer rows, side by side
+                point = run_point(url, hosts, workers, variant)
+                points.append(point)
+                print(json.dumps(point), flush=True)
+                if args.json:
+                    args.json.write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "json"
+                                                              and k != "points"}, "points": points}, indent=1,
+                                                    default=str))  # fmt: skip
     finally:
         if folder:
             subprocess.run([str(ROOT / ".ci" / "postgres.sh"), "stop", folder], capture_output=True, check=False)

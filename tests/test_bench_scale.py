@@ -13,7 +13,7 @@ from engine.store import with_driver
 from tests.conftest import ROOT
 
 POINT_FIELDS = {
-    "point", "hosts", "workers_per_host", "window_s", "server", "offered_epochs_per_s", "trials_per_s",
+    "point", "sampler", "telemetry", "hosts", "workers_per_host", "window_s", "server", "offered_epochs_per_s", "trials_per_s",
     "pruned_share", "counts", "epoch_rows_per_s", "step_rows_per_s", "layer_rows_per_s", "write_ms", "latency_ms",
     "store_time_share", "coordinator_busy_share", "epoch_lag_ms", "backlog_at_end", "connections", "cpu_share",
     "load_avg_1m_before", "cpus",
@@ -31,7 +31,7 @@ def test_smallest_point_reports_every_figure(postgres_server, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (point,) = json.loads(out.read_text())["points"]
     assert POINT_FIELDS <= set(point), POINT_FIELDS - set(point)
-    assert point["point"] == "1x1"
+    assert (point["point"], point["sampler"], point["telemetry"]) == ("1x1", "tpe", "on")
     assert point["server"] == {"fsync": "off", "synchronous_commit": "off"}  # the test server, said as it is
     assert set(point["latency_ms"]) == KINDS
     # the simulated trials really went through the store: ask, report, write_epoch, tell, a heartbeat
