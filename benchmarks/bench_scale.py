@@ -2,12 +2,13 @@
 
 Each coordinator is a process that does what tunetui's coordinator does for its workers, in one thread
 and through tunetui's own code: Optuna ask (the default study's TPE sampler and search space, the
-suggests of engine/space.py) and the trial's attrs, `trial.report` per epoch with the median pruner's
-in-memory copy (engine/pruning.py), `Store.write_epoch` with step samples and layer rows per epoch,
-`study.tell`, a heartbeat (`Store.beat`, the prune copy's refresh) every 2 s and a control poll
-(`Store.control_rows`) every 0.5 s. Its W workers are threads that produce an epoch message every
---epoch-s seconds, shaped like a real digits trial's (measured: 20 epochs, ~3 step samples and 2-4
-layer rows with a 32-bin histogram per epoch), and do not wait for the coordinator, as real workers do.
+suggests of engine/space.py) and the trial's attrs; per epoch `trial.report` with the median pruner's
+in-memory copy (engine/pruning.py), `Store.write_epoch` with step samples and layer rows, and
+`Store.write_log` with the worker's line; `study.tell`; a heartbeat (`Store.beat`, the prune copy's
+refresh) every 2 s and a control poll (`Store.control_rows`) every 0.5 s. Its W workers are threads that
+send an epoch every --epoch-s seconds, shaped like a real digits trial's (measured: 20 epochs, ~3 step
+samples and 2-4 layer rows with a 32-bin histogram per epoch, a log line), and do not wait for the
+coordinator, as real workers do not.
 
     .venv/bin/python benchmarks/bench_scale.py                      # starts a durable server itself
     .venv/bin/python benchmarks/bench_scale.py --points 1x1,2x2 --seconds 20 --url postgresql://...
@@ -87,6 +88,8 @@ class Worker(threading.Thread):
                 metrics = {"val_acc": acc, "val_loss": 1 - acc, "train_loss": 1 - acc, "train_acc": acc,
                            "lr": 0.003, "grad_norm": 1.0, "epoch_time_s": self.args.epoch_s}  # fmt: skip
                 self.outbox.put(("epoch", self.index, number, epoch, metrics, steps, layers, time.time()))
+                line = f"epoch {epoch}: train_loss={1 - acc:.4f} val_loss={1 - acc:.4f} val_acc={acc:.4f}"
+                self.outbox.put(("log", self.index, number, epoch, line, None, None, time.time()))  # as worker.py
                 if number in self.pruned:  # the coordinator's stop decision, read after the epoch
                     break
             self.outbox.put(("done", self.index, number, None, None, None, None, time.time()))
@@ -121,8 +124,8 @@ def coordinator(host: int, n_workers: int, url: str, args: argparse.Namespace, r
     workers = [Worker(host * 1000 + i, inbox, args, stop) for i in range(n_workers)]
     by_index = {w.index: w for w in workers}
     running: dict[int, dict] = {}  # worker index -> {"trial": Trial, "reported": {epoch: value}}
-    lat: dict[str, list[float]] = {k: [] for k in ("ask", "attrs", "report", "write_epoch", "tell", "beat",
-                                                   "control")}  # fmt: skip
+    lat: dict[str, list[float]] = {k: [] for k in ("ask", "attrs", "report", "write_epoch", "log", "tell",
+                                                   "beat", "control")}  # fmt: skip
     lag: list[float] = []
     counts = {"trials": 0, "pruned": 0, "epochs": 0, "steps": 0, "layers": 0}
 
@@ -177,7 +180,9 @@ def coordinator(host: int, n_workers: int, url: str, args: argparse.Namespace, r
         if slot is None or slot["trial"].number != number:
             continue
         trial = slot["trial"]
-        if kind == "epoch":
+        if kind == "log":  # the worker's line per epoch, its own transaction as in the coordinator
+            timed("log", store.write_log, study_id, number, [metrics])
+        elif kind == "epoch":
             value = metrics["val_acc"]
             timed("report", trial.report, value, epoch)
             slot["reported"][epoch] = value
@@ -313,7 +318,7 @@ def run_point(server_url: str, hosts: int, workers: int, args: argparse.Namespac
     lat = {k: sum((r["lat"][k] for r in per_host), []) for k in per_host[0]["lat"]}
     total = {k: sum(r["counts"][k] for r in per_host) for k in per_host[0]["counts"]}
     lag = sum((r["lag"] for r in per_host), [])
-    writes = [v for k in ("attrs", "report", "write_epoch", "tell", "beat") for v in lat[k]]
+    writes = [v for k in ("attrs", "report", "write_epoch", "log", "tell", "beat") for v in lat[k]]
     busy_s = {k: sum(v) for k, v in lat.items()}  # the coordinators' thread time per kind of store call
     ms = lambda v: None if v is None else round(1000 * v, 2)  # noqa: E731
     return {

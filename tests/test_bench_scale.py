@@ -18,7 +18,7 @@ POINT_FIELDS = {
     "store_time_share", "coordinator_busy_share", "epoch_lag_ms", "backlog_at_end", "connections", "cpu_share",
     "load_avg_1m_before", "cpus",
 }  # fmt: skip
-KINDS = {"ask", "attrs", "report", "write_epoch", "tell", "beat", "control"}
+KINDS = {"ask", "attrs", "report", "write_epoch", "log", "tell", "beat", "control"}
 
 
 def test_smallest_point_reports_every_figure(postgres_server, tmp_path):
@@ -35,7 +35,7 @@ def test_smallest_point_reports_every_figure(postgres_server, tmp_path):
     assert point["server"] == {"fsync": "off", "synchronous_commit": "off"}  # the test server, said as it is
     assert set(point["latency_ms"]) == KINDS
     # the simulated trials really went through the store: ask, report, write_epoch, tell, a heartbeat
-    for kind in ("ask", "report", "write_epoch", "tell", "beat", "control"):
+    for kind in ("ask", "report", "write_epoch", "log", "tell", "beat", "control"):
         assert point["latency_ms"][kind]["n"] > 0, kind
         assert point["latency_ms"][kind]["p50"] <= point["latency_ms"][kind]["p99"]
     assert point["trials_per_s"] > 0 and point["epoch_rows_per_s"] > 0
