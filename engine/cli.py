@@ -604,15 +604,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     flagged = [(t.number, store.findings(sid, t.number)) for t in trials if t.flags]
     info["diagnosis"] = {n: [f["kind"] for f in fs] for n, fs in flagged}
     if args.json:
-        from engine.export import json_text
-
-        print(json_text(info))
-        return EXIT_OK
-    from rich.console import Console
-
-    console = Console()
-    counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items())) or "no trials"
-    console.print(f"[bold]{markup_safe(study['study_name'])}[/] ({study['status']}): {counts}", highlight=False)
+        return _print_json(info)
+    console = _study_header(study)
     if reasons:
         console.print("failures: " + ", ".join(f"{markup_safe(k)} {v}" for k, v in reasons.items()),
                       highlight=False)  # fmt: skip
@@ -635,6 +628,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_json(info: dict) -> int:
+    from engine.export import json_text
+
+    print(json_text(info))
+    return EXIT_OK
+
+
+def _study_header(study: dict):
+    """A console for `show`, with the study's name, status and counts by state printed first."""
+    from rich.console import Console
+
+    console = Console()
+    counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items())) or "no trials"
+    console.print(f"[bold]{markup_safe(study['study_name'])}[/] ({study['status']}): {counts}", highlight=False)
+    return console
+
+
 def _print_params(console, params: dict) -> None:
     for k, v in params.items():
         console.print(f"  {safe(k)} = {safe(repr(v))}", highlight=False, markup=False)
@@ -653,15 +663,8 @@ def _show_pareto(store, study: dict, trials: list, args: argparse.Namespace) -> 
         "pareto_front": [{"number": t.number, "values": list(t.values), "params": t.params} for t in front],
     }
     if args.json:
-        from engine.export import json_text
-
-        print(json_text(info))
-        return EXIT_OK
-    from rich.console import Console
-
-    console = Console()
-    counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items())) or "no trials"
-    console.print(f"[bold]{markup_safe(study['study_name'])}[/] ({study['status']}): {counts}", highlight=False)
+        return _print_json(info)
+    console = _study_header(study)
     console.print(f"objectives: {', '.join(info['directions'])}", highlight=False)
     console.print(f"Pareto front: {len(front)} trial(s)", highlight=False)
     for t in front:
