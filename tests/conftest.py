@@ -107,3 +107,16 @@ def pytest_collection_finish(session):
     selected = session.config.getoption("keyword") or session.config.getoption("markexpr")
     if not session.items and not selected and not session.config.getoption("collectonly"):
         raise pytest.UsageError("no tests were collected: the test suite is broken (check imports and paths)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def optuna_store(request, tmp_path) -> str:
+    """A store made by Optuna alone (no tt_* tables; every trial state, two objectives), on each backend."""
+    from tests.optuna_only import build_optuna_only_store
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/optuna.db"
+    else:
+        url = fresh_postgres_database(request.getfixturevalue("postgres_server"), prefix="optuna")
+    build_optuna_only_store(url)
+    return url

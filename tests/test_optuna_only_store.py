@@ -13,9 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from engine.store import Store, with_driver
-from tests.conftest import fresh_postgres_database
 from tests.helpers_run import tunetui
-from tests.optuna_only import STATES, build_optuna_only_store
+from tests.optuna_only import STATES
 
 
 def _no_bare_constant(name: str):
@@ -24,16 +23,6 @@ def _no_bare_constant(name: str):
 
 def strict_json(text: str):
     return json.loads(text, parse_constant=_no_bare_constant)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def optuna_store(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/optuna.db"
-    else:
-        url = fresh_postgres_database(request.getfixturevalue("postgres_server"), prefix="optuna")
-    build_optuna_only_store(url)
-    return url
 
 
 def tables(url: str) -> list[str]:

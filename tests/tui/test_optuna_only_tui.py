@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 from textual.widgets import DataTable
 
-from tests.conftest import fresh_postgres_database
-from tests.optuna_only import build_optuna_only_store
 from tests.test_optuna_only_store import file_bytes, tables
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
@@ -14,18 +11,8 @@ from tui.screens.study import StudyScreen
 from tui.widgets.trial_table import TrialTable
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def optuna_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/optuna.db"
-    else:
-        url = fresh_postgres_database(request.getfixturevalue("postgres_server"), prefix="tuioptuna")
-    build_optuna_only_store(url)
-    return url
-
-
-async def test_studies_and_study_screens_show_every_state_and_every_objective(optuna_url, make_app):
-    url = optuna_url
+async def test_studies_and_study_screens_show_every_state_and_every_objective(optuna_store, make_app):
+    url = optuna_store
     before_tables, before_bytes = tables(url), file_bytes(url)
     app = make_app(url)
     async with app.run_test(size=(120, 30)) as pilot:
