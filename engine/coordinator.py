@@ -91,8 +91,7 @@ class Slot:
     started: float = 0.0
     trial: optuna.Trial | None = None
     trial_started: float = 0.0
-    curve: list[float] = field(default_factory=list)  # the trial's reported metric per epoch
-    reported: dict[int, float] = field(default_factory=dict)  # the trial's intermediate values, by epoch
+    reported: dict[int, float] = field(default_factory=dict)  # the trial's metric per epoch, in order
     stop_reason: str | None = None  # "pruned" | "user" once we told the worker to stop
     kill_deadline: float | None = None  # a user kill waiting for the trial's next epoch
     worker_pid: int | None = None
@@ -676,7 +675,7 @@ class Coordinator:
         attrs.update(seed=seed, amp=config.amp, clip_norm=config.clip_norm)
         self._set_attrs(trial._trial_id, attrs, trial)
         slot.trial, slot.trial_started = trial, time.time()
-        slot.curve, slot.reported = [], {}
+        slot.reported = {}
         slot.stop_reason, slot.kill_deadline = None, None
         slot.trials_run += 1
         task_params = self.spec.task_params(params)
@@ -735,7 +734,6 @@ class Coordinator:
         value = metrics.get(self.metric)
         # once told to stop, the worker may still finish the epoch it was in: keep its telemetry, not its value
         if slot.stop_reason is None and value is not None and math.isfinite(value):
-            slot.curve.append(value)
             trial.report(value, epoch)  # once per epoch, never per step (~2 ms on SQLite)
             slot.reported[epoch] = value
             if self.prunes and self._should_prune(slot):
@@ -776,8 +774,9 @@ class Coordinator:
             self._finished(slot, "PRUNED", None)
         else:
             value, value_epoch = None, None
-            if slot.curve:  # the spec's value rule: best epoch, last epoch, or the mean of the last three
-                value, value_epoch = trial_value(slot.curve, self.spec.study.value, self.maximize)
+            if slot.reported:  # the spec's value rule: best epoch, last epoch, or the mean of the last three
+                curve = list(slot.reported.values())
+                value, value_epoch = trial_value(curve, self.spec.study.value, self.maximize)
             else:
                 final = (message.get("metrics") or {}).get(self.metric)
                 value = final if final is not None and math.isfinite(final) else None
@@ -819,7 +818,7 @@ class Coordinator:
         """A killed trial is PRUNED (reason user) when it reported at least once, else FAIL."""
         trial = slot.trial
         self._set_attrs(trial._trial_id, {**(attrs or {}), "fail_reason": "user"}, trial)
-        if slot.curve:
+        if slot.reported:
             self._tell(trial, state=TrialState.PRUNED)
             self._finished(slot, "PRUNED", None, reason="user")
         else:
