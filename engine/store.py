@@ -287,27 +287,29 @@ def store_errors(url: str) -> Iterator[None]:
         raise StoreError(f"store {redact(url)}: {hide_passwords(detail)}") from None
 
 
-def _password(url: str) -> str | None:
+def _parsed(url: str) -> sa.engine.URL | None:
+    """The URL parsed, or None where SQLAlchemy cannot parse it (callers then fall back to text rules)."""
     try:
-        return sa.engine.make_url(url).password
-    except sa.exc.ArgumentError:
+        return sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return None
+
+
+def _password(url: str) -> str | None:
+    parsed = _parsed(url)
+    return parsed.password if parsed is not None else None
 
 
 def redact(url: str) -> str:
     """A URL fit to print: the password replaced by ***."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
-        return hide_passwords(url)
-    return parsed.render_as_string(hide_password=True)
+    parsed = _parsed(url)
+    return hide_passwords(url) if parsed is None else parsed.render_as_string(hide_password=True)
 
 
 def without_password(url: str) -> str:
     """The URL with no password at all: what a spec may keep (libpq then reads PGPASSWORD or ~/.pgpass)."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+    parsed = _parsed(url)
+    if parsed is None:
         return hide_passwords(url)
     if parsed.password is None:
         return url

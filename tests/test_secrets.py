@@ -38,6 +38,9 @@ def test_redaction_helpers():
     assert redact_spec(text) == '# mine\n[storage]\nurl = "postgresql://u@127.0.0.1:9/elsewhere"  # shared\n'
     escaped = '[storage]\nurl = "postgresql://u:s\\u0033cret@h/d"\n'  # not literally in the text
     assert SECRET not in redact_spec(escaped) and "postgresql://u@h/d" in redact_spec(escaped)
+    bad_port = f"postgresql://u:{SECRET}@h:port/d"  # SQLAlchemy cannot parse it: the text rule still hides it
+    for shown in (redact(bad_port), without_password(bad_port), redact_spec(f'[storage]\nurl = "{bad_port}"\n')):
+        assert SECRET not in shown and "postgresql://u:***@h:port/d" in shown
 
 
 def wait_detached_run_done(store: str, study: str, trials: int) -> None:
