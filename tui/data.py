@@ -90,7 +90,7 @@ def delete_study(url: str, name: str) -> None:
     """Delete a study: Optuna's rows through optuna.delete_study, then our tt_* rows of its id."""
     import optuna
 
-    from engine import store as store_module
+    from engine.store import schema as store_module
 
     store = Store(url)
     try:

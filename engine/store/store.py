@@ -1,365 +1,42 @@
-"""The store: an ordinary Optuna RDB storage plus tunetui's telemetry, control and heartbeat tables."""
+"""The Store: one open database, for the coordinator (read-write) or for viewers and control (never creating
+a table); every read and write of the CLI, the TUI and the coordinator goes through its methods."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import sqlite3
 import time
-import tomllib
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from engine.files import private_dir
-from engine.text import hide_passwords
+from engine.store.connect import check_driver, file_identity, open_engine, prepare_sqlite_file
+from engine.store.errors import StoreError, store_errors
+from engine.store.optuna_tables import decode_json, decode_value, external_param, more_values
+from engine.store.queries import TrialRow, trial_row
+from engine.store.schema import (
+    EPOCH_COLUMNS,
+    STEP_COLUMNS,
+    ensure_schema,
+    metadata,
+    tt_control,
+    tt_diagnosis,
+    tt_epoch,
+    tt_heartbeat,
+    tt_layer,
+    tt_log,
+    tt_step,
+)
+from engine.store.urls import resolve_url, sqlite_path
 
-DEFAULT_URL = "sqlite:///.tunetui/tunetui.db"
 HEARTBEAT_FRESH_S = 15.0  # a coordinator whose last_seen is older than this is considered gone
-
-metadata = sa.MetaData()
-
-EPOCH_COLUMNS = (
-    "train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "clip_frac",
-    "epoch_time_s", "samples_per_s", "mem_peak_mb",
-)  # fmt: skip
-STEP_COLUMNS = ("epoch", "loss", "lr", "grad_norm", "clipped", "amp_scale", "skipped")
-
-tt_epoch = sa.Table(
-    "tt_epoch", metadata,
-    sa.Column("study_id", sa.Integer, primary_key=True),
-    sa.Column("trial_number", sa.Integer, primary_key=True),
-    sa.Column("epoch", sa.Integer, primary_key=True),
-    *(sa.Column(name, sa.Float) for name in EPOCH_COLUMNS),
-)  # fmt: skip
-tt_step = sa.Table(
-    "tt_step", metadata,
-    sa.Column("study_id", sa.Integer, primary_key=True),
-    sa.Column("trial_number", sa.Integer, primary_key=True),
-    sa.Column("step", sa.Integer, primary_key=True),
-    sa.Column("epoch", sa.Integer),
-    *(sa.Column(name, sa.Float) for name in STEP_COLUMNS[1:]),
-)  # fmt: skip
-tt_layer = sa.Table(
-    "tt_layer", metadata,
-    sa.Column("study_id", sa.Integer, primary_key=True),
-    sa.Column("trial_number", sa.Integer, primary_key=True),
-    sa.Column("epoch", sa.Integer, primary_key=True),
-    sa.Column("layer", sa.String(200), primary_key=True),
-    sa.Column("position", sa.Integer),  # the layer's place from input to output
-    sa.Column("grad_norm", sa.Float),
-    sa.Column("weight_norm", sa.Float),
-    sa.Column("hist_json", sa.Text),
-)  # fmt: skip
-tt_diagnosis = sa.Table(
-    "tt_diagnosis", metadata,
-    sa.Column("study_id", sa.Integer, primary_key=True),
-    sa.Column("trial_number", sa.Integer, primary_key=True),
-    sa.Column("kind", sa.String(64), primary_key=True),
-    sa.Column("severity", sa.String(16)),
-    sa.Column("evidence_json", sa.Text),
-    sa.Column("remedy", sa.Text),
-)  # fmt: skip
-tt_control = sa.Table(
-    "tt_control", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("study_id", sa.Integer, index=True),
-    sa.Column("action", sa.String(16)),
-    sa.Column("arg", sa.String(200)),
-    sa.Column("created", sa.Float),
-    sa.Column("done", sa.Float),
-    sa.Column("result", sa.Text),
-)  # fmt: skip
-tt_heartbeat = sa.Table(
-    "tt_heartbeat", metadata,
-    sa.Column("study_id", sa.Integer, primary_key=True),
-    sa.Column("host", sa.String(255), primary_key=True),
-    sa.Column("pid", sa.Integer),
-    sa.Column("started", sa.Float),
-    sa.Column("last_seen", sa.Float),
-    sa.Column("state", sa.String(16)),
-    sa.Column("workers", sa.Integer),
-    sa.Column("device", sa.String(200)),
-    sa.Column("log_path", sa.Text),
-)  # fmt: skip
-tt_log = sa.Table(
-    "tt_log", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("study_id", sa.Integer),
-    sa.Column("trial_number", sa.Integer),
-    sa.Column("ts", sa.Float),
-    sa.Column("line", sa.Text),
-    sa.Index("ix_tt_log_trial", "study_id", "trial_number"),
-)  # fmt: skip
-
 NO_COORDINATOR = (
     "there is no tunetui coordinator for this study: the store has no tunetui tables (it was made by Optuna "
     "alone); nothing was written"
 )
 LIVE_STATES = ("running", "paused", "stopping")  # heartbeat states of a coordinator that has not ended
 CONTROL_ACTIONS = ("stop", "stop_now", "pause", "resume", "kill")
-
-
-class StoreError(Exception):
-    """The store cannot be opened or read: a clear message, never a traceback."""
-
-
-class StoreUrlError(StoreError):
-    """The storage URL itself is unusable (unknown scheme, driver not installed): bad input, exit 2."""
-
-
-def resolve_url(url: str | None = None, base: Path | None = None) -> str:
-    """The storage URL to use: explicit, else $TUNETUI_STORAGE, else the default file; sqlite paths made absolute,
-    the plain PostgreSQL form bound to the driver that is installed."""
-    url = url or os.environ.get("TUNETUI_STORAGE") or DEFAULT_URL
-    if "://" not in url:  # a bare path means a SQLite file
-        url = f"sqlite:///{url}"
-    url = with_driver(url)
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///file:"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            full = Path(path).expanduser()
-            if not full.is_absolute():
-                full = (base or Path.cwd()) / full
-            url = f"sqlite:///{full.resolve()}"
-    return url
-
-
-def with_driver(url: str) -> str:
-    """`postgresql://` and `postgres://` with the psycopg2 driver tunetui installs (SQLAlchemy 2.1 would pick
-    psycopg 3, which it does not); a URL naming its driver is kept as given."""
-    for plain in ("postgresql://", "postgres://"):
-        if url.startswith(plain):
-            return "postgresql+psycopg2://" + url.removeprefix(plain)
-    return url
-
-
-def sqlite_path(url: str) -> Path | None:
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        return Path(path) if path and path != ":memory:" else None
-    return None
-
-
-def state_dir(url: str) -> Path:
-    """Where logs, pid files and locks of this store's coordinators live (0700)."""
-    db = sqlite_path(url)
-    if db is not None:
-        path = db.parent / f"{db.stem}.state"
-    else:
-        digest = hashlib.sha256(without_password(url).encode()).hexdigest()[:16]  # no hash of a password
-        root = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
-        path = root / "tunetui" / digest
-    return private_dir(path)
-
-
-def _prepare_sqlite_file(db: Path) -> None:
-    """Create the directory (0700) and file (0600), check it is SQLite, and switch it to WAL once."""
-    try:
-        private_dir(db.parent)
-        if not db.exists():
-            fd = os.open(db, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        elif db.is_dir():
-            raise StoreError(f"{db} is a directory, not a SQLite file")
-        elif not folder_writable(db.parent):
-            raise StoreError(explain_sqlite(db, "readonly folder"))
-    except OSError as err:
-        raise StoreError(explain_os_error(err, db)) from None
-    try:
-        conn = sqlite3.connect(db, timeout=30)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA schema_version").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as err:
-        raise StoreError(explain_sqlite(db, str(err))) from None
-
-
-def folder_writable(folder: Path) -> bool:
-    """Whether files can be created in the folder (a read-only mount says no, to root too)."""
-    return os.access(folder, os.W_OK)
-
-
-def explain_sqlite(db: Path, detail: str) -> str:
-    """A SQLite failure named as what it is, with what to do."""
-    low = detail.lower()
-    if "malformed" in low or "not a database" in low:
-        return (
-            f"the store {db} is corrupt ({detail}); tunetui did not change it. Restore it from a backup, or check "
-            f"it with `sqlite3 {db} 'PRAGMA integrity_check'` (its `.recover` command saves what is readable)"
-        )
-    if "disk i/o error" in low and not _nearly_full(db.parent):
-        return (
-            f"the disk holding {db} reported an I/O error ({detail}): check the disk (`dmesg`) and the "
-            f"store (`sqlite3 {db} 'PRAGMA integrity_check'`) before running again"
-        )
-    if "disk is full" in low or "disk full" in low or "disk i/o error" in low:  # I/O error with no room: full
-        return (
-            f"the disk holding {db} is full ({detail}): free space there (`df -h {db.parent}`) and run again; "
-            "trials that finished before are kept"
-        )
-    if "readonly" in low or "read-only" in low or ("unable to open" in low and not folder_writable(db.parent)):
-        return (
-            f"the folder {db.parent} is read-only: tunetui writes the store {db.name} and its -wal/-shm files "
-            "there. Pick a writable folder with --storage sqlite:///PATH (or make this one writable)"
-        )
-    return f"store {db}: {detail}"
-
-
-def _nearly_full(folder: Path) -> bool:
-    """Less than 1 MiB free where the store lives: SQLite's I/O errors there mean a full disk."""
-    import shutil
-
-    try:
-        return shutil.disk_usage(folder).free < 1024 * 1024
-    except OSError:
-        return False
-
-
-def explain_os_error(err: OSError, path: Path) -> str:
-    """A file system failure (read-only folder, full disk, no permission) named, with what to do."""
-    import errno
-
-    where = Path(err.filename) if err.filename else path
-    if err.errno == errno.ENOSPC or err.errno == errno.EDQUOT:
-        return explain_sqlite(path, f"{err.strerror}: {where}")
-    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        folder = where if where.is_dir() else where.parent
-        return (
-            f"cannot write {where} ({err.strerror}): the folder {folder} is not writable. Pick a writable "
-            "folder with --storage sqlite:///PATH (or make this one writable)"
-        )
-    return f"cannot use {where}: {err.strerror or err}"
-
-
-def _check_driver(url: str) -> None:
-    """An unknown scheme or a driver that is not installed is bad input, named before anything is opened."""
-    try:
-        parsed = sa.engine.make_url(url)
-        parsed.get_dialect().import_dbapi()
-    except sa.exc.NoSuchModuleError:  # before ArgumentError, its base class
-        raise StoreUrlError(f"storage URL {redact(url)}: unsupported scheme {url.split('://')[0]!r}; tunetui "
-                            "stores in sqlite:///PATH or postgresql://USER@HOST/DB") from None  # fmt: skip
-    except (sa.exc.ArgumentError, ValueError):
-        raise StoreUrlError(f"storage URL {redact(url)} is not a valid URL: use sqlite:///PATH or "
-                            "postgresql://USER@HOST/DB") from None  # fmt: skip
-    except ImportError as err:
-        raise StoreUrlError(
-            f"storage URL {redact(url)}: its driver is not installed ({err}); install it (pip) or use "
-            "sqlite:///PATH or postgresql://USER@HOST/DB (psycopg2, installed with tunetui)"
-        ) from None
-
-
-def _file_identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-@contextmanager
-def store_errors(url: str) -> Iterator[None]:
-    """Turn database driver errors into one readable StoreError."""
-    try:
-        yield
-    except StoreError:
-        raise
-    except (sa.exc.SQLAlchemyError, sqlite3.DatabaseError) as err:
-        detail = str(getattr(err, "orig", None) or err).splitlines()[0]
-        password = _password(url)
-        if password:
-            detail = detail.replace(password, "***")
-        db = sqlite_path(url)
-        if db is not None:
-            raise StoreError(explain_sqlite(db, detail)) from None
-        raise StoreError(f"store {redact(url)}: {hide_passwords(detail)}") from None
-
-
-def _parsed(url: str) -> sa.engine.URL | None:
-    """The URL parsed, or None where SQLAlchemy cannot parse it (callers then fall back to text rules)."""
-    try:
-        return sa.engine.make_url(url)
-    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
-        return None
-
-
-def _password(url: str) -> str | None:
-    parsed = _parsed(url)
-    return parsed.password if parsed is not None else None
-
-
-def redact(url: str) -> str:
-    """A URL fit to print: the password replaced by ***."""
-    parsed = _parsed(url)
-    return hide_passwords(url) if parsed is None else parsed.render_as_string(hide_password=True)
-
-
-def without_password(url: str) -> str:
-    """The URL with no password at all: what a spec may keep (libpq then reads PGPASSWORD or ~/.pgpass)."""
-    parsed = _parsed(url)
-    if parsed is None:
-        return hide_passwords(url)
-    if parsed.password is None:
-        return url
-    return parsed._replace(password=None).render_as_string(hide_password=False)  # URL is a NamedTuple
-
-
-def redact_spec(text: str) -> str:
-    """Spec text fit to store, log or export: no password in its [storage] url. The text is kept as
-    written (comments included) when the URL appears in it literally, else written again from its data."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return hide_passwords(text)
-    storage = data.get("storage")
-    url = storage.get("url") if isinstance(storage, dict) else None
-    if not isinstance(url, str) or without_password(url) == url:
-        return text
-    clean = without_password(url)
-    if url in text:
-        replaced = text.replace(url, clean)
-        try:
-            if tomllib.loads(replaced).get("storage", {}).get("url") == clean:
-                return replaced
-        except tomllib.TOMLDecodeError:
-            pass
-    import tomli_w
-
-    storage["url"] = clean
-    return tomli_w.dumps(data)
-
-
-@dataclass
-class TrialRow:
-    number: int
-    trial_id: int
-    state: str
-    value: float | None
-    params: dict[str, Any]
-    started: float | None
-    finished: float | None
-    reason: str | None
-    epochs: int
-    flags: int  # diagnosis findings
-    values: tuple[float | None, ...] = ()  # every objective's value; `value` is None when there are several
-
-    @property
-    def duration_s(self) -> float | None:
-        if self.started is None:
-            return None
-        return (self.finished or time.time()) - self.started
 
 
 class Store:
@@ -376,39 +53,21 @@ class Store:
                 if not db.exists():
                     raise StoreError(f"no store at {db} (run a study first, or pass --storage)")
             else:
-                _prepare_sqlite_file(db)
+                prepare_sqlite_file(db)
         self.file = db
-        self.file_identity = _file_identity(db) if db is not None else None
-        _check_driver(self.url)
+        self.file_identity = file_identity(db) if db is not None else None
+        check_driver(self.url)
         with store_errors(self.url):
-            if db is not None and read_only:
-                # in a read-only folder SQLite cannot make the -shm file a WAL reader needs; nobody can write
-                # there either, so the file is read as immutable
-                immutable = "&immutable=1" if not folder_writable(db.parent) else ""
-                target = f"file:{quote(str(db))}?mode=ro{immutable}"
-                self.engine = sa.create_engine(
-                    "sqlite://",
-                    creator=lambda: sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False),
-                )
-            elif self.is_sqlite:
-                self.engine = sa.create_engine(self.url, connect_args={"timeout": 30})
-            else:
-                self.engine = sa.create_engine(self.url, pool_pre_ping=True)
+            self.engine = open_engine(self.url, db, read_only=read_only)
             if create and not read_only:  # only the coordinator creates tables; viewers and control never
-                with self.engine.begin() as conn:
-                    if (
-                        self.engine.dialect.name == "postgresql"
-                    ):  # hosts starting together race to create tables
-                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7248517)"))
-                    metadata.create_all(conn)
-                    _add_missing_columns(conn)
+                ensure_schema(self.engine)
 
     def file_lost(self) -> str | None:
         """What happened to the SQLite file since it was opened: None while it is the same file, else
         "deleted" or "replaced" (another file at its path). Always None for a database server."""
         if self.file_identity is None:
             return None
-        now = _file_identity(self.file)
+        now = file_identity(self.file)
         if now == self.file_identity:
             return None
         return "deleted" if now is None else "replaced"
@@ -727,67 +386,6 @@ class Store:
         return rows[::-1]
 
 
-def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, flags: dict,
-              more_values: dict | None = None) -> TrialRow:  # fmt: skip
-    """A TrialRow from a `trials LEFT JOIN trial_values` row (trial_id, number, state, datetime_start,
-    datetime_complete, value, value_type) and the per-trial lookups keyed by trial_id or number
-    (`more_values`: trial_id -> {objective: value} of objectives 1.. of a multi-objective study)."""
-    tid, number, state, start, complete, value, value_type = base
-    value = decode_value(value, value_type)
-    more = (more_values or {}).get(tid)
-    values: tuple[float | None, ...] = () if value is None and value_type is None else (value,)
-    if more:  # several objectives: no single value, never silently objective 0
-        values = (value, *(more.get(i) for i in range(1, max(more) + 1)))
-        value = None
-    return TrialRow(
-        number=number,
-        trial_id=tid,
-        state=str(state),
-        value=value,
-        values=values,
-        params=params.get(tid, {}),
-        started=parse_time(start),
-        finished=parse_time(complete),
-        reason=reasons.get(tid),
-        epochs=int(epochs.get(number) or 0),
-        flags=int(flags.get(number) or 0),
-    )
-
-
-def decode_value(value: float | None, value_type: str | None) -> float | None:
-    """An objective value as Optuna stored it: +-inf are NULL with a value_type."""
-    if value is None and value_type in ("INF_POS", "INF_NEG"):
-        return math.inf if value_type == "INF_POS" else -math.inf
-    return value
-
-
-def more_values(conn: sa.Connection, study_id: int, since: int = 0, ids: Sequence[int] = ()) -> dict:
-    """trial_id -> {objective: value} for objectives 1.. of the study's trials newer than `since` or in `ids`."""
-    out: dict[int, dict[int, float | None]] = {}
-    bind = {"sid": study_id, "since": since, "ids": list(ids)}
-    for tid, objective, value, value_type in conn.execute(MORE_VALUES_SQL, bind):
-        out.setdefault(tid, {})[objective] = decode_value(value, value_type)
-    return out
-
-
-MORE_VALUES_SQL = sa.text(
-    """SELECT v.trial_id, v.objective, v.value, v.value_type FROM trial_values v
-       JOIN trials t ON t.trial_id = v.trial_id
-       WHERE t.study_id = :sid AND v.objective > 0 AND (t.trial_id > :since OR t.trial_id IN :ids)"""
-).bindparams(sa.bindparam("ids", expanding=True))
-
-
-def _add_missing_columns(conn: sa.Connection) -> None:
-    """Stores made by an older tunetui lack newer columns; create_all adds tables, not columns."""
-    inspector = sa.inspect(conn)
-    for table in metadata.sorted_tables:
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in present:
-                kind = column.type.compile(dialect=conn.dialect)
-                conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-
-
 def study_status(counts: dict[str, int], coordinators: list[dict]) -> str:
     """running / paused / stopped / finished / idle, from the heartbeat rows and the trial counts."""
     alive = [c for c in coordinators if c.get("alive")]
@@ -813,41 +411,3 @@ def _num(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def decode_json(text: str | None) -> Any:
-    """A JSON column's value; text that is not JSON comes back as it is."""
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return text
-
-
-def parse_time(value: Any) -> float | None:
-    """Optuna's datetime columns (datetime objects, or ISO text on SQLite) as epoch seconds."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.timestamp()
-
-
-@lru_cache(maxsize=1024)
-def _distribution(distribution_json: str) -> tuple[str, tuple]:
-    dist = decode_json(distribution_json) or {}
-    if not isinstance(dist, dict):
-        return "", ()
-    return dist.get("name", ""), tuple(dist.get("attributes", {}).get("choices", []))
-
-
-def external_param(internal: float, distribution_json: str) -> Any:
-    """Optuna stores a categorical param as an index into its choices; return the choice."""
-    name, choices = _distribution(distribution_json)
-    if name == "CategoricalDistribution":
-        index = int(internal)
-        return choices[index] if 0 <= index < len(choices) else internal
-    if name == "IntDistribution":
-        return int(internal)
-    return internal

@@ -1,0 +1,48 @@
+"""The store: an ordinary Optuna RDB storage plus tunetui's telemetry, control and heartbeat tables.
+
+The modules of this package are the only code that speaks SQL or touches Optuna's tables; the CLI, the TUI
+and the coordinator open a `Store` and call its methods."""
+
+from engine.store.errors import StoreError, StoreUrlError, explain_os_error, store_errors
+from engine.store.optuna_tables import decode_json, external_param, more_values
+from engine.store.queries import TrialRow, trial_row
+from engine.store.schema import EPOCH_COLUMNS, tt_control, tt_diagnosis, tt_epoch, tt_heartbeat
+from engine.store.store import HEARTBEAT_FRESH_S, LIVE_STATES, NO_COORDINATOR, Store, study_status
+from engine.store.urls import (
+    redact,
+    redact_spec,
+    resolve_url,
+    sqlite_path,
+    state_dir,
+    with_driver,
+    without_password,
+)
+
+__all__ = [
+    "EPOCH_COLUMNS",
+    "HEARTBEAT_FRESH_S",
+    "LIVE_STATES",
+    "NO_COORDINATOR",
+    "Store",
+    "StoreError",
+    "StoreUrlError",
+    "TrialRow",
+    "decode_json",
+    "explain_os_error",
+    "external_param",
+    "more_values",
+    "redact",
+    "redact_spec",
+    "resolve_url",
+    "sqlite_path",
+    "state_dir",
+    "store_errors",
+    "study_status",
+    "trial_row",
+    "tt_control",
+    "tt_diagnosis",
+    "tt_epoch",
+    "tt_heartbeat",
+    "with_driver",
+    "without_password",
+]
