@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from engine.isolation import python_path  # noqa: E402
 from engine.store import Store  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def main() -> None:
         for item in args.set:
             argv += ["--set", item]
         started = time.perf_counter()
-        subprocess.run(argv, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        subprocess.run(argv, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": python_path(dict(os.environ))},
                        stdout=subprocess.DEVNULL)  # fmt: skip
         wall = time.perf_counter() - started
         store = Store(url, read_only=True)

@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from engine.config import TrainConfig  # noqa: E402
 from engine.gpus import read_gpus  # noqa: E402
+from engine.isolation import python_path  # noqa: E402
 from engine.tasks import TaskData  # noqa: E402
 from engine.train import train  # noqa: E402
 
@@ -111,7 +112,7 @@ def step_oom(device: torch.device, dry: bool) -> str:
     before = allocated()
     if device.type == "cuda":
         oom = trial(1, big, memory_fraction=0.02)
-        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.set_per_process_memory_fraction(1.0, torch.cuda.current_device())
     else:
         os.environ[FAIL_ALLOC_ENV] = "2"
         try:
@@ -191,7 +192,7 @@ def step_slots(device: torch.device, dry: bool) -> str:
 batch_size = 256\nepochs = {epochs}\noptimizer = "sgd"\nmomentum = 0.9\n[space.lr]\ntype = "float"
 low = 0.01\nhigh = 0.1\nlog = true\n[devices]\n{devices}\n""")  # fmt: skip
             url = f"sqlite:///{folder}/store.db"
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            env = {**os.environ, "PYTHONPATH": python_path(dict(os.environ))}
             env.pop("TUNETUI_STORAGE", None)
             sampler = _Sampler(url, name) if per_gpu == 1 else None
             started = time.perf_counter()

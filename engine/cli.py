@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from engine.isolation import STORAGE_ENV, no_dump, read_url_pipe, reexec_hiding_url
+from engine.isolation import STORAGE_ENV, no_dump, python_path, read_url_pipe, reexec_hiding_url
 from engine.text import hide_passwords, markup_safe, safe, safe_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -397,8 +397,7 @@ def detach(args: argparse.Namespace, url: str, spec) -> int:
     log_path = logs / f"{name}.log"
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     env = {**os.environ, STORAGE_ENV: url, "TUNETUI_LOG_PATH": str(log_path), "PYTHONUNBUFFERED": "1"}
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = python_path(env)
     with os.fdopen(fd, "ab") as log:
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

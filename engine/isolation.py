@@ -34,12 +34,18 @@ def reexec_hiding_url(argv: list[str], storage: str | None) -> None:
     os.close(write_end)
     os.set_inheritable(read_end, True)
     env = {k: v for k, v in os.environ.items() if k != STORAGE_ENV and k not in passwords}
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = python_path(env)
     sys.stdout.flush()
     sys.stderr.flush()
     args = [sys.executable, "-m", "engine.cli", *without_storage(argv), "--storage-fd", str(read_end)]
     os.execve(sys.executable, args, env)
+
+
+def python_path(env: dict[str, str]) -> str:
+    """$PYTHONPATH for a child that runs this checkout's `engine`: the checkout first, then what the
+    environment already had (a site folder of extra packages on a GPU machine, say)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
 
 
 def without_storage(argv: list[str]) -> list[str]:

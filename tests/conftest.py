@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.isolation import python_path
+
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = ROOT / "studies"
 
@@ -27,7 +29,7 @@ def store_url(tmp_path) -> str:
 
 def run_cli(*args: str, timeout: float = 240, cwd: Path | None = None, env: dict | None = None):
     """Run `python -m engine.cli ARGS` for real; returns the CompletedProcess (text)."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env = {**os.environ, "PYTHONPATH": python_path(dict(os.environ)), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", *args],
         capture_output=True,

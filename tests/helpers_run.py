@@ -18,6 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.isolation import python_path
+
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = Path(__file__).resolve().parent / "helpers_tasks.py"
 FINAL = ("COMPLETE", "PRUNED", "FAIL")
@@ -73,7 +75,7 @@ def _toml(value: Any) -> str:
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(extra or {})}
+    return {**os.environ, "PYTHONPATH": python_path(dict(os.environ)), "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
 def start(

@@ -20,7 +20,7 @@ from tests.helpers_run import StoreView
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-CUDA = torch.device("cuda")
+CUDA = torch.device("cuda", 0)  # set_per_process_memory_fraction needs the index
 
 
 def epochs_of(config: TrainConfig, data) -> list:
