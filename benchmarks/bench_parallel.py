@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.coordinator import Coordinator, RunOptions  # noqa: E402
+from engine.run.coordinator import Coordinator, RunOptions  # noqa: E402
 from engine.spec import load_spec  # noqa: E402
 from engine.store import Store  # noqa: E402
 

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import engine.coordinator as coordinator_module  # noqa: E402
-from engine.coordinator import Coordinator, RunOptions  # noqa: E402
+import engine.run.coordinator as coordinator_module  # noqa: E402
+from engine.run.coordinator import Coordinator, RunOptions  # noqa: E402
 from engine.spec import load_spec  # noqa: E402
 from engine.store import Store  # noqa: E402
 

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SPEC = ROOT / "studies" / "digits_mlp.toml"
-HEARTBEAT_EVERY_S = 2.0  # engine/coordinator.py's intervals
+HEARTBEAT_EVERY_S = 2.0  # engine/run/coordinator.py's intervals
 CONTROL_EVERY_S = 0.5
 STUDY = "scale"
 
@@ -100,8 +100,8 @@ def coordinator(host: int, n_workers: int, url: str, args: argparse.Namespace, r
     """One host's coordinator: ready -> wait for `start` -> run --seconds -> put its figures on `results`."""
     import optuna
 
-    from engine.coordinator import Coordinator
     from engine.pruning import PruneCopy
+    from engine.run.coordinator import Coordinator
     from engine.space import build_pruner, build_sampler, suggest
     from engine.spec import load_spec
     from engine.store import Store

@@ -285,7 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         return detach(args, url, spec)
 
-    from engine.coordinator import Coordinator, CoordinatorError, RunOptions
+    from engine.run.coordinator import Coordinator, CoordinatorError, RunOptions
 
     no_dump()  # a task (same user) must not read this process's environment or memory
     store = Store(url)
@@ -435,7 +435,7 @@ def detach(args: argparse.Namespace, url: str, spec) -> int:
 def _wait_until_up(process: subprocess.Popen, url: str, name: str) -> bool:
     """True once the coordinator's heartbeat (this pid, this host) is in the store; False if the
     process exits first or DETACH_WAIT_S passes. Imports alone take a second or more."""
-    from engine.coordinator import host_name
+    from engine.run.coordinator import host_name
     from engine.store import Store, StoreError
 
     host = host_name()

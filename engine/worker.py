@@ -12,6 +12,8 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from engine.run.protocol import Epoch, Exit, Log, Ready, RunTrial, StopTrial, TrialDone
+
 PARENT_CHECK_S = 1.0
 
 
@@ -65,7 +67,7 @@ def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_p
     # decides what stops (it fails the trial `interrupted`, or lets it finish with --graceful).
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    # a group of its own: ending a worker (engine/coordinator.py _kill_worker) kills the group, task's
+    # a group of its own: ending a worker (engine/run/coordinator.py _kill_worker) kills the group, task's
     # processes included; the terminal's signals no longer reach it (they were ignored anyway)
     os.setpgrp()
     _guard_group()
@@ -79,16 +81,16 @@ def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_p
     import engine.tasks  # noqa: F401
     import engine.train  # noqa: F401
 
-    conn.send({"type": "ready", "pid": os.getpid(), "slot": slot, "device": device})
+    conn.send(Ready(pid=os.getpid(), slot=slot, device=device))
     try:
         while True:
             message = conn.recv()
-            if message.get("type") == "exit":
+            if isinstance(message, Exit):
                 # nothing is left to save: skip the interpreter's (and torch's) slow teardown
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(0)
-            if message.get("type") == "trial":
+            if isinstance(message, RunTrial):
                 conn.send(run_trial(conn, message, device))
     except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
         return  # the coordinator is gone or wants us gone
@@ -102,15 +104,15 @@ def stop_requested(conn: Connection, number: int) -> bool:
     stop = False
     while conn.poll():
         message = conn.recv()
-        if message.get("type") == "exit":
+        if isinstance(message, Exit):
             os._exit(0)
-        if message.get("type") == "decision" and message.get("number") == number and message.get("stop"):
+        if isinstance(message, StopTrial) and message.number == number:
             stop = True
     return stop
 
 
-def run_trial(conn: Connection, message: dict[str, Any], device_name: str) -> dict[str, Any]:
-    """Train one trial, streaming an `epoch` message per epoch; return the `done` message."""
+def run_trial(conn: Connection, message: RunTrial, device_name: str) -> TrialDone:
+    """Train one trial, streaming an `Epoch` message per epoch; return its `TrialDone`."""
     import torch
 
     from engine.config import TrainConfig
@@ -118,41 +120,32 @@ def run_trial(conn: Connection, message: dict[str, Any], device_name: str) -> di
     from engine.tasks import load_task
     from engine.train import TrialFailed, train
 
-    number = message["number"]
+    number = message.number
     started = time.time()
     # plain str: torch.__version__ is a TorchVersion, and unpickling it would import torch in the coordinator;
     # the coordinator records the device itself (it knows the physical GPU; we see only cuda:0)
     attrs = {"torch_version": str(torch.__version__), "worker_pid": os.getpid()}
 
     def log(line: str) -> None:
-        conn.send({"type": "log", "number": number, "line": line})
+        conn.send(Log(number, line))
 
-    def done(state: str, **fields: Any) -> dict[str, Any]:
+    def done(**fields: Any) -> TrialDone:
         attrs["train_time_s"] = round(time.time() - started, 3)
-        return {"type": "done", "number": number, "state": state, "attrs": attrs, "findings": [], **fields}
+        return TrialDone(number, attrs, **fields)
 
     try:
-        config = TrainConfig(**message["config"])
-        task = TaskSpec(**message["task"])
+        config = TrainConfig(**message.config)
+        task = TaskSpec(**message.task)
         device = torch.device(device_name)
         if device.type == "cuda":
-            if message.get("memory_fraction"):  # a polite share of a GPU others use too
-                torch.cuda.set_per_process_memory_fraction(message["memory_fraction"], device)
+            if message.memory_fraction:  # a polite share of a GPU others use too
+                torch.cuda.set_per_process_memory_fraction(message.memory_fraction, device)
             torch.cuda.reset_peak_memory_stats(device)
             attrs["device_name"] = torch.cuda.get_device_name(device)
-        data = load_task(task, message.get("task_params", {}), device)
+        data = load_task(task, message.task_params, device)
 
         def on_epoch(report) -> bool:
-            conn.send(
-                {
-                    "type": "epoch",
-                    "number": number,
-                    "epoch": report.epoch,
-                    "metrics": report.metrics,
-                    "steps": report.steps,
-                    "layers": report.layers,
-                }
-            )
+            conn.send(Epoch(number, report.epoch, report.metrics, report.steps, report.layers))
             m = report.metrics
             log(
                 f"epoch {report.epoch}: train_loss={m.get('train_loss', float('nan')):.4f} "
@@ -163,25 +156,16 @@ def run_trial(conn: Connection, message: dict[str, Any], device_name: str) -> di
         result = train(config, data, device, on_epoch)
         attrs.update(getattr(result, "attrs", {}) or {})
         attrs.update({k: round(float(v), 6) for k, v in result.test.items()})
-        return done(
-            "complete",
-            metrics=result.metrics,
-            best=result.best,
-            epochs_run=result.epochs_run,
-            stopped_early=result.stopped_early,
-            findings=result.findings,
-        )
+        return done(metrics=result.metrics, findings=result.findings)
     except TrialFailed as failure:
         log(f"trial failed: {failure.reason}: {failure.hint}")
-        return done(
-            "fail", reason=failure.reason, hint=failure.hint, findings=getattr(failure, "findings", [])
-        )
+        return done(reason=failure.reason, hint=failure.hint, findings=getattr(failure, "findings", []))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         raise
     except Exception as err:  # a bug in a user task must cost one trial, not the worker
         for line in traceback.format_exc().splitlines()[-30:]:
             log(line)
-        return done("fail", reason="error", hint=f"{type(err).__name__}: {err}"[:500])
+        return done(reason="error", hint=f"{type(err).__name__}: {err}"[:500])
     finally:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # what one trial cached must not crowd the next

@@ -120,7 +120,7 @@ def test_headless_commands_never_import_textual():
         "import sys; from tui import entry; "  # the `tunetui` console script itself
         f"entry.main(['validate', {DIGITS!r}]); "
         "assert 'textual' not in sys.modules, 'textual imported'; "
-        "import engine.coordinator, engine.export, engine.store; "
+        "import engine.run.coordinator, engine.export, engine.store; "
         "assert 'textual' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120, capture_output=True)

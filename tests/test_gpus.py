@@ -10,8 +10,8 @@ import types
 
 import pytest
 
-from engine.coordinator import Coordinator, CoordinatorError, RunOptions
 from engine.gpus import read_gpus
+from engine.run.coordinator import Coordinator, CoordinatorError, RunOptions
 from engine.spec import parse_spec
 from engine.store import Store
 

@@ -29,7 +29,7 @@ def imported_after(code: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["engine.cli", "engine.coordinator", "engine.store", "engine.export", "tui.entry", "tui.app"]
+    "module", ["engine.cli", "engine.run.coordinator", "engine.store", "engine.export", "tui.entry", "tui.app"]
 )
 def test_the_control_side_never_imports_torch(module):
     assert "torch" not in imported_after(f"import {module}")

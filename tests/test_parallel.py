@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine.coordinator import Coordinator, RunOptions
+from engine.run.coordinator import Coordinator, RunOptions
 from engine.spec import parse_spec
 from engine.store import Store, StoreError
 from tests.helpers_run import StoreView, finish, start, write_spec

@@ -37,6 +37,7 @@ from engine.gpus import visible as visible_gpus
 from engine.isolation import scrubbed, scrubbed_argv
 from engine.pruning import PruneCopy, supports
 from engine.resources import usable_cores
+from engine.run.protocol import Epoch, Exit, FromWorker, Log, Ready, RunTrial, StopTrial, TrialDone
 from engine.space import build_pruner, build_sampler, grid_size, suggest
 from engine.spec import StudySpec
 from engine.store import LIVE_STATES, Store, StoreError, redact_spec, state_dir
@@ -594,7 +595,7 @@ class Coordinator:
         for slot in self.slots:
             if slot.conn is not None:
                 try:
-                    slot.conn.send({"type": "exit"})
+                    slot.conn.send(Exit())
                 except (OSError, ValueError):
                     pass
         deadline = time.time() + 5
@@ -681,14 +682,8 @@ class Coordinator:
         task_params = self.spec.task_params(params)
         if self.options.spec_path:  # user tasks import their module from the spec's folder
             task_params["__spec_dir__"] = str(Path(self.options.spec_path).resolve().parent)
-        message = {
-            "type": "trial",
-            "number": trial.number,
-            "config": config.model_dump(),
-            "task": self.spec.task.model_dump(),
-            "task_params": task_params,
-            "memory_fraction": self.spec.devices.memory_fraction,
-        }
+        message = RunTrial(trial.number, config.model_dump(), self.spec.task.model_dump(), task_params,
+                           self.spec.devices.memory_fraction)  # fmt: skip
         try:
             slot.conn.send(message)
         except (OSError, ValueError):
@@ -707,30 +702,28 @@ class Coordinator:
             except (EOFError, OSError):
                 pass  # dead worker: _check_workers handles it
 
-    def _handle(self, slot: Slot, message: dict) -> None:
+    def _handle(self, slot: Slot, message: FromWorker) -> None:
         try:
             self._handle_message(slot, message)
         except optuna.exceptions.UpdateFinishedTrialError:
             self._trial_taken(slot)
 
-    def _handle_message(self, slot: Slot, message: dict) -> None:
-        kind = message.get("type")
-        if kind == "ready":
+    def _handle_message(self, slot: Slot, message: FromWorker) -> None:
+        if isinstance(message, Ready):
             slot.ready, slot.failed_starts = True, 0
-            slot.worker_pid = message.get("pid")
-        elif kind == "log":
-            self.store.write_log(self.study_id, message.get("number"), [str(message.get("line", ""))])
-        elif kind == "epoch":
+            slot.worker_pid = message.pid
+        elif isinstance(message, Log):
+            self.store.write_log(self.study_id, message.number, [message.line])
+        elif isinstance(message, Epoch):
             self._on_epoch(slot, message)
-        elif kind == "done":
+        elif isinstance(message, TrialDone):
             self._on_done(slot, message)
 
-    def _on_epoch(self, slot: Slot, message: dict) -> None:
+    def _on_epoch(self, slot: Slot, message: Epoch) -> None:
         trial = slot.trial
-        if trial is None or message.get("number") != trial.number:
+        if trial is None or message.number != trial.number:
             return
-        epoch = int(message["epoch"])
-        metrics = message.get("metrics", {})
+        epoch, metrics = message.epoch, message.metrics
         value = metrics.get(self.metric)
         # once told to stop, the worker may still finish the epoch it was in: keep its telemetry, not its value
         if slot.stop_reason is None and value is not None and math.isfinite(value):
@@ -740,8 +733,7 @@ class Coordinator:
                 slot.stop_reason = "pruned"
                 self._tell_worker_to_stop(slot)
         # Messages are handled in order, so this epoch is committed before the trial's `done` is told.
-        self.store.write_epoch(self.study_id, trial.number, epoch, metrics, message.get("steps", []),
-                               message.get("layers", []))  # fmt: skip
+        self.store.write_epoch(self.study_id, trial.number, epoch, metrics, message.steps, message.layers)
 
     def _should_prune(self, slot: Slot) -> bool:
         if self.prune_copy is None:
@@ -751,21 +743,19 @@ class Coordinator:
     def _tell_worker_to_stop(self, slot: Slot) -> None:
         """The worker does not wait for answers; it reads this at the end of its current epoch."""
         try:
-            slot.conn.send({"type": "decision", "number": slot.trial.number, "stop": True})
+            slot.conn.send(StopTrial(slot.trial.number))
         except (OSError, ValueError, AttributeError):
             pass  # a dead worker: _check_workers handles it
 
-    def _on_done(self, slot: Slot, message: dict) -> None:
+    def _on_done(self, slot: Slot, message: TrialDone) -> None:
         trial = slot.trial
-        if trial is None or message.get("number") != trial.number:
+        if trial is None or message.number != trial.number:
             return
-        attrs = dict(message.get("attrs") or {})
-        findings = message.get("findings") or []
-        if findings:
-            self.store.write_findings(self.study_id, trial.number, findings)
-        state = message.get("state")
-        if state == "fail":
-            self._finish_fail(slot, message.get("reason") or "error", message.get("hint") or "", attrs)
+        attrs = dict(message.attrs)
+        if message.findings:
+            self.store.write_findings(self.study_id, trial.number, message.findings)
+        if message.failed:
+            self._finish_fail(slot, message.reason, message.hint, attrs)
         elif slot.stop_reason == "user":
             self._finish_user_kill(slot, attrs)
         elif slot.stop_reason == "pruned":
@@ -778,7 +768,7 @@ class Coordinator:
                 curve = list(slot.reported.values())
                 value, value_epoch = trial_value(curve, self.spec.study.value, self.maximize)
             else:
-                final = (message.get("metrics") or {}).get(self.metric)
+                final = message.metrics.get(self.metric)
                 value = final if final is not None and math.isfinite(final) else None
             if value is None:
                 self._finish_fail(slot, "no_metric", f"the trial reported no finite {self.metric}", attrs)
@@ -795,7 +785,7 @@ class Coordinator:
     def _retire_worker(self, slot: Slot) -> None:
         """Replace a worker that has run its share of trials (worker_max_trials)."""
         try:
-            slot.conn.send({"type": "exit"})
+            slot.conn.send(Exit())
         except (OSError, ValueError):
             pass
         slot.process.join(timeout=5)

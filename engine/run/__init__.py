@@ -1,0 +1,1 @@
+"""One study run on this host: the coordinator, its workers, and the pure bookkeeping between them."""
