@@ -138,6 +138,10 @@ def run_trial(conn: Connection, message: RunTrial, device_name: str) -> TrialDon
         task = TaskSpec(**message.task)
         device = torch.device(device_name)
         if device.type == "cuda":
+            # the memory calls below neither start CUDA nor accept a bare "cuda": on a fresh process
+            # reset_peak_memory_stats raised "Invalid device argument" (seen on an H200, torch 2.11)
+            torch.cuda.init()
+            device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
             if message.memory_fraction:  # a polite share of a GPU others use too
                 torch.cuda.set_per_process_memory_fraction(message.memory_fraction, device)
             torch.cuda.reset_peak_memory_stats(device)
