@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import stat
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -204,6 +206,29 @@ class CategoricalDim(Dimension):
 Dim = Annotated[FloatDim | IntDim | CategoricalDim, Field(discriminator="type")]
 
 
+def key_problems(train: dict[str, Any], when: dict[str, Any], user_task: bool) -> list[tuple[tuple[Any, ...], str]]:
+    """Unknown training parameters (with the closest known name) and `when` references that are not
+    declared above: checked on the validated spec, and on the raw TOML when other fields are wrong too."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for section, names in (("train", train), ("space", when)):
+        for name in names:
+            if name not in TRAIN_FIELDS and not user_task:
+                problems.append(((section, name), f"unknown training parameter '{name}'{did_you_mean(name, TRAIN_FIELDS)}"))
+    seen: list[str] = []
+    for name, conditions in when.items():
+        for ref in conditions if isinstance(conditions, dict) else ():
+            if ref not in seen:
+                problems.append((("space", name, "when", ref), f"'{ref}' must be a dimension declared above '{name}'"))
+        seen.append(name)
+    return problems
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), list(known), n=3, cutoff=0.6)
+    close.sort(key=lambda name: sorted(name) != sorted(str(word)))  # a swap of two letters ranks first
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def condition_holds(condition: Any, value: Any) -> bool:
     """A `when` condition: a scalar (equal), a list (one of), or a table of comparisons."""
     if isinstance(condition, list):
@@ -241,21 +266,8 @@ class StudySpec(Strict):
 
     @model_validator(mode="after")
     def _space_fits_training(self) -> StudySpec:
-        problems: list[tuple[tuple[Any, ...], str]] = []
-        user_task = self.task.is_user_task
-        for key in self.train:
-            if key not in TRAIN_FIELDS and not user_task:
-                problems.append((("train", key), f"unknown training parameter '{key}'"))
-        seen: list[str] = []
-        for name, dim in self.space.items():
-            if name not in TRAIN_FIELDS and not user_task:
-                problems.append((("space", name), f"unknown training parameter '{name}'"))
-            for ref in dim.when:
-                if ref not in seen:
-                    problems.append(
-                        (("space", name, "when", ref), f"'{ref}' must be a dimension declared above '{name}'")
-                    )
-            seen.append(name)
+        problems = key_problems(self.train, {name: dim.when for name, dim in self.space.items()},
+                                self.task.is_user_task)  # fmt: skip
         if isinstance(self.sampler, GridSampler):
             for name, dim in self.space.items():
                 if dim.grid_values() is None:
@@ -389,7 +401,22 @@ def parse_spec(text: str, source: str = "<spec>") -> StudySpec:
     try:
         return StudySpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(source, _issues_from(err, text)) from None
+        issues = _issues_from(err, text)
+        if not any(isinstance(e.get("ctx", {}).get("error"), SpecProblems) for e in err.errors()):
+            issues += _raw_key_issues(data, text, {issue.path for issue in issues})
+        issues.sort(key=lambda issue: issue.line or 0)  # in reading order (stable: ties keep theirs)
+        raise SpecError(source, issues) from None
+
+
+def _raw_key_issues(data: dict[str, Any], text: str, known: set[str]) -> list[SpecIssue]:
+    """The key problems the model validator would find, when field errors stopped it from running."""
+    train, space, task = (data.get(k) for k in ("train", "space", "task"))
+    train = train if isinstance(train, dict) else {}
+    space = space if isinstance(space, dict) else {}
+    user_task = isinstance(task, dict) and ":" in str(task.get("name", ""))
+    when = {name: dim.get("when") if isinstance(dim, dict) else None for name, dim in space.items()}
+    issues = [_issue(path, message, text) for path, message in key_problems(train, when, user_task)]
+    return [issue for issue in issues if issue.path not in known]
 
 
 def read_spec_text(path: str | Path) -> str:
@@ -434,15 +461,42 @@ def _issues_from(err: ValidationError, text: str) -> list[SpecIssue]:
                 issues.append(_issue(path, message, text))
             continue
         loc = tuple(part for part in e["loc"] if not _is_union_tag(part))
-        issues.append(_issue(loc, _message(e), text))
+        message = _message(e)
+        if e["type"] == "extra_forbidden" and (model := _model_at(e["loc"][:-1])) is not None:
+            message += did_you_mean(e["loc"][-1], model.model_fields)
+        issues.append(_issue(loc, message, text))
     return issues
 
 
+# pydantic puts the discriminator's value ("float", "tpe") into loc for tagged unions
+_UNION_TAGS: dict[str, type[BaseModel]] = {
+    "float": FloatDim, "int": IntDim, "categorical": CategoricalDim, "tpe": TPESampler,
+    "random": RandomSampler, "grid": GridSampler, "cmaes": CmaEsSampler, "qmc": QMCSampler, "gp": GPSampler,
+}  # fmt: skip
+
+
 def _is_union_tag(part: Any) -> bool:
-    # pydantic puts the discriminator's value ("float", "tpe") into loc for tagged unions
-    return isinstance(part, str) and part in {
-        "float", "int", "categorical", "tpe", "random", "grid", "cmaes", "qmc", "gp",
-    }  # fmt: skip
+    return isinstance(part, str) and part in _UNION_TAGS
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model whose keys belong at a pydantic error location (for "did you mean")."""
+    model: type[BaseModel] | None = StudySpec
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if _is_union_tag(part):
+            model = _UNION_TAGS[part]
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        if get_origin(annotation) is dict:
+            if parts:
+                parts.pop(0)  # the table's own key, e.g. a dimension's name
+            annotation = get_args(annotation)[1]
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return model
 
 
 def _message(e: dict[str, Any]) -> str:

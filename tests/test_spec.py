@@ -115,6 +115,27 @@ def test_train_value_error_points_at_its_line():
     assert str(caught.value).startswith("s.toml:4: train.epochs:")
 
 
+def test_every_problem_at_once_in_reading_order_with_the_closest_known_name():
+    """A wrong field no longer hides the unknown training keys behind it (the model check ran only once
+    every field was valid), and each unknown key names the closest one the format knows."""
+    text = (HEAD + 'direciton = "maximize"\n[budget]\nn_trials = -3\n[train]\nepoch = 3\n'
+            '[space.lrr]\ntype = "float"\nlow = 1e-4\nhigh = 0.1\nlgo = true\n'
+            '[space.dropout]\ntype = "float"\nlow = 0.0\nhigh = 0.5\nwhen = { width = 3 }\n')  # fmt: skip
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, "s.toml")
+    found = [(i.line, i.path, i.message) for i in caught.value.issues]
+    assert [(line, path) for line, path, _ in found] == [
+        (3, "study.direciton"), (5, "budget.n_trials"), (7, "train.epoch"), (8, "space.lrr"),
+        (12, "space.lrr.lgo"), (17, "space.dropout.when.width"),
+    ]  # fmt: skip
+    hints = {path: message for _, path, message in found}
+    assert hints["study.direciton"].endswith("did you mean 'direction'?")
+    assert hints["train.epoch"].endswith("did you mean 'epochs'?")
+    assert hints["space.lrr"].endswith("did you mean 'lr'?")
+    assert hints["space.lrr.lgo"].endswith("did you mean 'log'?")  # a swap of two letters beats 'low'
+    assert "did you mean" not in hints["budget.n_trials"]
+
+
 def test_find_line_locates_nested_keys():
     text = '[study]\nname = "x"\n[space.lr]\ntype = "float"\nlow = 1\n'
     assert find_line(text, ("space", "lr", "low")) == 5
