@@ -93,7 +93,7 @@ sys.path[:0] = [{root!r}, {folder!r}]
 import torch
 torch.set_num_threads(1)
 from engine.config import TrainConfig
-from engine.train import train
+from engine.trainer.train import train
 from helpers_tasks import busy
 data = busy({{"rows": {rows}}}, torch.device("cpu"))
 config = TrainConfig(epochs={epochs}, batch_size=64, width=256, layers=2, lr=3e-3)

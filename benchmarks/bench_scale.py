@@ -46,7 +46,7 @@ STUDY = "scale"
 
 # ---------------------------------------------------------------------------- the simulated workers
 def telemetry_rows(number: int, epoch: int, steps: int, layers: int, rng: random.Random) -> tuple[list, list]:
-    """Step samples and layer rows of one epoch, shaped like the digits trial's (engine/train.py)."""
+    """Step samples and layer rows of one epoch, shaped like the digits trial's (engine/trainer/train.py)."""
     step_rows = [
         {"step": (epoch - 1) * steps * 10 + 10 * i + 1, "epoch": epoch, "loss": rng.random() * 3,
          "lr": 0.003, "grad_norm": rng.random() * 5, "clipped": 0.0, "amp_scale": None, "skipped": 0.0}
@@ -89,7 +89,7 @@ class Worker(threading.Thread):
                            "lr": 0.003, "grad_norm": 1.0, "epoch_time_s": self.args.epoch_s}  # fmt: skip
                 self.outbox.put(("epoch", self.index, number, epoch, metrics, steps, layers, time.time()))
                 line = f"epoch {epoch}: train_loss={1 - acc:.4f} val_loss={1 - acc:.4f} val_acc={acc:.4f}"
-                self.outbox.put(("log", self.index, number, epoch, line, None, None, time.time()))  # as worker.py
+                self.outbox.put(("log", self.index, number, epoch, line, None, None, time.time()))  # as worker_main.py
                 if number in self.pruned:  # the coordinator's stop decision, read after the epoch
                     break
             self.outbox.put(("done", self.index, number, None, None, None, None, time.time()))

@@ -8,7 +8,7 @@ Goal (issue 13): the default reaches random's best of 100 in every seed, with a 
 The trials run in this process through the engine's own path, not through the coordinator and worker
 processes (a study of 100 trials per seed and data set would cost hours on a loaded 2-core machine):
 spec -> engine.space.suggest -> StudySpec.train_config (seed + trial number, as the coordinator does) ->
-engine.train.train on the task's tensors built once, with the coordinator's sampler and pruner builders
+engine.trainer.train.train on the task's tensors built once, with the coordinator's sampler and pruner builders
 (engine.space) on Optuna's in-memory storage, and the trial's value taken by engine.value.trial_value.
 A prune takes effect one epoch late, as with the real worker (it reads the decision after its next epoch);
 those epochs are counted. Telemetry is off: it changes time, not results, and time is not measured here.
@@ -44,8 +44,8 @@ from optuna.trial import TrialState  # noqa: E402
 
 from engine.space import build_pruner, build_sampler, suggest  # noqa: E402
 from engine.spec import StudySpec, load_spec  # noqa: E402
-from engine.tasks import TaskData, load_task  # noqa: E402
-from engine.train import TrialFailed, train  # noqa: E402
+from engine.trainer.tasks import TaskData, load_task  # noqa: E402
+from engine.trainer.train import TrialFailed, train  # noqa: E402
 from engine.value import VALUE_RULES, trial_value  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -19,14 +19,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from engine.config import TrainConfig
-from engine.models import build_model
 from engine.spec import TaskSpec
-from engine.tasks import TaskData, load_task
-from engine.train import train
+from engine.trainer.models import build_model
+from engine.trainer.tasks import TaskData, load_task
+from engine.trainer.train import train
 
 
 def engine_epoch_seconds(config: TrainConfig, data: TaskData, device: torch.device) -> list[float]:
-    """Per-epoch wall time of engine.train (first epoch dropped: warm-up)."""
+    """Per-epoch wall time of engine.trainer.train (first epoch dropped: warm-up)."""
     times: list[float] = []
     train(config, data, device, lambda report: times.append(report.metrics["epoch_time_s"]) is not None)
     return times[1:]
@@ -122,7 +122,7 @@ def l2_step_seconds(data: TaskData, l2_as_loss_term: bool, steps: int = 200) -> 
 def histogram_seconds(device_range: bool, layers: int = 3, repeats: int = 200) -> list[float]:
     """One epoch's histogram work (a 4096-value sample per layer): histc with min=max=0 (the old loop,
     which reads the range back to the host) or the engine's device-range histogram."""
-    from engine.train import _histogram
+    from engine.trainer.train import _histogram
 
     values = [torch.randn(4096, device=torch.device("cpu")) for _ in range(layers)]
     times = []

@@ -19,7 +19,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 from synthetic_cifar import build  # noqa: E402
 
 from engine.config import TrainConfig  # noqa: E402
-from engine.train import train  # noqa: E402
+from engine.trainer.train import train  # noqa: E402
 
 
 def epoch_seconds(config: TrainConfig, data, device: torch.device) -> float:

@@ -30,8 +30,8 @@ import torch  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.gpus import read_gpus  # noqa: E402
 from engine.isolation import python_path  # noqa: E402
-from engine.tasks import TaskData  # noqa: E402
-from engine.train import train  # noqa: E402
+from engine.trainer.tasks import TaskData  # noqa: E402
+from engine.trainer.train import train  # noqa: E402
 
 SYNTHETIC = Path(__file__).resolve().parent / "synthetic_cifar.py"
 
@@ -92,8 +92,8 @@ class _Pipe:
 def step_oom(device: torch.device, dry: bool) -> str:
     """The worker's own run_trial: an out-of-memory trial (a 2% memory cap on CUDA; injected on CPU),
     then a normal trial in the same process, with the memory it holds before, between and after."""
-    from engine.train import FAIL_ALLOC_ENV
-    from engine.worker import run_trial
+    from engine.trainer.train import FAIL_ALLOC_ENV
+    from engine.trainer.worker_main import run_trial
 
     # the synthetic task as a user task, loaded by the worker's own load_task
     task = {"name": "synthetic_cifar:build", "params": {"samples": 64 if dry else 5120}}
@@ -143,7 +143,7 @@ def step_syncs(device: torch.device, dry: bool) -> str:
     if device.type != "cuda":
         return "## Host syncs per epoch\n\nn/a (no CUDA: `torch.cuda.set_sync_debug_mode` needs a GPU)"
     from engine.spec import TaskSpec
-    from engine.tasks import load_task
+    from engine.trainer.tasks import load_task
 
     rows = []
     for title, data, config in (

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engine.tasks import TaskData
+from engine.trainer.tasks import TaskData
 
 
 def build(params: dict, device: torch.device) -> TaskData:

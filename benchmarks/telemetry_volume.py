@@ -9,7 +9,7 @@ studies/*.toml, with the measured bytes per row of tt_epoch, tt_step and tt_laye
 
     rows per trial = E x (1 + ceil(S / k) + L)
     E: epochs, S: optimizer steps per epoch = ceil(training rows / batch size), k: step_every (a step
-    sample every k-th step), L: the model's layers with a 2+-dimensional weight (engine/models.py)
+    sample every k-th step), L: the model's layers with a 2+-dimensional weight (engine/trainer/models.py)
 
 with the smallest and largest batch size and layer count the spec's search space allows.
 """
@@ -65,8 +65,8 @@ def measured(url: str, study: str) -> dict:
 def estimate(spec_path: Path, bytes_per_row: dict[str, float]) -> dict:
     """The (smallest, largest) rows and bytes per trial of one shipped study, by the formula above."""
     from engine.config import TrainConfig
-    from engine.models import build_model, layer_names
     from engine.spec import load_spec
+    from engine.trainer.models import build_model, layer_names
 
     spec = load_spec(spec_path)
     fixed = spec.fixed_train()

@@ -804,7 +804,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise UsageError("--trial-params must be a JSON object, e.g. '{\"lr\": 0.01}'")
     if not 1 <= args.steps <= MAX_PROFILE_STEPS:
         raise UsageError(f"--steps must be between 1 and {MAX_PROFILE_STEPS:,} (got {args.steps})")
-    from engine.profile import profile_trial
+    from engine.trainer.profile import profile_trial
 
     table = profile_trial(spec, params, steps=args.steps, trace_path=args.trace, device=args.device,
                           spec_dir=Path(args.spec).resolve().parent)  # fmt: skip

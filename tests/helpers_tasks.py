@@ -1,6 +1,6 @@
 """User tasks for the fault, parallel and control tests: tiny, slow, hanging and crashing trials.
 
-Each is a `module:function` user task (engine/tasks/__init__.py): `function(params, device) -> TaskData`.
+Each is a `module:function` user task (engine/trainer/tasks/__init__.py): `function(params, device) -> TaskData`.
 Specs name them `helpers_tasks:<function>` and live in this folder or copy this file next to themselves.
 `params` comes from the spec's [task.params]; files the tasks write go to `params["mark_dir"]`.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.tasks import TaskData
+from engine.trainer.tasks import TaskData
 
 
 def _data(device: torch.device, rows: int = 32, features: int = 4, seed: int = 0) -> TaskData:

@@ -13,8 +13,8 @@ import torch
 
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
-from engine.tasks import load_task
-from engine.train import _amp_dtype, train
+from engine.trainer.tasks import load_task
+from engine.trainer.train import _amp_dtype, train
 from tests.conftest import run_cli
 from tests.helpers_run import StoreView
 
@@ -64,7 +64,7 @@ class Pipe:
 
 
 def test_a_real_oom_is_freed_and_the_next_trial_runs():
-    from engine.worker import run_trial
+    from engine.trainer.worker_main import run_trial
 
     task = {"name": "synthetic_cifar:build", "params": {"samples": 5120}}
     params = {"samples": 5120, "__spec_dir__": str(BENCHMARKS)}

@@ -8,8 +8,8 @@ import torch
 from engine.config import TrainConfig
 from engine.diagnose import KINDS, diagnose
 from engine.spec import TaskSpec
-from engine.tasks import load_task
-from engine.train import TrialFailed, train
+from engine.trainer.tasks import load_task
+from engine.trainer.train import TrialFailed, train
 
 CPU = torch.device("cpu")
 

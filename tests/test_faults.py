@@ -205,7 +205,7 @@ def test_a_worker_whose_coordinator_is_already_gone_exits_at_once(tmp_path):
     """A worker whose coordinator died before it started exits at once (the ppid check)."""
     import multiprocessing as mp
 
-    from engine.worker import worker_main
+    from engine.trainer.worker_main import worker_main
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()

@@ -1,5 +1,5 @@
 """A user task cannot reach the store, and nothing a task starts outlives its worker (engine/isolation.py,
-engine/worker.py's guard)."""
+engine/trainer/worker_main.py's guard)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from engine.config import TrainConfig
-from engine.models import MLP, ResNet, build_model, layer_names
+from engine.trainer.models import MLP, ResNet, build_model, layer_names
 
 
 def test_mlp_follows_per_layer_widths_and_dropouts():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.profile import profile_trial
 from engine.spec import load_spec
+from engine.trainer.profile import profile_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ import torch
 
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
-from engine.tasks import TaskData, TaskError, clear_cache, load_task
-from engine.tasks.vision import random_crop_flip, read_cifar_batch, read_idx
+from engine.trainer.tasks import TaskData, TaskError, clear_cache, load_task
+from engine.trainer.tasks.vision import random_crop_flip, read_cifar_batch, read_idx
 
 CPU = torch.device("cpu")
 
@@ -233,7 +233,7 @@ def write_user_task(folder, module, monkeypatch):
         textwrap.dedent(
             """
             import torch
-            from engine.tasks import TaskData
+            from engine.trainer.tasks import TaskData
 
             CALLS = []
 
@@ -277,13 +277,13 @@ def test_user_task_errors_are_plain(tmp_path, monkeypatch):
         load_task(TaskSpec(name="other_tasks:nope"), {}, CPU, spec_dir=tmp_path)
     with pytest.raises(TaskError, match="cannot resolve user task 'missing_module:f'"):
         load_task(TaskSpec(name="missing_module:f"), {}, CPU, spec_dir=tmp_path)
-    with pytest.raises(TaskError, match="returned dict, expected engine.tasks.TaskData"):
+    with pytest.raises(TaskError, match="returned dict, expected engine.trainer.tasks.TaskData"):
         load_task(TaskSpec(name="other_tasks:wrong"), {}, CPU, spec_dir=tmp_path)
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
 def test_the_network_is_asked_only_when_the_spec_allows_it(tmp_path, monkeypatch, name):
-    from engine.tasks import vision
+    from engine.trainer.tasks import vision
 
     asked = []
 
@@ -309,7 +309,7 @@ def test_the_network_is_asked_only_when_the_spec_allows_it(tmp_path, monkeypatch
 def test_the_official_test_split_is_held_apart_and_evaluated_once(tmp_path, kind):
     """t10k / test_batch files load as the test split, standardized with training statistics; training
     reports test_acc of the final model beside (never instead of) the validation metric."""
-    from engine.train import train
+    from engine.trainer.train import train
 
     if kind == "mnist":
         write_mnist(tmp_path, n=60)

@@ -10,8 +10,8 @@ import torch
 
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
-from engine.tasks import load_task
-from engine.train import EPOCH_COLUMNS, LAYER_COLUMNS, STEP_COLUMNS, TrialFailed, train
+from engine.trainer.tasks import load_task
+from engine.trainer.train import EPOCH_COLUMNS, LAYER_COLUMNS, STEP_COLUMNS, TrialFailed, train
 
 CPU = torch.device("cpu")
 

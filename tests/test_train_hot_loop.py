@@ -9,8 +9,8 @@ from torch._dynamo.utils import counters
 
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
-from engine.tasks import load_task
-from engine.train import _histogram, train
+from engine.trainer.tasks import load_task
+from engine.trainer.train import _histogram, train
 
 CPU = torch.device("cpu")
 

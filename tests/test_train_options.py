@@ -9,9 +9,9 @@ import torch
 
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
-from engine.tasks import TaskData, load_task
-from engine.tasks.vision import random_crop_flip
-from engine.train import _optimizer, train
+from engine.trainer.tasks import TaskData, load_task
+from engine.trainer.tasks.vision import random_crop_flip
+from engine.trainer.train import _optimizer, train
 
 CPU = torch.device("cpu")
 STEPS_PER_EPOCH = 23  # digits: 1438 training rows in batches of 64

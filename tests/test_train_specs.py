@@ -10,8 +10,8 @@ import torch
 
 from engine.space import suggest
 from engine.spec import load_spec
-from engine.tasks import clear_cache, load_task
-from engine.train import train
+from engine.trainer.tasks import clear_cache, load_task
+from engine.trainer.train import train
 from tests.test_tasks import write_cifar, write_mnist
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"

@@ -9,8 +9,8 @@ import torch
 
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
-from engine.tasks import load_task
-from engine.train import train
+from engine.trainer.tasks import load_task
+from engine.trainer.train import train
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 

@@ -545,7 +545,7 @@ class Coordinator:
             self._spawn(slot)
 
     def _spawn(self, slot: Slot) -> None:
-        from engine.worker import worker_main
+        from engine.trainer.worker_main import worker_main
 
         ctx = mp.get_context("spawn")  # fork after threads/CUDA is unsafe
         parent_conn, child_conn = ctx.Pipe(duplex=True)
@@ -579,7 +579,7 @@ class Coordinator:
 
     def _kill_worker(self, slot: Slot) -> None:
         """Kill the worker and its process group: what its task started dies with it. (A worker that is
-        already gone had its group killed by its guard, engine/worker.py.)"""
+        already gone had its group killed by its guard, engine/trainer/worker_main.py.)"""
         if slot.process is not None and slot.process.is_alive():  # alive, so not reaped: its pid is its own
             try:
                 os.killpg(slot.process.pid, signal.SIGKILL)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from engine.config import TrainConfig
-from engine.tasks import TaskData
+from engine.trainer.tasks import TaskData
 
 
 def build(params: dict, device: torch.device) -> TaskData:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from engine.spec import TaskSpec
-from engine.tasks import TaskData, split_indices, standardize
+from engine.trainer.tasks import TaskData, split_indices, standardize
 
 BUNDLED = {"digits": "load_digits", "breast_cancer": "load_breast_cancer", "wine": "load_wine"}
 

@@ -25,7 +25,7 @@ from torch import Tensor
 from engine.config import TrainConfig
 from engine.files import private_dir
 from engine.spec import TaskSpec
-from engine.tasks import TaskData, TaskError, split_indices, standardize
+from engine.trainer.tasks import TaskData, TaskError, split_indices, standardize
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",

@@ -50,7 +50,7 @@ class TaskData:
     y_val: Tensor
     num_classes: int
     input_shape: tuple[int, ...]
-    build_model: Callable[[TrainConfig], nn.Module] | None = None  # None: engine.models.build_model
+    build_model: Callable[[TrainConfig], nn.Module] | None = None  # None: engine.trainer.models.build_model
     augment: Callable[[Tensor, TrainConfig], Tensor] | None = None  # a training batch, on the device
     # an official test split, when the data set has one: evaluated once on the final model and recorded,
     # never used to pick trials (the study's metric comes from the validation split)
@@ -118,11 +118,11 @@ def clear_cache() -> None:
 
 def _load_builtin(task: TaskSpec, device: torch.device) -> TaskData:
     if task.name in ("digits", "breast_cancer", "wine"):
-        from engine.tasks.bundled import load_bundled_task
+        from engine.trainer.tasks.bundled import load_bundled_task
 
         return load_bundled_task(task, device)
     if task.name in ("mnist", "fashion_mnist", "cifar10"):
-        from engine.tasks.vision import load_vision_task
+        from engine.trainer.tasks.vision import load_vision_task
 
         return load_vision_task(task, device)
     raise TaskError(
@@ -155,7 +155,7 @@ def _load_user(
     data = function(full, device)
     if not isinstance(data, TaskData):
         raise TaskError(
-            f"user task {task.name!r} returned {type(data).__name__}, expected engine.tasks.TaskData"
+            f"user task {task.name!r} returned {type(data).__name__}, expected engine.trainer.tasks.TaskData"
         )
     return data
 

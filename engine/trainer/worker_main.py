@@ -78,8 +78,8 @@ def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_p
     torch.set_num_threads(max(1, threads))
     # import the training stack before saying ready: the first trial's time (and its time limit) is then
     # training, not imports
-    import engine.tasks  # noqa: F401
-    import engine.train  # noqa: F401
+    import engine.trainer.tasks  # noqa: F401
+    import engine.trainer.train  # noqa: F401
 
     conn.send(Ready(pid=os.getpid(), slot=slot, device=device))
     try:
@@ -117,8 +117,8 @@ def run_trial(conn: Connection, message: RunTrial, device_name: str) -> TrialDon
 
     from engine.config import TrainConfig
     from engine.spec import TaskSpec
-    from engine.tasks import load_task
-    from engine.train import TrialFailed, train
+    from engine.trainer.tasks import load_task
+    from engine.trainer.train import TrialFailed, train
 
     number = message.number
     started = time.time()

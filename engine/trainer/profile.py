@@ -11,8 +11,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from engine.files import private_dir, private_umask
 from engine.spec import StudySpec
-from engine.tasks import TaskData, load_task
-from engine.train import train
+from engine.trainer.tasks import TaskData, load_task
+from engine.trainer.train import train
 
 WARMUP_STEPS = 3  # run before profiling: first-call allocations and lazy init are not the loop's cost
 TOP_OPS = 15

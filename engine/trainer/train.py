@@ -22,8 +22,8 @@ from torch import Tensor, nn
 
 from engine.config import TrainConfig
 from engine.diagnose import diagnose
-from engine.models import build_model, layer_names
-from engine.tasks import TaskData
+from engine.trainer.models import build_model, layer_names
+from engine.trainer.tasks import TaskData
 
 EPOCH_COLUMNS = (
     "train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "clip_frac",
