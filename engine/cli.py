@@ -754,10 +754,10 @@ def send_control(
     store, study_name: str, action: str, arg: str | None = None, wait_s: float = 10.0
 ) -> tuple[int, str]:
     """Insert a control row for the study's live coordinator and wait for its answer."""
-    from engine.store import NO_COORDINATOR, tt_control
+    from engine.store import NO_COORDINATOR
 
     study = _study(store, study_name)
-    if not store.has_table(tt_control):
+    if not store.has_table("tt_control"):
         return EXIT_FAILURE, f"study {study_name}: {NO_COORDINATOR}"
     if not any(b["alive"] for b in study["coordinators"]):
         return EXIT_FAILURE, f"study {study_name} has no running coordinator (status: {study['status']})"

@@ -58,19 +58,10 @@ def export_rows(store: Store, study_name: str) -> list[dict[str, Any]]:
         rows.append(row)
     if rows:
         for key in ("train_time_s", "test_acc", "test_loss"):  # recorded by the worker as trial attrs
-            values = _attr_for_all(store, study_id, key)
+            values = store.attr_by_number(study_id, key)
             for row in rows:
                 row[key] = values.get(row["number"])
     return rows
-
-
-def _attr_for_all(store: Store, study_id: int, key: str) -> dict[int, Any]:
-    import sqlalchemy as sa
-
-    sql = """SELECT t.number, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
-             WHERE t.study_id = :sid AND a.key = :key"""
-    with store.engine.connect() as conn:
-        return {n: json.loads(v) for n, v in conn.execute(sa.text(sql), {"sid": study_id, "key": key})}
 
 
 def write_csv(rows: list[dict[str, Any]], path: str | Path | None, stream=None) -> None:

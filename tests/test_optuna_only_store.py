@@ -117,6 +117,25 @@ def test_opening_without_create_never_creates_tables(optuna_store):
     assert tables(optuna_store) == before
 
 
+def test_tui_control_and_delete_create_no_table(optuna_store):
+    """The TUI's control keypress and its study delete open the store without creating a table."""
+    from engine.store import StoreError
+    from tui.control import request
+    from tui.data import delete_study
+
+    before = tables(optuna_store)
+    with pytest.raises(StoreError, match="no tunetui coordinator"):
+        request(optuna_store, 1, "pause")
+    assert tables(optuna_store) == before
+    delete_study(optuna_store, "plain")
+    assert tables(optuna_store) == before
+    store = Store(optuna_store, read_only=True)
+    try:
+        assert [s["study_name"] for s in store.studies()] == ["pareto"]
+    finally:
+        store.close()
+
+
 def test_strict_json_helper_rejects_bare_infinity():
     with pytest.raises(AssertionError):
         strict_json(json.dumps({"v": math.inf}))

@@ -97,3 +97,21 @@ def test_infinite_objective_values_read_back_as_infinite(store_url):
         study.tell(study.ask(), value)
     sid = store.study_id("inf")
     assert [t.value for t in store.trials(sid)] == [math.inf, -math.inf, 1.5]
+
+
+@pytest.mark.parametrize("version", ["4.4.0", "6.0.0", "3.6.1"])
+def test_an_optuna_the_store_was_not_written_for_is_refused_with_a_clear_message(version, tmp_path, monkeypatch):
+    from engine.store import optuna_tables
+
+    with pytest.raises(StoreError, match=rf"supports optuna >= 4\.5, < 6.*has optuna {version}.*pip install"):
+        optuna_tables.check_optuna_version(version)
+    monkeypatch.setattr(optuna_tables, "_installed_optuna", lambda: version)
+    with pytest.raises(StoreError, match="supports optuna"):
+        Store(f"sqlite:///{tmp_path}/s.db")
+
+
+@pytest.mark.parametrize("version", ["4.5.0", "4.6.0.dev0", "5.0.0"])
+def test_the_optuna_releases_the_store_was_written_for_are_accepted(version):
+    from engine.store import optuna_tables
+
+    optuna_tables.check_optuna_version(version)

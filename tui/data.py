@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import sqlalchemy as sa
-
-from engine.store import (
-    Store,
-    StoreError,
-    TrialRow,
-    decode_json,
-    external_param,
-    more_values,
-    sqlite_path,
-    study_status,
-    trial_row,
-    tt_diagnosis,
-    tt_epoch,
-)
+from engine.store import Store, StoreError, TrialRow, redact, sqlite_path
+from engine.store import telemetry as tt
+from engine.store.heartbeat import study_status
+from engine.store.optuna_tables import decode_json, trial_attrs
+from engine.store.queries import trial_rows
 
 UNFINISHED = ("RUNNING", "WAITING")
-BIG_IN = 500  # above this many trial numbers, aggregate over the whole study instead of an IN list
 FIRST_PAINT_ROWS = 2000  # a first read bigger than this comes in two polls: rows, then their params
+LOG_LINES = 200  # the latest log lines of the trial shown
 
 
 def open_store(url: str) -> Store | None:
@@ -67,8 +55,6 @@ def short_path(path: str | Path) -> str:
 
 def short_url(url: str) -> str:
     """A storage URL fit for a title: SQLite files as short paths, passwords hidden."""
-    from engine.store import redact
-
     db = sqlite_path(url)
     return short_path(db) if db is not None else redact(url)
 
@@ -90,9 +76,7 @@ def delete_study(url: str, name: str) -> None:
     """Delete a study: Optuna's rows through optuna.delete_study, then our tt_* rows of its id."""
     import optuna
 
-    from engine.store import schema as store_module
-
-    store = Store(url)
+    store = Store(url, create=False)  # deleting rows creates no table
     try:
         study_id = store.study_id(name)
         if study_id is None:
@@ -100,33 +84,9 @@ def delete_study(url: str, name: str) -> None:
         if any(b["alive"] for b in store.heartbeats(study_id)):
             raise StoreError(f"{name} is running; stop it first (x on its screen)")
         optuna.delete_study(study_name=name, storage=store.optuna_storage())
-        tables = (store_module.tt_epoch, store_module.tt_step, store_module.tt_layer,
-                  store_module.tt_diagnosis, store_module.tt_control, store_module.tt_heartbeat,
-                  store_module.tt_log)  # fmt: skip
-        with _errors(store), store.engine.begin() as conn:
-            for table in tables:
-                conn.execute(table.delete().where(table.c.study_id == study_id))
+        store.delete_telemetry(study_id)
     finally:
         store.close()
-
-
-def readonly_optuna_study(store: Store, name: str):
-    """The study loaded through Optuna, on a read-only connection where the store is SQLite."""
-    import optuna
-
-    db = sqlite_path(store.url)
-    if db is not None:
-        target = f"file:{quote(str(db))}?mode=ro"
-        storage = optuna.storages.RDBStorage(
-            "sqlite://",
-            engine_kwargs={
-                "creator": lambda: sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False)
-            },
-            skip_table_creation=True,
-        )
-    else:
-        storage = optuna.storages.RDBStorage(store.url, skip_table_creation=True)
-    return optuna.load_study(study_name=name, storage=storage)
 
 
 def param_importances(store: Store, name: str, max_trials: int = 2000) -> dict[str, float]:
@@ -134,7 +94,7 @@ def param_importances(store: Store, name: str, max_trials: int = 2000) -> dict[s
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = readonly_optuna_study(store, name)
+    study = store.optuna_study(name)
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(trials) > max_trials:
         memory = optuna.create_study(directions=study.directions)
@@ -239,14 +199,14 @@ class StudyWatcher:
         sid = self.study_id
         delta.study_id, delta.direction, delta.directions = sid, self.direction, self.directions
         # a store made by Optuna alone has no tunetui table: its trials, without telemetry
-        self.telemetry = store.has_table(tt_epoch) and store.has_table(tt_diagnosis)
-        with _errors(store), store.engine.connect() as conn:
-            diag = conn.execute(DIAG_COUNT_SQL, {"sid": sid}).scalar_one() if self.telemetry else 0
+        self.telemetry = store.has_telemetry()
+        with store.reading() as conn:
+            diag = tt.finding_total(conn, sid) if self.telemetry else 0
             diag_changed = diag != self.diag_count
             extra: list[int] = []
             if diag_changed and self.diag_count >= 0:
                 # findings land when a trial ends: re-read the trials whose flag count moved
-                flags = dict(conn.execute(sa.text(FLAGS_SQL), {"sid": sid}).all())
+                flags = tt.finding_counts(conn, sid)
                 extra = [self.ids[n] for n, c in flags.items() if n in self.ids and self.flags.get(n, 0) != c]
             self.diag_count = diag
             delta.trials = self._trials(conn, sid, extra, delta)
@@ -271,35 +231,14 @@ class StudyWatcher:
         since, again = self.max_trial_id, sorted({*self.unfinished, *extra})
         if self.params_missing:  # the previous poll sent a big study's rows without params: all again
             since, self.params_missing = 0, False
-        bind = {"sid": sid, "since": since, "ids": again}
-        base = conn.execute(TRIALS_SQL, bind).all()
-        if not base:
-            return []
-        params: dict[int, dict[str, Any]] = {}
-        reasons: dict[int, Any] = {}
-        if self.max_trial_id == 0 and len(base) > FIRST_PAINT_ROWS:
-            # a big study's first read: the rows now, their params (2/3 of the read) on the next poll
+        # a big study's first read: the rows now, their params (2/3 of the read) on the next poll
+        first_paint = FIRST_PAINT_ROWS if self.max_trial_id == 0 else None
+        rows = trial_rows(conn, sid, since, again, several_objectives=len(self.directions) > 1,
+                          telemetry_tables=self.telemetry, params_limit=first_paint)  # fmt: skip
+        if first_paint is not None and len(rows) > first_paint:
             self.params_missing = delta.partial = True
-        else:
-            for tid, name, value, dist in conn.execute(PARAMS_SQL, bind).all():  # fetchall: 2x a row loop
-                params.setdefault(tid, {})[name] = external_param(value, dist)
-            reasons = {tid: decode_json(v) for tid, v in conn.execute(REASON_SQL, bind)}
-        numbers = [row[1] for row in base]
-        more = more_values(conn, sid, since, again) if len(self.directions) > 1 else {}
-        if not self.telemetry:
-            epochs, flags = {}, {}
-        elif since == 0 or len(numbers) > BIG_IN:
-            epochs = dict(conn.execute(sa.text(EPOCHS_ALL_SQL), {"sid": sid}).all())
-            flags = dict(conn.execute(sa.text(FLAGS_SQL), {"sid": sid}).all())
-        else:
-            nb = {"sid": sid, "numbers": numbers}
-            epochs = dict(conn.execute(EPOCHS_SOME_SQL, nb).all())
-            flags = dict(conn.execute(FLAGS_SOME_SQL, nb).all())
-        rows = []
         news = []
-        for base_row in base:
-            row = trial_row(base_row, params, reasons, epochs, flags, more)
-            rows.append(row)
+        for row in rows:
             tid, number, state = row.trial_id, row.number, row.state
             sig = (state, row.value, row.values, row.epochs, row.flags, len(row.params), row.finished, row.reason)
             if self.sig.get(number) != sig:
@@ -323,17 +262,17 @@ class StudyWatcher:
         fresh = [n for n in want.curves if n not in self.epoch_cursor and n in self.state]
         live = [n for n in want.curves if n in self.epoch_cursor and self._live(n, changed)]
         if fresh:
-            for row in conn.execute(EPOCH_ROWS_SQL, {"sid": sid, "numbers": fresh, "after": 0}):
-                delta.epochs.setdefault(row.trial_number, []).append(dict(row._mapping))
+            for row in tt.epoch_rows(conn, sid, fresh):
+                delta.epochs.setdefault(row["trial_number"], []).append(row)
             for n in fresh:
                 rows = delta.epochs.setdefault(n, [])
                 self.epoch_cursor[n] = rows[-1]["epoch"] if rows else 0
         if live:
             after = min(self.epoch_cursor[n] for n in live)
-            for row in conn.execute(EPOCH_ROWS_SQL, {"sid": sid, "numbers": live, "after": after}):
-                if row.epoch > self.epoch_cursor[row.trial_number]:
-                    delta.epochs.setdefault(row.trial_number, []).append(dict(row._mapping))
-                    self.epoch_cursor[row.trial_number] = row.epoch
+            for row in tt.epoch_rows(conn, sid, live, after_epoch=after):
+                if row["epoch"] > self.epoch_cursor[row["trial_number"]]:
+                    delta.epochs.setdefault(row["trial_number"], []).append(row)
+                    self.epoch_cursor[row["trial_number"]] = row["epoch"]
 
     def _steps(self, conn, sid: int, number: int, delta: StudyDelta, changed: set[int]) -> None:
         if number != self.steps_for:
@@ -342,9 +281,7 @@ class StudyWatcher:
         if number in self.step_cursor and not self._live(number, changed):
             return
         after = self.step_cursor.get(number, -1)
-        rows = [
-            dict(r._mapping) for r in conn.execute(STEP_ROWS_SQL, {"sid": sid, "n": number, "after": after})
-        ]
+        rows = tt.step_rows(conn, sid, number, after_step=after)
         if rows or number not in self.step_cursor:
             delta.steps[number] = rows
         self.step_cursor[number] = rows[-1]["step"] if rows else after
@@ -357,104 +294,28 @@ class StudyWatcher:
             self.layer_cursor.pop(number, None)  # layers and log lines are kept for one trial only
             self.log_cursor.pop(number, None)
         if number != self.detail_for or number in changed or diag_changed:
-            attrs = {k: decode_json(v) for k, v in conn.execute(ATTRS_SQL, {"sid": sid, "n": number})}
-            findings = []
-            if self.telemetry:
-                findings = [dict(r._mapping) for r in conn.execute(FINDINGS_SQL, {"sid": sid, "n": number})]
-            for f in findings:
-                f["evidence"] = decode_json(f.pop("evidence_json")) or {}
-            delta.details.append(TrialDetail(number, attrs, findings))
+            findings = tt.findings(conn, sid, number) if self.telemetry else []
+            delta.details.append(TrialDetail(number, trial_attrs(conn, sid, number), findings))
             self.detail_for = number
         if not self.telemetry:
             return
         if number not in self.layer_cursor or running:
             after = self.layer_cursor.get(number, 0)
-            rows = []
-            for r in conn.execute(LAYER_ROWS_SQL, {"sid": sid, "n": number, "after": after}):
-                row = dict(r._mapping)
+            rows = tt.layer_rows(conn, sid, number, after_epoch=after)
+            for row in rows:
                 row["hist"] = decode_json(row.pop("hist_json"))
-                rows.append(row)
             if rows or number not in self.layer_cursor:
                 delta.layers[number] = rows
             self.layer_cursor[number] = rows[-1]["epoch"] if rows else after
         if number not in self.log_cursor or running:
             after = self.log_cursor.get(number, 0)
-            rows = [
-                dict(r._mapping)
-                for r in conn.execute(LOG_ROWS_SQL, {"sid": sid, "n": number, "after": after})
-            ]
-            rows.reverse()
+            rows = tt.log_rows(conn, sid, number, after_id=after, limit=LOG_LINES)
             if rows or number not in self.log_cursor:
                 delta.logs[number] = rows
             self.log_cursor[number] = rows[-1]["id"] if rows else after
 
 
-# ---------------------------------------------------------------- SQL
-
-_IDS = sa.bindparam("ids", expanding=True)
-DIAG_COUNT_SQL = sa.text("SELECT COUNT(*) FROM tt_diagnosis WHERE study_id = :sid")
-TRIALS_SQL = sa.text(
-    """SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, v.value, v.value_type
-       FROM trials t LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
-       WHERE t.study_id = :sid AND (t.trial_id > :since OR t.trial_id IN :ids) ORDER BY t.number"""
-).bindparams(_IDS)
-PARAMS_SQL = sa.text(
-    """SELECT p.trial_id, p.param_name, p.param_value, p.distribution_json FROM trial_params p
-       JOIN trials t ON t.trial_id = p.trial_id
-       WHERE t.study_id = :sid AND (t.trial_id > :since OR t.trial_id IN :ids)"""
-).bindparams(_IDS)
-REASON_SQL = sa.text(
-    """SELECT a.trial_id, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
-       WHERE t.study_id = :sid AND (t.trial_id > :since OR t.trial_id IN :ids) AND a.key = 'fail_reason'"""
-).bindparams(_IDS)
-EPOCHS_ALL_SQL = "SELECT trial_number, MAX(epoch) FROM tt_epoch WHERE study_id = :sid GROUP BY trial_number"
-FLAGS_SQL = "SELECT trial_number, COUNT(*) FROM tt_diagnosis WHERE study_id = :sid GROUP BY trial_number"
-_NUMBERS = sa.bindparam("numbers", expanding=True)
-EPOCHS_SOME_SQL = sa.text(
-    "SELECT trial_number, MAX(epoch) FROM tt_epoch WHERE study_id = :sid AND trial_number IN :numbers "
-    "GROUP BY trial_number"
-).bindparams(_NUMBERS)
-FLAGS_SOME_SQL = sa.text(
-    "SELECT trial_number, COUNT(*) FROM tt_diagnosis WHERE study_id = :sid AND trial_number IN :numbers "
-    "GROUP BY trial_number"
-).bindparams(_NUMBERS)
-EPOCH_ROWS_SQL = sa.text(
-    "SELECT * FROM tt_epoch WHERE study_id = :sid AND trial_number IN :numbers AND epoch > :after "
-    "ORDER BY trial_number, epoch"
-).bindparams(_NUMBERS)
-STEP_ROWS_SQL = sa.text(
-    "SELECT * FROM tt_step WHERE study_id = :sid AND trial_number = :n AND step > :after ORDER BY step"
-)
-LAYER_ROWS_SQL = sa.text(
-    "SELECT * FROM tt_layer WHERE study_id = :sid AND trial_number = :n AND epoch > :after ORDER BY epoch, layer"
-)
-LOG_ROWS_SQL = sa.text(
-    "SELECT id, trial_number, ts, line FROM tt_log WHERE study_id = :sid AND trial_number = :n AND id > :after "
-    "ORDER BY id DESC LIMIT 200"
-)
-ATTRS_SQL = sa.text(
-    """SELECT a.key, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
-       WHERE t.study_id = :sid AND t.number = :n"""
-)
-FINDINGS_SQL = sa.text("SELECT * FROM tt_diagnosis WHERE study_id = :sid AND trial_number = :n ORDER BY kind")
-
-
 # ---------------------------------------------------------------- small helpers
-
-
-class _errors:
-    """store_errors for a store that may be None (the file appeared or vanished between polls)."""
-
-    def __init__(self, store: Store | None):
-        from engine.store import store_errors
-
-        self.inner = store_errors(store.url if store is not None else "?")
-
-    def __enter__(self):
-        return self.inner.__enter__()
-
-    def __exit__(self, *exc):
-        return self.inner.__exit__(*exc)
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float], limit: int = 1000) -> tuple[list, list]:

@@ -3,11 +3,13 @@
 The modules of this package are the only code that speaks SQL or touches Optuna's tables; the CLI, the TUI
 and the coordinator open a `Store` and call its methods."""
 
+from engine.store.control import NO_COORDINATOR
 from engine.store.errors import StoreError, StoreUrlError, explain_os_error, store_errors
+from engine.store.heartbeat import HEARTBEAT_FRESH_S, LIVE_STATES, study_status
 from engine.store.optuna_tables import decode_json, external_param, more_values
 from engine.store.queries import TrialRow, trial_row
 from engine.store.schema import EPOCH_COLUMNS, tt_control, tt_diagnosis, tt_epoch, tt_heartbeat
-from engine.store.store import HEARTBEAT_FRESH_S, LIVE_STATES, NO_COORDINATOR, Store, study_status
+from engine.store.store import Store
 from engine.store.urls import (
     redact,
     redact_spec,

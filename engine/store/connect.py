@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -65,17 +66,19 @@ def file_identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def sqlite_reader(db: Path) -> Callable[[], sqlite3.Connection]:
+    """A function opening a read-only connection to the SQLite file (a viewer's: it never writes)."""
+    # in a read-only folder SQLite cannot make the -shm file a WAL reader needs; nobody can write there
+    # either, so the file is read as immutable
+    immutable = "&immutable=1" if not folder_writable(db.parent) else ""
+    target = f"file:{quote(str(db))}?mode=ro{immutable}"
+    return lambda: sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False)
+
+
 def open_engine(url: str, db: Path | None, *, read_only: bool) -> sa.Engine:
     """The SQLAlchemy engine: a read-only connection for viewers of a SQLite file, else a pooled one."""
     if db is not None and read_only:
-        # in a read-only folder SQLite cannot make the -shm file a WAL reader needs; nobody can write
-        # there either, so the file is read as immutable
-        immutable = "&immutable=1" if not folder_writable(db.parent) else ""
-        target = f"file:{quote(str(db))}?mode=ro{immutable}"
-        return sa.create_engine(
-            "sqlite://",
-            creator=lambda: sqlite3.connect(target, uri=True, timeout=30, check_same_thread=False),
-        )
+        return sa.create_engine("sqlite://", creator=sqlite_reader(db))
     if url.startswith("sqlite"):
         return sa.create_engine(url, connect_args={"timeout": 30})
     return sa.create_engine(url, pool_pre_ping=True)

@@ -1,16 +1,202 @@
-"""Optuna's own tables read as they are stored: values (+-inf kept as NULL with a value_type), params (a
-categorical as an index into its choices), JSON attrs and datetimes."""
+"""Optuna's own tables and private API: the one module in engine/ and tui/ that names them.
+
+Optuna's public API reads a study one FrozenTrial at a time; a live view of a large study needs the rows of
+the trials that changed since its last poll, so tunetui reads Optuna's tables in SQL, as they are stored:
+values (+-inf kept as NULL with a value_type), params (a categorical as an index into its choices), JSON
+attrs and datetimes. Optuna has no public way to set several user attrs in one transaction either. Both
+depend on Optuna's layout, so every entry point checks the installed Optuna is one this was tested with
+(`check_optuna_version`) and otherwise says so instead of reading wrong numbers."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
+from importlib import metadata
 from typing import Any
 
 import sqlalchemy as sa
+
+from engine.store.errors import StoreError
+
+SUPPORTED_OPTUNA = ((4, 5), (6, 0))  # [lowest, above): the table layout and private API read here
+
+
+def check_optuna_version(version: str | None = None) -> None:
+    """Refuse an Optuna release whose tables or private API this module was not written for."""
+    version = version or _installed_optuna()
+    numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
+    lowest, above = SUPPORTED_OPTUNA
+    if not lowest <= numbers < above:
+        raise StoreError(
+            f"tunetui reads Optuna's tables directly and supports optuna >= {'.'.join(map(str, lowest))}, "
+            f"< {'.'.join(map(str, above))}; this environment has optuna {version}. Install a supported "
+            f"release: pip install 'optuna>={'.'.join(map(str, lowest))},<{'.'.join(map(str, above))}'"
+        )
+
+
+@lru_cache(maxsize=1)
+def _installed_optuna() -> str:
+    return metadata.version("optuna")  # the package metadata: no import of optuna itself (slow)
+
+
+# ---------------------------------------------------------------- studies
+
+
+def has_tables(conn: sa.Connection) -> bool:
+    """Optuna creates its tables one commit at a time; its version_info row is written after all of them."""
+    if not sa.inspect(conn).has_table("version_info"):
+        return False
+    return conn.execute(sa.text("SELECT 1 FROM version_info")).first() is not None
+
+
+def study_id(conn: sa.Connection, name: str) -> int | None:
+    row = conn.execute(sa.text("SELECT study_id FROM studies WHERE study_name = :n"), {"n": name}).first()
+    return int(row[0]) if row else None
+
+
+def study_rows(conn: sa.Connection) -> list[dict]:
+    """Every study: study_id, study_name, direction (of objective 0), started (its first trial's start)."""
+    sql = """
+        SELECT s.study_id, s.study_name, d.direction,
+               (SELECT MIN(datetime_start) FROM trials t WHERE t.study_id = s.study_id) AS started
+        FROM studies s LEFT JOIN study_directions d ON d.study_id = s.study_id AND d.objective = 0
+        ORDER BY s.study_id"""
+    return [dict(r._mapping) for r in conn.execute(sa.text(sql))]
+
+
+def trial_counts(conn: sa.Connection) -> dict[int, dict[str, int]]:
+    """study_id -> {trial state: count}."""
+    counts: dict[int, dict[str, int]] = {}
+    for sid, state, n in conn.execute(
+        sa.text("SELECT study_id, state, COUNT(*) FROM trials GROUP BY study_id, state")
+    ):
+        counts.setdefault(sid, {})[str(state)] = n
+    return counts
+
+
+def value_extremes(conn: sa.Connection) -> dict[int, tuple[float | None, float | None]]:
+    """study_id -> (highest, lowest) objective-0 value of its complete trials; an infinite value is the extreme."""
+    sql = """
+        SELECT t.study_id, MAX(v.value), MIN(v.value),
+               MAX(CASE WHEN v.value_type = 'INF_POS' THEN 1 ELSE 0 END),
+               MAX(CASE WHEN v.value_type = 'INF_NEG' THEN 1 ELSE 0 END) FROM trials t
+        JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
+        WHERE t.state = 'COMPLETE' GROUP BY t.study_id"""
+    return {  # Optuna keeps +-inf as NULL with a value_type
+        sid: (math.inf if pos else hi, -math.inf if neg else lo)
+        for sid, hi, lo, pos, neg in conn.execute(sa.text(sql))
+    }
+
+
+def all_directions(conn: sa.Connection) -> dict[int, list[str]]:
+    """study_id -> its directions, one per objective (MAXIMIZE / MINIMIZE)."""
+    out: dict[int, list[str]] = {}
+    sql = "SELECT study_id, objective, direction FROM study_directions ORDER BY study_id, objective"
+    for sid, _, direction in conn.execute(sa.text(sql)):
+        out.setdefault(sid, []).append(str(direction).upper())
+    return out
+
+
+def directions(conn: sa.Connection, study_id: int) -> list[str]:
+    sql = "SELECT direction FROM study_directions WHERE study_id = :sid ORDER BY objective"
+    return [str(d).upper() for (d,) in conn.execute(sa.text(sql), {"sid": study_id})]
+
+
+def study_attrs(conn: sa.Connection, study_id: int) -> dict[str, Any]:
+    """The study's user attrs (spec_toml, metric, tt_identity, run targets, ...)."""
+    sql = "SELECT key, value_json FROM study_user_attributes WHERE study_id = :sid"
+    return {k: decode_json(v) for k, v in conn.execute(sa.text(sql), {"sid": study_id})}
+
+
+def complete_values(conn: sa.Connection, study_id: int, objectives: int) -> dict[int, list[float | None]]:
+    """trial_id -> every objective's value, for the study's complete trials."""
+    sql = """SELECT t.trial_id, v.objective, v.value, v.value_type FROM trials t
+             JOIN trial_values v ON v.trial_id = t.trial_id WHERE t.study_id = :sid AND t.state = 'COMPLETE'"""
+    points: dict[int, list[float | None]] = {}
+    for tid, objective, value, value_type in conn.execute(sa.text(sql), {"sid": study_id}):
+        points.setdefault(tid, [None] * objectives)[objective] = decode_value(value, value_type)
+    return points
+
+
+# ---------------------------------------------------------------- trials
+# "Changed" trials: the study's trials with a trial_id above `since` (new) or in `again` (re-read, e.g.
+# still running). since=0 and no `again`: every trial.
+
+_AGAIN = sa.bindparam("again", expanding=True)
+_CHANGED = "t.study_id = :sid AND (t.trial_id > :since OR t.trial_id IN :again)"
+TRIALS_SQL = sa.text(
+    f"""SELECT t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete, v.value, v.value_type
+        FROM trials t LEFT JOIN trial_values v ON v.trial_id = t.trial_id AND v.objective = 0
+        WHERE {_CHANGED} ORDER BY t.number"""
+).bindparams(_AGAIN)
+PARAMS_SQL = sa.text(
+    f"""SELECT p.trial_id, p.param_name, p.param_value, p.distribution_json FROM trial_params p
+        JOIN trials t ON t.trial_id = p.trial_id WHERE {_CHANGED}"""
+).bindparams(_AGAIN)
+ATTR_SQL = sa.text(
+    f"""SELECT a.trial_id, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
+        WHERE {_CHANGED} AND a.key = :key"""
+).bindparams(_AGAIN)
+MORE_VALUES_SQL = sa.text(
+    f"""SELECT v.trial_id, v.objective, v.value, v.value_type FROM trial_values v
+        JOIN trials t ON t.trial_id = v.trial_id WHERE {_CHANGED} AND v.objective > 0"""
+).bindparams(_AGAIN)
+
+
+def _changed(study_id: int, since: int, again: Sequence[int]) -> dict[str, Any]:
+    return {"sid": study_id, "since": since, "again": list(again)}
+
+
+def trial_base_rows(conn: sa.Connection, study_id: int, since: int = 0, again: Sequence[int] = ()) -> list:
+    """(trial_id, number, state, datetime_start, datetime_complete, value, value_type) of objective 0, by number."""
+    return conn.execute(TRIALS_SQL, _changed(study_id, since, again)).all()
+
+
+def trial_params(conn: sa.Connection, study_id: int, since: int = 0, again: Sequence[int] = ()) -> dict:
+    """trial_id -> {param name: value as the user gave it}."""
+    params: dict[int, dict[str, Any]] = {}
+    for tid, name, value, dist in conn.execute(
+        PARAMS_SQL, _changed(study_id, since, again)
+    ).all():  # fetchall: 2x a row loop
+        params.setdefault(tid, {})[name] = external_param(value, dist)
+    return params
+
+
+def trial_attr(
+    conn: sa.Connection, study_id: int, key: str, since: int = 0, again: Sequence[int] = ()
+) -> dict:
+    """trial_id -> the value of one user attr (e.g. fail_reason), for the trials that have it."""
+    bind = {**_changed(study_id, since, again), "key": key}
+    return {tid: decode_json(v) for tid, v in conn.execute(ATTR_SQL, bind)}
+
+
+def more_values(conn: sa.Connection, study_id: int, since: int = 0, again: Sequence[int] = ()) -> dict:
+    """trial_id -> {objective: value} for objectives 1.. of a multi-objective study."""
+    out: dict[int, dict[int, float | None]] = {}
+    for tid, objective, value, value_type in conn.execute(MORE_VALUES_SQL, _changed(study_id, since, again)):
+        out.setdefault(tid, {})[objective] = decode_value(value, value_type)
+    return out
+
+
+def trial_attrs(conn: sa.Connection, study_id: int, number: int) -> dict[str, Any]:
+    """Every user attr of one trial."""
+    sql = """SELECT a.key, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
+             WHERE t.study_id = :sid AND t.number = :n"""
+    return {k: decode_json(v) for k, v in conn.execute(sa.text(sql), {"sid": study_id, "n": number})}
+
+
+def attr_by_number(conn: sa.Connection, study_id: int, key: str) -> dict[int, Any]:
+    """trial number -> one user attr of every trial that has it."""
+    sql = """SELECT t.number, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
+             WHERE t.study_id = :sid AND a.key = :key"""
+    return {n: decode_json(v) for n, v in conn.execute(sa.text(sql), {"sid": study_id, "key": key})}
+
+
+# ---------------------------------------------------------------- how Optuna stores values
 
 
 def decode_value(value: float | None, value_type: str | None) -> float | None:
@@ -18,22 +204,6 @@ def decode_value(value: float | None, value_type: str | None) -> float | None:
     if value is None and value_type in ("INF_POS", "INF_NEG"):
         return math.inf if value_type == "INF_POS" else -math.inf
     return value
-
-
-def more_values(conn: sa.Connection, study_id: int, since: int = 0, ids: Sequence[int] = ()) -> dict:
-    """trial_id -> {objective: value} for objectives 1.. of the study's trials newer than `since` or in `ids`."""
-    out: dict[int, dict[int, float | None]] = {}
-    bind = {"sid": study_id, "since": since, "ids": list(ids)}
-    for tid, objective, value, value_type in conn.execute(MORE_VALUES_SQL, bind):
-        out.setdefault(tid, {})[objective] = decode_value(value, value_type)
-    return out
-
-
-MORE_VALUES_SQL = sa.text(
-    """SELECT v.trial_id, v.objective, v.value, v.value_type FROM trial_values v
-       JOIN trials t ON t.trial_id = v.trial_id
-       WHERE t.study_id = :sid AND v.objective > 0 AND (t.trial_id > :since OR t.trial_id IN :ids)"""
-).bindparams(sa.bindparam("ids", expanding=True))
 
 
 def decode_json(text: str | None) -> Any:

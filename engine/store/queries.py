@@ -1,4 +1,5 @@
-"""tunetui's views of a study: a trial as one row (state, values, params, failure reason, telemetry counts)."""
+"""tunetui's views of the store: a trial as one row (state, values, params, failure reason, telemetry
+counts), read by ONE query for the CLI (`ls`, `show`), the exports and the TUI; and the studies list."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
+from engine.objectives import pareto_front
+from engine.store import optuna_tables, telemetry
+from engine.store.heartbeat import study_status
 from engine.store.optuna_tables import decode_value, parse_time
+
+BIG_IN = 500  # above this many changed trials, count telemetry over the whole study instead of an IN list
 
 
 @dataclass
@@ -56,3 +64,56 @@ def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, fl
         epochs=int(epochs.get(number) or 0),
         flags=int(flags.get(number) or 0),
     )
+
+
+def trial_rows(conn: sa.Connection, study_id: int, since: int = 0, again: Sequence[int] = (), *,
+               several_objectives: bool = True, telemetry_tables: bool = True,
+               params_limit: int | None = None) -> list[TrialRow]:  # fmt: skip
+    """The study's trials with a trial_id above `since` or in `again` (since=0: every trial), by number.
+
+    `several_objectives=False` skips the read of objectives 1.. (a study known to have one);
+    `telemetry_tables=False` (a store made by Optuna alone) leaves epochs and flags at 0; with
+    `params_limit`, params and failure reasons are read only when at most that many rows came back (a
+    big study's first paint: the rows now, their params on a later read)."""
+    base = optuna_tables.trial_base_rows(conn, study_id, since, again)
+    if not base:
+        return []
+    params: dict[int, dict[str, Any]] = {}
+    reasons: dict[int, Any] = {}
+    if params_limit is None or len(base) <= params_limit:
+        params = optuna_tables.trial_params(conn, study_id, since, again)
+        reasons = optuna_tables.trial_attr(conn, study_id, "fail_reason", since, again)
+    more = optuna_tables.more_values(conn, study_id, since, again) if several_objectives else {}
+    epochs: dict[int, int] = {}
+    flags: dict[int, int] = {}
+    if telemetry_tables:
+        numbers = None if since == 0 or len(base) > BIG_IN else [row[1] for row in base]
+        epochs = telemetry.last_epochs(conn, study_id, numbers)
+        flags = telemetry.finding_counts(conn, study_id, numbers)
+    return [trial_row(row, params, reasons, epochs, flags, more) for row in base]
+
+
+def studies(conn: sa.Connection, heartbeats: list[dict]) -> list[dict]:
+    """Every study: id, name, direction(s), trial counts by state, best value (or the Pareto front's size),
+    first start, its coordinators' heartbeats and its status."""
+    rows = optuna_tables.study_rows(conn)
+    counts = optuna_tables.trial_counts(conn)
+    best = optuna_tables.value_extremes(conn)
+    directions = optuna_tables.all_directions(conn)
+    fronts = {sid: len(pareto_ids(conn, sid, d)) for sid, d in directions.items() if len(d) > 1}
+    for s in rows:
+        s["direction"] = str(s["direction"] or "MINIMIZE").upper()
+        s["directions"] = directions.get(s["study_id"], [s["direction"]])
+        s["counts"] = counts.get(s["study_id"], {})
+        hi, lo = best.get(s["study_id"], (None, None))
+        s["best"] = hi if s["direction"] == "MAXIMIZE" else lo
+        if len(s["directions"]) > 1:  # several objectives: no single best, a Pareto front
+            s["best"], s["pareto_front"] = None, fronts.get(s["study_id"], 0)
+        s["coordinators"] = [b for b in heartbeats if b["study_id"] == s["study_id"]]
+        s["status"] = study_status(s["counts"], s["coordinators"])
+    return rows
+
+
+def pareto_ids(conn: sa.Connection, study_id: int, directions: list[str]) -> list[int]:
+    """trial_ids of the complete trials that no other complete trial dominates."""
+    return pareto_front(optuna_tables.complete_values(conn, study_id, len(directions)), directions)

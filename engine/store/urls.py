@@ -60,6 +60,7 @@ def state_dir(url: str) -> Path:
         path = root / "tunetui" / digest
     return private_dir(path)
 
+
 def _parsed(url: str) -> sa.engine.URL | None:
     """The URL parsed, or None where SQLAlchemy cannot parse it (callers then fall back to text rules)."""
     try:

@@ -1,0 +1,187 @@
+"""Training telemetry in the tt_* tables: written by the coordinator (one transaction per worker message),
+read by the CLI, the exports and the TUI.
+
+Reads select `*`: a store made by an older tunetui lacks columns added since (the coordinator adds them
+when it next opens the store), and a viewer still reads it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.store.optuna_tables import decode_json
+from engine.store.schema import (
+    EPOCH_COLUMNS,
+    STEP_COLUMNS,
+    metadata,
+    tt_diagnosis,
+    tt_epoch,
+    tt_layer,
+    tt_log,
+    tt_step,
+)
+
+# ---------------------------------------------------------------- writes (the coordinator)
+
+
+def write_epoch(conn: sa.Connection, study_id: int, number: int, epoch: int, metrics: dict,
+                steps: Iterable[dict], layers: Iterable[dict]) -> None:  # fmt: skip
+    """One epoch's metrics, steps and layers (rows of the same epoch or steps written before are replaced)."""
+    key = {"study_id": study_id, "trial_number": number}
+    row = {**key, "epoch": epoch, **{c: _num(metrics.get(c)) for c in EPOCH_COLUMNS}}
+    step_rows = [{**key, "step": int(s["step"]), **{c: _num(s.get(c)) for c in STEP_COLUMNS}} for s in steps]
+    for s in step_rows:
+        s["epoch"] = int(s["epoch"]) if s["epoch"] is not None else epoch
+    layer_rows = [
+        {
+            **key,
+            "epoch": epoch,
+            "layer": str(layer["layer"]),
+            "position": position,
+            "grad_norm": _num(layer.get("grad_norm")),
+            "weight_norm": _num(layer.get("weight_norm")),
+            "hist_json": layer.get("hist_json"),
+        }
+        for position, layer in enumerate(layers)
+    ]
+    conn.execute(tt_epoch.delete().where(_trial(tt_epoch, study_id, number), tt_epoch.c.epoch == epoch))
+    conn.execute(tt_epoch.insert(), [row])
+    if step_rows:
+        steps_seen = [r["step"] for r in step_rows]
+        conn.execute(
+            tt_step.delete().where(_trial(tt_step, study_id, number), tt_step.c.step.in_(steps_seen))
+        )
+        conn.execute(tt_step.insert(), step_rows)
+    if layer_rows:
+        conn.execute(tt_layer.delete().where(_trial(tt_layer, study_id, number), tt_layer.c.epoch == epoch))
+        conn.execute(tt_layer.insert(), layer_rows)
+
+
+def write_findings(conn: sa.Connection, study_id: int, number: int, findings: Iterable[dict]) -> None:
+    """The trial's diagnosis findings, replacing any written before."""
+    rows = [
+        {
+            "study_id": study_id,
+            "trial_number": number,
+            "kind": f["kind"],
+            "severity": f.get("severity", "warning"),
+            "evidence_json": json.dumps(f.get("evidence", {}), default=str),
+            "remedy": f.get("remedy", ""),
+        }
+        for f in findings
+    ]
+    conn.execute(tt_diagnosis.delete().where(_trial(tt_diagnosis, study_id, number)))
+    if rows:
+        conn.execute(tt_diagnosis.insert(), rows)
+
+
+def write_log(conn: sa.Connection, study_id: int, number: int | None, lines: Sequence[str]) -> None:
+    now = time.time()
+    rows = [{"study_id": study_id, "trial_number": number, "ts": now, "line": line[:2000]} for line in lines]
+    conn.execute(tt_log.insert(), rows)
+
+
+def delete_study(conn: sa.Connection, study_id: int, present: set[str]) -> None:
+    """Every tt_* row of the study, in the tables the store has (a store made by Optuna alone has none)."""
+    for table in metadata.sorted_tables:
+        if table.name in present:
+            conn.execute(table.delete().where(table.c.study_id == study_id))
+
+
+# ---------------------------------------------------------------- reads
+
+
+def epoch_rows(conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None,
+               after_epoch: int = 0) -> list[dict]:  # fmt: skip
+    """Epoch rows of the study (or of the trials `numbers`) after `after_epoch`, by trial and epoch."""
+    query = _rows_of(tt_epoch).where(tt_epoch.c.study_id == study_id, tt_epoch.c.epoch > after_epoch)
+    if numbers is not None:
+        query = query.where(tt_epoch.c.trial_number.in_(list(numbers)))
+    return _dicts(conn, query.order_by(tt_epoch.c.trial_number, tt_epoch.c.epoch))
+
+
+def step_rows(conn: sa.Connection, study_id: int, number: int, after_step: int = -1) -> list[dict]:
+    query = _rows_of(tt_step).where(_trial(tt_step, study_id, number), tt_step.c.step > after_step)
+    return _dicts(conn, query.order_by(tt_step.c.step))
+
+
+def layer_rows(conn: sa.Connection, study_id: int, number: int, epoch: int | None = None,
+               after_epoch: int = 0) -> list[dict]:  # fmt: skip
+    """Layer rows of one trial (one epoch, or every epoch after `after_epoch`), from input to output."""
+    query = _rows_of(tt_layer).where(_trial(tt_layer, study_id, number), tt_layer.c.epoch > after_epoch)
+    if epoch is not None:
+        query = query.where(tt_layer.c.epoch == epoch)
+    rows = _dicts(conn, query.order_by(tt_layer.c.epoch, tt_layer.c.layer))
+    # `position` (the layer's place in the model) is missing from older stores: sorted here, not in SQL
+    return sorted(rows, key=lambda r: (r["epoch"], r.get("position") is None, r.get("position") or 0))
+
+
+def findings(conn: sa.Connection, study_id: int, number: int) -> list[dict]:
+    """One trial's diagnosis findings, with `evidence` decoded."""
+    query = _rows_of(tt_diagnosis).where(_trial(tt_diagnosis, study_id, number)).order_by(tt_diagnosis.c.kind)
+    rows = _dicts(conn, query)
+    for r in rows:
+        r["evidence"] = decode_json(r.pop("evidence_json")) or {}
+    return rows
+
+
+def log_rows(conn: sa.Connection, study_id: int, number: int | None = None, after_id: int = 0,
+             limit: int = 50) -> list[dict]:  # fmt: skip
+    """The latest `limit` log lines after `after_id` (of one trial, or of the study), oldest first."""
+    query = _rows_of(tt_log).where(tt_log.c.study_id == study_id, tt_log.c.id > after_id)
+    if number is not None:
+        query = query.where(tt_log.c.trial_number == number)
+    return _dicts(conn, query.order_by(tt_log.c.id.desc()).limit(limit))[::-1]
+
+
+def last_epochs(conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None) -> dict[int, int]:
+    """trial number -> its last epoch written (every trial, or those in `numbers`)."""
+    return _per_trial(conn, sa.func.max(tt_epoch.c.epoch), tt_epoch, study_id, numbers)
+
+
+def finding_counts(
+    conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None
+) -> dict[int, int]:
+    """trial number -> how many diagnosis findings it has (every trial, or those in `numbers`)."""
+    return _per_trial(conn, sa.func.count(), tt_diagnosis, study_id, numbers)
+
+
+def finding_total(conn: sa.Connection, study_id: int) -> int:
+    query = sa.select(sa.func.count()).select_from(tt_diagnosis).where(tt_diagnosis.c.study_id == study_id)
+    return int(conn.execute(query).scalar_one())
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _per_trial(conn: sa.Connection, value: Any, table: sa.Table, study_id: int,
+               numbers: Sequence[int] | None) -> dict[int, int]:  # fmt: skip
+    query = sa.select(table.c.trial_number, value).where(table.c.study_id == study_id)
+    if numbers is not None:
+        query = query.where(table.c.trial_number.in_(list(numbers)))
+    return dict(conn.execute(query.group_by(table.c.trial_number)).all())
+
+
+def _rows_of(table: sa.Table) -> sa.Select:
+    return sa.select(sa.literal_column("*")).select_from(table)
+
+
+def _dicts(conn: sa.Connection, query: sa.Select) -> list[dict]:
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _trial(table: sa.Table, study_id: int, number: int):
+    return (table.c.study_id == study_id) & (table.c.trial_number == number)
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
