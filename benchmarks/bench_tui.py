@@ -92,7 +92,8 @@ def bench_first_paint(url: str, repeats: int) -> dict:
     from textual.widgets import DataTable
 
     from tui.app import TunetuiApp
-    from tui.widgets.trial_table import TrialTable, format_duration, format_value
+    from tui.formatting import format_duration, format_value
+    from tui.widgets.trial_table import TrialTable
 
     rows = _trial_rows(url, "big")
     params = sorted({p for r in rows for p in r.params})

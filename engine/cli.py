@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.isolation import STORAGE_ENV, no_dump, python_path, read_url_pipe, reexec_hiding_url
+from engine.report import best_text, best_trial, fixed_number, short_number
 from engine.text import hide_passwords, markup_safe, safe, safe_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -516,7 +517,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         live = [f"{b['host']}:{b['pid']}" + ("" if b["alive"] else " (gone)") for b in s["coordinators"]]
         table.add_row(
             markup_safe(s["study_name"]), s["status"], str(sum(c.values())), str(c.get("COMPLETE", 0)), str(c.get("PRUNED", 0)),
-            str(c.get("FAIL", 0)), str(c.get("RUNNING", 0)), _best_text(s), markup_safe(", ".join(live) or "-"),
+            str(c.get("FAIL", 0)), str(c.get("RUNNING", 0)), best_text(s), markup_safe(", ".join(live) or "-"),
         )  # fmt: skip
     Console().print(table)
     if not studies:
@@ -540,19 +541,8 @@ def _short_url(url: str) -> str:
     return redact(url)
 
 
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def _best_text(study: dict) -> str:
-    """A study's best value; a multi-objective study has none, only its Pareto front."""
-    if len(study["directions"]) > 1:
-        return f"{len(study['directions'])} obj, {study['pareto_front']} Pareto"
-    return _fmt(study["best"])
-
-
 def _values_text(values: Any) -> str:
-    return ", ".join(_fmt(v) for v in values)
+    return ", ".join(fixed_number(v) for v in values)
 
 
 def _study(store, name: str) -> dict:
@@ -576,9 +566,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return _show_trial(store, study, trials, args)
     if len(study["directions"]) > 1:
         return _show_pareto(store, study, trials, args)
-    complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
-    maximize = study["direction"] == "MAXIMIZE"
-    best = (max if maximize else min)(complete, key=lambda t: t.value) if complete else None
+    best = best_trial(trials, study["direction"] == "MAXIMIZE")
     info = {
         "study": study["study_name"],
         "status": study["status"],
@@ -674,13 +662,9 @@ def _show_pareto(store, study: dict, trials: list, args: argparse.Namespace) -> 
 
 def _print_findings(console, findings: list[dict]) -> None:
     for f in findings:
-        evidence = ", ".join(f"{k}={_short(v)}" for k, v in (f.get("evidence") or {}).items())
+        evidence = ", ".join(f"{k}={short_number(v)}" for k, v in (f.get("evidence") or {}).items())
         console.print(f"  [{safe(f['severity'])}] {safe(f['kind'])}: {safe(evidence)}", highlight=False, markup=False)
         console.print(f"      remedy: {safe(f['remedy'])}", highlight=False, markup=False)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> int:
@@ -707,14 +691,14 @@ def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> i
     from rich.table import Table
 
     console = Console()
-    value = f"values=({_values_text(t.values)})" if len(study["directions"]) > 1 else f"value={_fmt(t.value)}"
+    value = f"values=({_values_text(t.values)})" if len(study["directions"]) > 1 else f"value={fixed_number(t.value)}"
     console.print(
         f"[bold]trial #{t.number}[/] {t.state} {value}" + (f" ({markup_safe(t.reason)})" if t.reason else "")
     )
     _print_params(console, t.params)
     table = Table("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm")
     for e in info["epochs"]:
-        table.add_row(str(e["epoch"]), *(_fmt(e[c]) for c in ("train_loss", "val_loss", "train_acc", "val_acc", "lr",
+        table.add_row(str(e["epoch"]), *(fixed_number(e[c]) for c in ("train_loss", "val_loss", "train_acc", "val_acc", "lr",
                                                                "grad_norm")))  # fmt: skip
     console.print(table)
     _print_findings(console, info["findings"])
@@ -833,21 +817,18 @@ def print_summary(store, study_name: str) -> None:
     from rich.table import Table
 
     study = _study(store, study_name)
-    trials = store.trials(study["study_id"])
-    complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
+    best = best_trial(store.trials(study["study_id"]), study["direction"] == "MAXIMIZE")
     console = Console()
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items()))
     console.print(f"study [bold]{markup_safe(study_name)}[/]: {counts}", highlight=False)
-    if not complete:
+    if best is None:
         console.print("no complete trial")
         return
-    maximize = study["direction"] == "MAXIMIZE"
-    best = (max if maximize else min)(complete, key=lambda t: t.value)
     table = Table(title=f"best trial #{best.number}", show_header=True)
     table.add_column("param")
     table.add_column("value", justify="right")
     for k, v in best.params.items():
-        table.add_row(markup_safe(k), f"{v:.4g}" if isinstance(v, float) else markup_safe(v))
+        table.add_row(markup_safe(k), short_number(v) if isinstance(v, float) else markup_safe(v))
     console.print(table)
     metric = store_metric(store, study["study_id"])
     console.print(f"best {markup_safe(metric)}: {best.value:.4f} (trial #{best.number})", highlight=False)

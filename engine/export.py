@@ -12,6 +12,7 @@ from typing import Any
 import tomli_w
 
 from engine.files import open_private, write_private
+from engine.report import best_trial
 from engine.store import EPOCH_COLUMNS, Store, StoreError, redact_spec
 from engine.text import safe
 
@@ -124,11 +125,10 @@ def best_spec_toml(store: Store, study_name: str) -> str:
             f"study {study_name!r} has several objectives: no single best trial to write a spec from "
             f"(see its Pareto front with `tunetui show {study_name}`)"
         )
-    complete = [t for t in store.trials(study_id) if t.state == "COMPLETE" and t.value is not None]
-    if not complete:
-        raise StoreError(f"study {study_name!r} has no complete trial yet")
     direction = next(s["direction"] for s in store.studies() if s["study_id"] == study_id)
-    best = (max if direction == "MAXIMIZE" else min)(complete, key=lambda t: t.value)
+    best = best_trial(store.trials(study_id), direction == "MAXIMIZE")
+    if best is None:
+        raise StoreError(f"study {study_name!r} has no complete trial yet")
     data = tomllib.loads(redact_spec(spec_text))  # a store written before passwords were redacted
     from engine.config import TRAIN_FIELDS
 

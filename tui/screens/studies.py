@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from textual.worker import get_current_worker
 from engine.store import StoreError
 from engine.text import safe
 from tui.data import delete_study, list_studies, open_store, short_url
+from tui.formatting import format_best, trial_letters, trial_summary
 from tui.messages import StudiesLoaded
 
 
@@ -26,32 +26,6 @@ def gpu_line() -> str:
 
     gpus = read_gpus()
     return ", ".join(g.line() for g in gpus) if gpus else ""
-
-COUNT_LABELS = (("COMPLETE", "done"), ("RUNNING", "run"), ("PRUNED", "pruned"), ("FAIL", "fail"))
-COUNT_LETTERS = (("COMPLETE", "c"), ("RUNNING", "r"), ("PRUNED", "p"), ("FAIL", "f"), ("WAITING", "w"))
-
-
-def trial_summary(counts: dict[str, int]) -> str:
-    """12 (10 done, 1 pruned, 1 fail)"""
-    total = sum(counts.values())
-    parts = [f"{counts[state]} {label}" for state, label in COUNT_LABELS if counts.get(state)]
-    return f"{total}" + (f" ({', '.join(parts)})" if parts else "")
-
-
-def trial_letters(counts: dict[str, int]) -> str:
-    """12: 10c 1p 1f (complete, running, pruned, failed, waiting)"""
-    parts = [f"{counts[state]}{letter}" for state, letter in COUNT_LETTERS if counts.get(state)]
-    return f"{sum(counts.values())}" + (f": {' '.join(parts)}" if parts else "")
-
-
-def format_best(study: dict) -> str:
-    """The best value; a study with several objectives has none: the size of its Pareto front instead."""
-    if len(study.get("directions", ())) > 1:
-        return f"{len(study['directions'])} obj, {study['pareto_front']} Pareto"
-    value = study["best"]
-    if value is None:
-        return "-"
-    return f"{value:.4g}" if math.isfinite(value) else str(value)
 
 
 class StudiesScreen(Screen):

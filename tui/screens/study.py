@@ -20,12 +20,13 @@ from textual.worker import get_current_worker
 from engine.store import StoreError, TrialRow
 from engine.text import markup_safe, safe
 from tui.data import StudyDelta, StudyWatcher, TrialDetail, Want, open_store, param_importances
+from tui.formatting import format_value, trial_letters
 from tui.messages import ImportancesComputed, PollFailed, StudyUpdated
 from tui.widgets.curves import MAX_OVERLAY, PLOTS, CurvesPanel, charts_for
 from tui.widgets.diagnosis import trial_detail
 from tui.widgets.histogram import GradientPanel
 from tui.widgets.history_plot import HistoryPlot, ImportancePlot
-from tui.widgets.trial_table import TrialTable, format_value
+from tui.widgets.trial_table import TrialTable
 
 TABS = ("curves", "history", "importance", "detail", "grads", "log")
 VIEWS = ("selected", "best", "all")
@@ -279,8 +280,6 @@ class StudyScreen(Screen):
 
     def _title(self) -> None:
         """name · status · best · trials by state · view, short enough for 80 columns."""
-        from tui.screens.studies import trial_letters
-
         counts: dict[str, int] = {}
         for row in self.rows.values():
             counts[row.state] = counts.get(row.state, 0) + 1

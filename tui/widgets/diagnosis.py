@@ -11,7 +11,7 @@ from rich.text import Text
 
 from engine.store import TrialRow
 from engine.text import safe
-from tui.widgets.trial_table import STATE_TEXT, format_duration, format_value
+from tui.formatting import format_duration, format_value, state_text
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
 ATTR_ORDER = ("seed", "device", "amp", "clip_norm", "clip", "torch", "python", "optuna", "versions")
@@ -35,7 +35,7 @@ def trial_detail(row: TrialRow | None, attrs: dict[str, Any], findings: list[dic
         return Text("no trial selected")
     head = Text.assemble(
         (f"trial #{row.number}  ", "bold"),
-        (STATE_TEXT.get(row.state, row.state.lower()), "bold"),
+        (state_text(row.state), "bold"),
         f"  value {format_value(row.value) or '-'}  epochs {row.epochs}  time {format_duration(duration_s) or '-'}",
     )
     parts: list[RenderableType] = [head]

@@ -17,16 +17,11 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from engine.report import counts_as_best, is_better
 from engine.store import TrialRow
 from engine.text import safe
+from tui.formatting import STATE_TEXT, format_duration, format_value, format_values, state_text
 
-STATE_TEXT = {  # every Optuna TrialState; each has a trial-table--<text> style below
-    "COMPLETE": "complete",
-    "RUNNING": "running",
-    "PRUNED": "pruned",
-    "FAIL": "fail",
-    "WAITING": "waiting",
-}
 STATE_ORDER = {"RUNNING": 0, "WAITING": 1, "COMPLETE": 2, "PRUNED": 3, "FAIL": 4}
 PARAM_WIDTH = 9  # 4 significant digits: 0.0003456, 1.234e-05
 
@@ -37,38 +32,6 @@ class Column:
     label: str
     width: int
     right: bool = True
-
-
-def format_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        if math.isinf(value) or math.isnan(value):
-            return str(value)
-        return f"{value:.4g}"
-    return safe(value)  # params and attrs come from the store: no control byte reaches the terminal
-
-
-def format_values(row: TrialRow) -> str:
-    """The value column: every objective's value when there are several, never objective 0 alone."""
-    if len(row.values) > 1:
-        return ", ".join(format_value(v) for v in row.values)
-    return format_value(row.value)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{max(0.0, seconds):.1f}s"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 class TrialTable(ScrollView, can_focus=True):
@@ -177,9 +140,9 @@ class TrialTable(ScrollView, can_focus=True):
                 last = row.number
             self.rows[row.number] = row
             self._versions[row.number] = self._versions.get(row.number, 0) + 1
-            if row.value is not None and row.state == "COMPLETE" and not math.isnan(row.value):
+            if counts_as_best(row):
                 best = self.rows.get(self.best) if self.best is not None else None
-                if best is None or (row.value > best.value if self.maximize else row.value < best.value):
+                if is_better(row.value, best.value if best else None, self.maximize):
                     self.best = row.number
         if self._fit_params(rows):
             widths_changed = True
@@ -442,7 +405,7 @@ class TrialTable(ScrollView, can_focus=True):
             if col.key == "number":
                 text = str(number)
             elif col.key == "state":
-                text = STATE_TEXT.get(row.state, row.state.lower())
+                text = state_text(row.state)
                 style = base + state_style
             elif col.key == "value":
                 text = format_values(row)

@@ -1,0 +1,55 @@
+"""What the CLI and the TUI both say about a study: its best trial and how numbers read.
+
+Neither torch nor textual is imported here: `tunetui show`, `run`'s summary, `export --best-spec` and the
+TUI share it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, TypeVar
+
+
+class _Trial(Protocol):
+    state: str
+    value: float | None
+
+
+T = TypeVar("T", bound=_Trial)
+
+
+def is_better(value: float, than: float | None, maximize: bool) -> bool:
+    """Strictly better: on a tie the trial that came first stays the best."""
+    return than is None or (value > than if maximize else value < than)
+
+
+def counts_as_best(trial: _Trial) -> bool:
+    """Only a complete trial with a value can be the best (NaN is no value; +-inf is)."""
+    return trial.state == "COMPLETE" and trial.value is not None and not math.isnan(trial.value)
+
+
+def best_trial(trials: Iterable[T], maximize: bool) -> T | None:
+    """The complete trial with the best value; the earliest of equals; None before any completes."""
+    best: T | None = None
+    for trial in trials:
+        if counts_as_best(trial) and is_better(trial.value, best.value if best else None, maximize):
+            best = trial
+    return best
+
+
+def short_number(value: Any) -> str:
+    """4 significant digits for a float (0.0003456, 1.234e-05, inf); anything else as it is."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def fixed_number(value: float | None) -> str:
+    """4 decimals, for values on one scale side by side (the CLI's best values); '-' for none."""
+    return "-" if value is None else f"{value:.4f}"
+
+
+def best_text(study: dict, number=fixed_number) -> str:
+    """A study's best value; a study with several objectives has none: the size of its Pareto front."""
+    directions: Sequence[str] = study.get("directions", ())
+    if len(directions) > 1:
+        return f"{len(directions)} obj, {study['pareto_front']} Pareto"
+    return number(study["best"])

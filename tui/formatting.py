@@ -1,0 +1,72 @@
+"""How the TUI writes values, durations, states and trial counts (one place, so every screen agrees)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.report import best_text, short_number
+from engine.store import TrialRow
+from engine.text import safe
+
+STATE_TEXT = {  # every Optuna TrialState; each has a trial-table--<text> style
+    "COMPLETE": "complete",
+    "RUNNING": "running",
+    "PRUNED": "pruned",
+    "FAIL": "fail",
+    "WAITING": "waiting",
+}
+COUNT_LABELS = (("COMPLETE", "done"), ("RUNNING", "run"), ("PRUNED", "pruned"), ("FAIL", "fail"))
+COUNT_LETTERS = (("COMPLETE", "c"), ("RUNNING", "r"), ("PRUNED", "p"), ("FAIL", "f"), ("WAITING", "w"))
+
+
+def state_text(state: str) -> str:
+    return STATE_TEXT.get(state, state.lower())
+
+
+def format_value(value: Any) -> str:
+    """A param, attr or objective value: empty for none, 4 significant digits for a float."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return short_number(value)
+    return safe(value)  # params and attrs come from the store: no control byte reaches the terminal
+
+
+def format_values(row: TrialRow) -> str:
+    """The value column: every objective's value when there are several, never objective 0 alone."""
+    if len(row.values) > 1:
+        return ", ".join(format_value(v) for v in row.values)
+    return format_value(row.value)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f}s"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def format_best(study: dict) -> str:
+    """The Studies screen's best column: 4 significant digits, or the Pareto front's size."""
+    return best_text(study, lambda value: "-" if value is None else short_number(value))
+
+
+def trial_summary(counts: dict[str, int]) -> str:
+    """12 (10 done, 1 pruned, 1 fail)"""
+    total = sum(counts.values())
+    parts = [f"{counts[state]} {label}" for state, label in COUNT_LABELS if counts.get(state)]
+    return f"{total}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def trial_letters(counts: dict[str, int]) -> str:
+    """12: 10c 1p 1f (complete, running, pruned, failed, waiting)"""
+    parts = [f"{counts[state]}{letter}" for state, letter in COUNT_LETTERS if counts.get(state)]
+    return f"{sum(counts.values())}" + (f": {' '.join(parts)}" if parts else "")
