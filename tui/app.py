@@ -12,6 +12,16 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from engine.store import resolve_url
 from engine.text import safe, safe_lines
+from tui.messages import ChooseSpecToStart, Confirm, EditSpec, ExportStudy, LaunchSpec, NewStudy, OpenStudy
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.editor import EditorScreen
+from tui.screens.export import ExportScreen
+from tui.screens.help import HelpScreen
+from tui.screens.launch import LaunchScreen
+from tui.screens.picker import SpecPicker
+from tui.screens.restart import RestartScreen, recorded_spec, specs_naming
+from tui.screens.studies import StudiesScreen
+from tui.screens.study import StudyScreen
 
 
 class ScreenCommands(Provider):
@@ -79,21 +89,61 @@ class TunetuiApp(App):
         super().notify(safe_lines(message), title=safe(title), severity=severity, timeout=timeout, markup=False)
 
     def on_mount(self) -> None:
-        from tui.screens.studies import StudiesScreen
-
         self.push_screen(StudiesScreen())
         if self.open_study:
-            from tui.screens.study import StudyScreen
-
             self.push_screen(StudyScreen(self.open_study))
 
     def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
-
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()
             return
         self.push_screen(HelpScreen(self.screen))
+
+    # ------------------------------------------------------------ navigation (screens post, the app pushes)
+    def on_open_study(self, message: OpenStudy) -> None:
+        (self.switch_screen if message.replace else self.push_screen)(StudyScreen(message.name))
+
+    def on_new_study(self, message: NewStudy) -> None:
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.push_screen(LaunchScreen(path))
+
+        self.push_screen(SpecPicker(self.studies_dir, "start"), chosen)
+
+    def on_launch_spec(self, message: LaunchSpec) -> None:
+        self.push_screen(LaunchScreen(message.path))
+
+    def on_edit_spec(self, message: EditSpec) -> None:
+        if message.path is not None:
+            self.push_screen(EditorScreen(message.path))
+            return
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.push_screen(EditorScreen(path))
+
+        self.push_screen(SpecPicker(self.studies_dir, "edit"), chosen)
+
+    def on_confirm(self, message: Confirm) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                message.then()
+
+        self.push_screen(ConfirmScreen(message.title, message.detail, yes=message.yes), answered)
+
+    def on_choose_spec_to_start(self, message: ChooseSpecToStart) -> None:
+        # the store is data: the spec (and so the task code) to run is one the user picks here
+        candidates = specs_naming(self.studies_dir, message.study_name)
+        recorded = recorded_spec(message.user_attrs, candidates)
+
+        def chosen(spec: Path | None) -> None:
+            if spec is not None:
+                message.then(spec)
+
+        self.push_screen(RestartScreen(message.study_name, self.studies_dir, candidates, recorded), chosen)
+
+    def on_export_study(self, message: ExportStudy) -> None:
+        self.push_screen(ExportScreen(message.name))
 
 
 def run_app(storage_url: str | None, studies_dir: str = "studies") -> None:

@@ -1,8 +1,10 @@
-"""Messages the TUI's threads post to its screens: data flows in as small dataclass messages."""
+"""The TUI's messages: data from its threads to the screens, and navigation from the screens to app.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual.message import Message
 
@@ -58,3 +60,60 @@ class LaunchFinished(Message):
 class ExportFinished(Message):
     ok: bool
     message: str
+
+
+# ---------------------------------------------------------------- navigation: screens ask, app.py pushes
+# Screens never import each other: they post one of these and TunetuiApp opens the screen.
+
+
+@dataclass
+class OpenStudy(Message):
+    """Show the Study screen of this study (on top, or instead of the asking screen with replace)."""
+
+    name: str
+    replace: bool = False
+
+
+@dataclass
+class NewStudy(Message):
+    """Pick a spec in the studies folder, then show the Launch screen for it."""
+
+
+@dataclass
+class LaunchSpec(Message):
+    """Show the Launch screen for this spec."""
+
+    path: Path
+
+
+@dataclass
+class EditSpec(Message):
+    """Open the spec editor on this file; None: pick a spec in the studies folder first."""
+
+    path: Path | None = None
+
+
+@dataclass
+class Confirm(Message):
+    """Ask before a destructive action (y/n/escape); `then` runs on yes only."""
+
+    title: str
+    detail: str
+    yes: str
+    then: Callable[[], None]
+
+
+@dataclass
+class ChooseSpecToStart(Message):
+    """List the specs that could start this study again; `then` gets the one the user chose."""
+
+    study_name: str
+    user_attrs: dict
+    then: Callable[[Path], None]
+
+
+@dataclass
+class ExportStudy(Message):
+    """Show the export dialog of this study."""
+
+    name: str

@@ -12,7 +12,9 @@ from tui.screens.launch import LaunchScreen
 
 async def open_launch(pilot, app, spec):
     app.push_screen(LaunchScreen(spec))
-    await pilot.pause(0.2)
+    # mounted: the storage field is filled in on mount, right before the spec is read
+    await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen) and app.screen.query("#launch-storage")
+                   and app.screen.query_one("#launch-storage").value, what="the Launch screen")  # fmt: skip
     return app.screen
 
 
@@ -58,9 +60,9 @@ async def test_a_broken_spec_is_reported_and_ctrl_o_opens_the_editor(small_store
         await pilot.press("ctrl+l")
         assert "fix the spec first" in screen_text(app)
         await pilot.press("ctrl+o")
-        assert isinstance(app.screen, EditorScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor")
         await pilot.press("escape")
-        assert isinstance(app.screen, LaunchScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen), what="the Launch screen again")
 
 
 async def test_more_workers_than_cores_is_refused_and_nothing_starts(tmp_path, make_app, studies_dir):

@@ -309,6 +309,7 @@ async def test_the_footer_shows_the_study_keys_at_80_columns(small_store, make_a
     app = make_app(small_store, open_study="digits_mlp")
     async with app.run_test(size=(80, 24)) as pilot:
         await opened(pilot, 12)
+        await wait_for(pilot, lambda: "? Keys" in screen_text(app).splitlines()[-1], what="the footer")
         footer = screen_text(app).splitlines()[-1]
         for key in (
             "s Start",

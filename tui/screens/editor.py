@@ -21,6 +21,7 @@ from engine.files import write_private
 from engine.spec import NAME_PATTERN, SpecError, SpecIssue, StudySpec, parse_spec
 from engine.text import safe
 from tui.data import short_path
+from tui.messages import Confirm
 
 DEBOUNCE_S = 0.3
 
@@ -266,12 +267,4 @@ class EditorScreen(Screen):
         if not self.dirty:
             self.app.pop_screen()
             return
-        from tui.screens.confirm import ConfirmScreen
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.app.pop_screen()
-
-        self.app.push_screen(
-            ConfirmScreen("Discard unsaved changes?", str(self.path), yes="Discard"), answered
-        )
+        self.post_message(Confirm("Discard unsaved changes?", str(self.path), yes="Discard", then=self.app.pop_screen))

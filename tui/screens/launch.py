@@ -17,7 +17,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from engine.spec import SpecError, StudySpec, load_spec
 from engine.store import resolve_url
 from engine.text import safe_lines
-from tui.messages import LaunchFinished
+from tui.messages import EditSpec, LaunchFinished, OpenStudy
 
 
 def spec_summary(spec: StudySpec) -> str:
@@ -151,15 +151,11 @@ class LaunchScreen(Screen):
         if not message.ok:
             self._message(message.message, title=f"could not start {message.study_name}")
             return
-        from tui.screens.study import StudyScreen
-
         self.app.notify(f"started {message.study_name}", timeout=3)
-        self.app.switch_screen(StudyScreen(message.study_name))
+        self.post_message(OpenStudy(message.study_name, replace=True))
 
     def action_edit(self) -> None:
-        from tui.screens.editor import EditorScreen
-
-        self.app.push_screen(EditorScreen(self.spec_path))
+        self.post_message(EditSpec(self.spec_path))
 
     def action_back(self) -> None:
         self.app.pop_screen()

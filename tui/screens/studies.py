@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -17,7 +16,7 @@ from engine.store import StoreError
 from engine.text import safe
 from tui.data import delete_study, list_studies, open_store, short_url
 from tui.formatting import format_best, trial_letters, trial_summary
-from tui.messages import StudiesLoaded
+from tui.messages import Confirm, EditSpec, NewStudy, OpenStudy, StudiesLoaded
 
 
 def gpu_line() -> str:
@@ -158,37 +157,19 @@ class StudiesScreen(Screen):
         self.action_open()
 
     def action_open(self) -> None:
-        from tui.screens.study import StudyScreen
-
         name = self.selected_name
         if name is None:
             self.notify("no study to open; press n to start one", severity="warning")
             return
-        self.app.push_screen(StudyScreen(name))
+        self.post_message(OpenStudy(name))
 
     def action_new(self) -> None:
-        from tui.screens.launch import LaunchScreen
-        from tui.screens.picker import SpecPicker
-
-        def chosen(path: Path | None) -> None:
-            if path is not None:
-                self.app.push_screen(LaunchScreen(path))
-
-        self.app.push_screen(SpecPicker(self.app.studies_dir, "start"), chosen)
+        self.post_message(NewStudy())
 
     def action_edit(self) -> None:
-        from tui.screens.editor import EditorScreen
-        from tui.screens.picker import SpecPicker
-
-        def chosen(path: Path | None) -> None:
-            if path is not None:
-                self.app.push_screen(EditorScreen(path))
-
-        self.app.push_screen(SpecPicker(self.app.studies_dir, "edit"), chosen)
+        self.post_message(EditSpec())
 
     def action_delete(self) -> None:
-        from tui.screens.confirm import ConfirmScreen
-
         name = self.selected_name
         if name is None:
             return
@@ -197,18 +178,9 @@ class StudiesScreen(Screen):
             self.notify(f"{name} is {study['status']}: stop it before deleting", severity="warning")
             return
         trials = trial_summary(study["counts"]) if study else "?"
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._delete(name)
-
-        self.app.push_screen(
-            ConfirmScreen(
-                f"Delete study {name}?",
-                f"{trials} trials and all their telemetry; this cannot be undone.",
-                yes="Delete",
-            ),  # fmt: skip
-            answered,
+        self.post_message(
+            Confirm(f"Delete study {name}?", f"{trials} trials and all their telemetry; this cannot be undone.",
+                    yes="Delete", then=lambda: self._delete(name))  # fmt: skip
         )
 
     @work(thread=True, group="studies-delete")

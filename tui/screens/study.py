@@ -21,7 +21,14 @@ from engine.store import StoreError, TrialRow
 from engine.text import markup_safe, safe
 from tui.data import StudyDelta, StudyWatcher, TrialDetail, Want, open_store, param_importances
 from tui.formatting import format_value, trial_letters
-from tui.messages import ImportancesComputed, PollFailed, StudyUpdated
+from tui.messages import (
+    ChooseSpecToStart,
+    Confirm,
+    ExportStudy,
+    ImportancesComputed,
+    PollFailed,
+    StudyUpdated,
+)
 from tui.widgets.curves import MAX_OVERLAY, PLOTS, CurvesPanel, charts_for
 from tui.widgets.diagnosis import trial_detail
 from tui.widgets.histogram import GradientPanel
@@ -529,22 +536,14 @@ class StudyScreen(Screen):
         self._control("stop", None, "stop requested: running trials finish first (X stops now)")
 
     def action_stop_now(self) -> None:
-        from tui.screens.confirm import ConfirmScreen
-
         if self.status not in ("running", "paused"):
             self.notify(f"{self.study_name} is {self.status}: nothing to stop", severity="warning")
             return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._control("stop_now", None, "stop requested: running trials are killed")
-
-        self.app.push_screen(ConfirmScreen(f"Stop {self.study_name} now?", "Running trials are killed.",
-                                           yes="Stop now"), answered)  # fmt: skip
+        done = "stop requested: running trials are killed"
+        self.post_message(Confirm(f"Stop {self.study_name} now?", "Running trials are killed.", yes="Stop now",
+                                  then=lambda: self._control("stop_now", None, done)))  # fmt: skip
 
     def action_kill(self) -> None:
-        from tui.screens.confirm import ConfirmScreen
-
         row = self.rows.get(self.selected) if self.selected is not None else None
         if row is None or row.state != "RUNNING":
             state = row.state.lower() if row else "nothing"
@@ -553,17 +552,9 @@ class StudyScreen(Screen):
             )
             return
         number = row.number
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._control("kill", str(number), f"kill requested for trial #{number}")
-
-        self.app.push_screen(
-            ConfirmScreen(
-                f"Kill trial #{number}?", "It stops at once and is recorded as failed (user).", yes="Kill"
-            ),  # fmt: skip
-            answered,
-        )
+        done = f"kill requested for trial #{number}"
+        self.post_message(Confirm(f"Kill trial #{number}?", "It stops at once and is recorded as failed (user).",
+                                  yes="Kill", then=lambda: self._control("kill", str(number), done)))  # fmt: skip
 
     def action_start(self) -> None:
         if self.status == "running":
@@ -572,17 +563,7 @@ class StudyScreen(Screen):
         if self.status == "paused":
             self._control("resume", None, f"resume requested for {self.study_name}")
             return
-        from tui.screens.restart import RestartScreen, recorded_spec, specs_naming
-
-        # the store is data: the spec (and so the task code) to run is one the user picks here
-        candidates = specs_naming(self.app.studies_dir, self.study_name)
-        recorded = recorded_spec(self.user_attrs, candidates)
-
-        def chosen(spec: Path | None) -> None:
-            if spec is not None:
-                self._start(spec)
-
-        self.app.push_screen(RestartScreen(self.study_name, self.app.studies_dir, candidates, recorded), chosen)
+        self.post_message(ChooseSpecToStart(self.study_name, self.user_attrs, self._start))
 
     @work(thread=True, exclusive=True, group="launch")
     def _start(self, spec: Path) -> None:
@@ -599,9 +580,7 @@ class StudyScreen(Screen):
         self._wake.set()
 
     def action_export(self) -> None:
-        from tui.screens.export import ExportScreen
-
         if self.study_id is None:
             self.notify("the study is not in the store yet", severity="warning")
             return
-        self.app.push_screen(ExportScreen(self.study_name))
+        self.post_message(ExportStudy(self.study_name))
