@@ -81,7 +81,7 @@ async def _paint(
         while clock.painted_at is None:
             await pilot.pause(0.005)
         first = clock.painted_at - start
-        while hasattr(app.screen, "rows") and not all(r.params for r in app.screen.rows.values()):
+        while hasattr(app.screen, "model") and not all(r.params for r in app.screen.model.rows.values()):
             await pilot.pause(0.005)  # the second read (params) of the Study screen
         await pilot.pause()
         return first, time.perf_counter() - start

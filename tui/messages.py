@@ -117,3 +117,11 @@ class ExportStudy(Message):
     """Show the export dialog of this study."""
 
     name: str
+
+
+@dataclass
+class ControlSent(Message):
+    """A control request (pause, resume, stop, stop_now, kill) was written, or why not."""
+
+    ok: bool
+    text: str

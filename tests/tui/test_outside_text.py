@@ -72,7 +72,7 @@ async def test_failing_task_error_text_in_detail_log_and_toasts_is_plain_text(ho
         terminal_safe(app)
         screen = app.screen
         assert isinstance(screen, StudyScreen)
-        screen.notify(f"could not start: {screen.details[0].attrs['fail_hint']}", severity="error")
+        screen.notify(f"could not start: {screen.model.details[0].attrs['fail_hint']}", severity="error")
         await wait_for(pilot, lambda: toasts(app), what="the error toast")
         await pilot.pause(0.2)
         assert toasts(app) == ["could not start: " + safe("RuntimeError: " + ERROR_TEXT)]

@@ -39,7 +39,7 @@ def test_study_screen_with_curves_of_the_second_trial(here, make_app, snap_compa
         await wait_for(pilot, lambda: len(table().rows) == 12)
         await pilot.press("down")
         plots = lambda: list(app.screen.query(SeriesPlot))  # noqa: E731
-        await wait_for(pilot, lambda: all(p.chart.series for p in plots()) and app.screen.layer_rows_for == 1,
+        await wait_for(pilot, lambda: all(p.chart.series for p in plots()) and app.screen.model.layer_rows_for == 1,
                        what="every chart drawn")  # fmt: skip
         await pilot.pause(0.2)
 

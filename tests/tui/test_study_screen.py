@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import threading
 
 import optuna
 import pytest
@@ -12,6 +13,7 @@ from engine.store import Store
 from tests.tui.builders import DISTRIBUTIONS
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
+from tui import control
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.export import ExportScreen
 from tui.screens.studies import StudiesScreen
@@ -109,7 +111,7 @@ async def test_f_follows_the_newest_trial(running_store, make_app):
         store.close()
         await wait_for(pilot, lambda: table(app).current == 6, what="the cursor on the new trial")
         await pilot.press("f")
-        assert not app.screen.follow
+        assert not app.screen.model.follow
 
 
 async def test_curves_of_the_selected_trial_with_clip_line_then_best_then_all(small_store, make_app):
@@ -132,7 +134,7 @@ async def test_curves_of_the_selected_trial_with_clip_line_then_best_then_all(sm
         await wait_for(pilot, lambda: len(chart(app, "loss").series) == 12, what="all trials overlaid")
         assert chart(app, "loss").title == "loss 12 trials"
         await pilot.press("v")
-        assert app.screen.view == "selected"
+        assert app.screen.model.view == "selected"
 
 
 async def test_c_compares_two_trials(small_store, make_app):
@@ -147,7 +149,7 @@ async def test_c_compares_two_trials(small_store, make_app):
         assert labels == ["#0 val", "#0 train", "#1 val", "#1 train"]
         assert "compare #0" in screen_text(app)
         await pilot.press("c")
-        assert app.screen.view == "selected" and table(app).pinned is None
+        assert app.screen.model.view == "selected" and table(app).pinned is None
 
 
 async def test_m_cycles_the_chart_on_a_narrow_terminal(small_store, make_app):
@@ -216,7 +218,7 @@ async def test_k_kills_a_running_trial_after_y(running_store, make_app):
         assert controls(running_store) == []
         await pilot.press("k", "y")
         assert isinstance(app.screen, StudyScreen)
-        assert controls(running_store) == [("kill", "4")]
+        await wait_for(pilot, lambda: controls(running_store) == [("kill", "4")], what="the kill row")
 
 
 async def test_k_on_a_finished_trial_only_warns(small_store, make_app):
@@ -229,16 +231,29 @@ async def test_k_on_a_finished_trial_only_warns(small_store, make_app):
     assert controls(small_store) == []
 
 
-async def test_p_x_and_capital_x_write_control_rows(running_store, make_app):
+async def test_p_x_and_capital_x_write_control_rows_in_order_from_a_worker_thread(running_store, make_app,
+                                                                                 monkeypatch):  # fmt: skip
+    threads = []
+    real_request = control.request
+
+    def request(*args):  # the real request, noting the thread it runs on
+        threads.append(threading.current_thread())
+        return real_request(*args)
+
+    monkeypatch.setattr(control, "request", request)
     app = make_app(running_store, open_study="digits_mlp")
     async with app.run_test(size=(80, 24)) as pilot:
         await opened(pilot, 6)
-        await wait_for(pilot, lambda: app.screen.status == "running")
+        await wait_for(pilot, lambda: app.screen.model.status == "running")
         await pilot.press("p", "x")
         await pilot.press("X")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-    assert controls(running_store) == [("pause", None), ("stop", None), ("stop_now", None)]
+        sent = [("pause", None), ("stop", None), ("stop_now", None)]
+        await wait_for(pilot, lambda: controls(running_store) == sent, what="three control rows")
+        await wait_for(pilot, lambda: any("stop requested: running trials are killed" in n.message
+                                          for n in app._notifications), what="the answer")  # fmt: skip
+    assert len(threads) == 3 and threading.main_thread() not in threads  # the UI thread never waits on the store
 
 
 async def test_s_and_p_resume_a_paused_study(running_store, make_app):
@@ -248,9 +263,9 @@ async def test_s_and_p_resume_a_paused_study(running_store, make_app):
     app = make_app(running_store, open_study="digits_mlp")
     async with app.run_test(size=(80, 24)) as pilot:
         await opened(pilot, 6)
-        await wait_for(pilot, lambda: app.screen.status == "paused")
+        await wait_for(pilot, lambda: app.screen.model.status == "paused")
         await pilot.press("s", "p")
-    assert controls(running_store) == [("resume", None), ("resume", None)]
+        await wait_for(pilot, lambda: controls(running_store) == [("resume", None), ("resume", None)])
 
 
 async def test_pausing_a_finished_study_only_warns(small_store, make_app):
@@ -334,7 +349,7 @@ async def test_the_command_palette_runs_screen_actions(small_store, make_app):
         await pilot.pause(0.3)
         await pilot.press("enter")
         await wait_for(
-            pilot, lambda: isinstance(app.screen, StudyScreen) and app.screen.follow, what="follow on"
+            pilot, lambda: isinstance(app.screen, StudyScreen) and app.screen.model.follow, what="follow on"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import deque
@@ -17,26 +18,26 @@ from textual.timer import Timer
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from engine.store import StoreError, TrialRow
-from engine.text import markup_safe, safe
-from tui.data import StudyDelta, StudyWatcher, TrialDetail, Want, open_store, param_importances
-from tui.formatting import format_value, trial_letters
+from engine.store import StoreError
+from engine.text import safe
+from tui.data import StudyWatcher, Want, open_store, param_importances
 from tui.messages import (
     ChooseSpecToStart,
     Confirm,
+    ControlSent,
     ExportStudy,
     ImportancesComputed,
     PollFailed,
     StudyUpdated,
 )
-from tui.widgets.curves import MAX_OVERLAY, PLOTS, CurvesPanel, charts_for
+from tui.study_model import StudyModel
+from tui.widgets.curves import PLOTS, CurvesPanel, charts_for
 from tui.widgets.diagnosis import trial_detail
 from tui.widgets.histogram import GradientPanel
 from tui.widgets.history_plot import HistoryPlot, ImportancePlot
 from tui.widgets.trial_table import TrialTable
 
 TABS = ("curves", "history", "importance", "detail", "grads", "log")
-VIEWS = ("selected", "best", "all")
 MIN_IMPORTANCE_TRIALS = 8
 IMPORTANCE_EVERY_S = 10.0
 WIDE = 120  # columns from which the table and the panels sit side by side
@@ -80,26 +81,8 @@ class StudyScreen(Screen):
     def __init__(self, study_name: str) -> None:
         super().__init__()
         self.study_name = study_name
-        self.study_id: int | None = None
-        self.maximizing = True
-        self.status = "waiting"
-        self.user_attrs: dict = {}
-        self.coordinators: list[dict] = []
-        self.rows: dict[int, TrialRow] = {}
-        self.epochs: dict[int, list[dict]] = {}
-        self.steps_for: int | None = None
-        self.steps: list[dict] = []
-        self.layer_rows_for: int | None = None
-        self.layer_rows: list[dict] = []
-        self.logs_for: int | None = None
-        self.log_lines: list[str] = []
-        self.details: dict[int, TrialDetail] = {}
-        self.selected: int | None = None
-        self.pinned: int | None = None
-        self.view = "selected"
-        self.follow = False
+        self.model = StudyModel(study_name)
         self.want = Want()
-        self.error: str | None = None
         self.importance_count = -1
         self.importance_at = 0.0
         self.importance_busy = False
@@ -107,6 +90,8 @@ class StudyScreen(Screen):
         self.apply_s = 0.0  # time spent applying the last delta
         self.tick_costs: deque[tuple[float, float]] = deque(maxlen=2000)  # (query s, apply s): the benchmark
         self._wake = threading.Event()
+        self._controls: queue.Queue[tuple[int, str, str | None, str]] = queue.Queue()  # requests to send
+        self._control_lock = threading.Lock()
         self._settle: Timer | None = None
         self._filled = {"curves"}  # tabs whose widgets are mounted
         self._filling = {"curves"}  # ... or being mounted
@@ -167,99 +152,48 @@ class StudyScreen(Screen):
         self._wake.set()
 
     def _set_want(self) -> None:
-        numbers = self._curve_numbers()
-        single = numbers[0] if len(numbers) == 1 else None
-        want = Want(curves=tuple(numbers), steps=single, detail=self.selected)
+        want = self.model.want()
         if want != self.want:
             self.want = want
             self._wake.set()
 
-    def _curve_numbers(self) -> list[int]:
-        if self.view == "compare" and self.pinned is not None and self.selected is not None:
-            return [self.pinned, self.selected] if self.pinned != self.selected else [self.selected]
-        if self.view == "best":
-            best = self.query_one(TrialTable).best
-            return [best] if best is not None else []
-        if self.view == "all":
-            return sorted(self.rows)[-MAX_OVERLAY:]
-        return [self.selected] if self.selected is not None else []
-
     # ------------------------------------------------------------ applying deltas (UI thread)
     def on_poll_failed(self, message: PollFailed) -> None:
-        self.error = message.error
+        self.model.fail(message.error)
         self._title()
 
     def on_study_updated(self, message: StudyUpdated) -> None:
         start = time.perf_counter()
-        delta: StudyDelta = message.delta
         self.ticks += 1
-        self.error = None
-        changed_status = (delta.status, delta.study_id) != (self.status, self.study_id)
-        self.status, self.coordinators = delta.status, delta.coordinators
-        if delta.study_id is not None and self.study_id is None:
-            self.study_id = delta.study_id
-            self.maximizing = delta.direction == "MAXIMIZE"
-            self.query_one(TrialTable).set_direction(self.maximizing, len(delta.directions))
-        if delta.user_attrs is not None:
-            self.user_attrs = delta.user_attrs
+        dirty = self.model.apply(message.delta)
         table = self.query_one(TrialTable)
-        best_before = table.best
-        if delta.trials:
-            for row in delta.trials:
-                self.rows[row.number] = row
-            table.update_rows(delta.trials)
-            if self.follow and self.rows:
-                newest = max(self.rows)
-                if newest != table.current:
-                    table.move_to(newest)
-        curves_dirty = bool(delta.trials) and (self.view == "all" or table.best != best_before)
-        for number, rows in delta.epochs.items():
-            self.epochs.setdefault(number, []).extend(rows)
-            curves_dirty = True
-        for number, rows in delta.steps.items():
-            if number == self.steps_for:
-                self.steps.extend(rows)
-            else:
-                self.steps_for, self.steps = number, list(rows)
-            curves_dirty = True
-        layers_dirty = False
-        for number, rows in delta.layers.items():
-            if number == self.layer_rows_for:
-                self.layer_rows.extend(rows)
-            else:
-                self.layer_rows_for, self.layer_rows = number, list(rows)
-            layers_dirty = True
-        for number, rows in delta.logs.items():
-            lines = [f"{time.strftime('%H:%M:%S', time.localtime(r['ts'] or 0))} {safe(r['line'])}" for r in rows]
-            if number == self.logs_for:
-                self.log_lines.extend(lines)
-                new_lines = lines
-            else:
-                self.logs_for, self.log_lines, new_lines = number, lines, None
-            if "log" in self._filled and self.query_one(TabbedContent).active == "log":  # else when it opens
-                self._show_log(new_lines)
-        for detail in delta.details:
-            self.details[detail.number] = detail
-        detail_dirty = bool(delta.details) or (self.selected is not None and self.selected in
-                                               {r.number for r in delta.trials})  # fmt: skip
-        self._set_want()
-        if delta.trials or changed_status or delta.first:
-            self._title()
+        if dirty.direction:
+            table.set_objectives(self.model.objectives)
+        if dirty.trials:
+            table.best = self.model.best
+            table.update_rows(message.delta.trials)
+            if dirty.follow_to is not None and dirty.follow_to != table.current:
+                table.move_to(dirty.follow_to)
         active = self.query_one(TabbedContent).active
+        if dirty.log and "log" in self._filled and active == "log":  # else when it opens
+            self._show_log(dirty.new_log_lines)
+        self._set_want()
+        if dirty.title:
+            self._title()
         if active not in self._filled:
             pass  # mounting: shown when ready
-        elif active == "curves" and (curves_dirty or layers_dirty):
+        elif active == "curves" and (dirty.curves or dirty.layers):
             self._draw_soon("curves")
-        elif active == "history" and (delta.trials or delta.first):
+        elif active == "history" and dirty.history:
             self._draw_soon("history")
         elif active == "importance":
             self._maybe_importance()
-        elif active == "detail" and detail_dirty:
+        elif active == "detail" and dirty.detail:
             self._show_detail()
-        elif active == "grads" and layers_dirty:
+        elif active == "grads" and dirty.layers:
             self._draw_soon("grads")
         self.apply_s = time.perf_counter() - start
-        self.tick_costs.append((delta.elapsed_s, self.apply_s))
+        self.tick_costs.append((message.delta.elapsed_s, self.apply_s))
 
     # ------------------------------------------------------------ panels
     def _draw_soon(self, panel: str) -> None:
@@ -286,58 +220,27 @@ class StudyScreen(Screen):
             self._show_grads()
 
     def _title(self) -> None:
-        """name · status · best · trials by state · view, short enough for 80 columns."""
-        counts: dict[str, int] = {}
-        for row in self.rows.values():
-            counts[row.state] = counts.get(row.state, 0) + 1
-        table = self.query_one(TrialTable)
-        best = self.rows.get(table.best) if table.best is not None else None
-        parts = [f"[b]{markup_safe(self.study_name)}[/b]", self.status]
-        if self.study_id is None:
-            parts.append("waiting for the study to appear in the store")
-        else:
-            parts.append(f"best {format_value(best.value)} #{best.number}" if best else "best -")
-            parts.append(f"trials {trial_letters(counts)}")
-        view = self.view if self.view != "compare" else f"compare #{self.pinned}"
-        parts.append(f"view {view}" + (" +follow" if self.follow else ""))
-        if self.error:
-            parts.append(f"[b]store error[/b]: {markup_safe(self.error)}")
-        text = " · ".join(parts)
+        text = self.model.title()
         if text != self._title_text:  # one line, fixed height: no layout pass needed
             self._title_text = text
             self.query_one("#study-title", Static).update(text, layout=False)
 
-    def _clip(self, number: int | None) -> float | None:
-        if number is None:
-            return None
-        row = self.rows.get(number)
-        for source in (
-            (row.params if row else {}),
-            (self.details[number].attrs if number in self.details else {}),
-        ):
-            for key in ("clip_norm", "clip"):
-                value = source.get(key)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    return float(value)
-        return None
-
     def _show_curves(self) -> None:
-        numbers = self._curve_numbers()
+        model = self.model
+        numbers = model.curve_numbers()
         single = numbers[0] if len(numbers) == 1 else None
-        steps = self.steps if single is not None and self.steps_for == single else None
-        layers = self.layer_rows if self.layer_rows_for == self.selected else []
-        charts = charts_for(
-            self.view, numbers, self.epochs, steps, layers, self._clip(single or self.selected)
-        )
-        charts["layers"].title = f"per-layer grad norm #{self.selected}" if self.selected is not None else ""
+        charts = charts_for(model.view, numbers, model.epochs, model.steps_shown(), model.selected_layers(),
+                            model.clip(single or model.selected))  # fmt: skip
+        charts["layers"].title = f"per-layer grad norm #{model.selected}" if model.selected is not None else ""
         self.query_one(CurvesPanel).show(charts)
 
     def _show_history(self) -> None:
-        self.query_one(HistoryPlot).set_trials(self.rows.values(), self.maximizing)
+        self.query_one(HistoryPlot).set_trials(self.model.rows.values(), self.model.maximizing)
 
     def _show_detail(self) -> None:
-        row = self.rows.get(self.selected) if self.selected is not None else None
-        detail = self.details.get(self.selected) if self.selected is not None else None
+        selected = self.model.selected
+        row = self.model.rows.get(selected) if selected is not None else None
+        detail = self.model.details.get(selected) if selected is not None else None
         duration = None
         if row is not None and row.started is not None:
             duration = (row.finished or self.app.clock()) - row.started
@@ -345,17 +248,17 @@ class StudyScreen(Screen):
         self.query_one("#detail-view", Static).update(view)
 
     def _show_grads(self) -> None:
-        rows = self.layer_rows if self.layer_rows_for == self.selected else []
-        self.query_one(GradientPanel).set_rows(self.selected, rows)
+        self.query_one(GradientPanel).set_rows(self.model.selected, self.model.selected_layers())
 
     def _show_log(self, new_lines: list[str] | None) -> None:
         log = self.query_one("#log-view", Log)
-        if new_lines is None and self.logs_for != self.selected:
+        model = self.model
+        if new_lines is None and model.logs_for != model.selected:
             log.clear()
-            log.write_line(f"reading the log of trial #{self.selected}...")
+            log.write_line(f"reading the log of trial #{model.selected}...")
         elif new_lines is None:
             log.clear()
-            log.write_lines(self.log_lines[-1000:] or [f"no log lines for trial #{self.selected}"])
+            log.write_lines(model.log_lines[-1000:] or [f"no log lines for trial #{model.selected}"])
         elif new_lines:
             log.write_lines(new_lines)
 
@@ -398,7 +301,7 @@ class StudyScreen(Screen):
 
     @on(TrialTable.Highlighted)
     def _highlighted(self, event: TrialTable.Highlighted) -> None:
-        self.selected = event.number
+        self.model.selected = event.number
         self._set_want()
         # redraw once the cursor settles: holding a key must not build five charts per row passed
         if self._settle is not None:
@@ -407,7 +310,7 @@ class StudyScreen(Screen):
 
     # ------------------------------------------------------------ importance (a thread)
     def _maybe_importance(self, force: bool = False) -> None:
-        complete = sum(1 for r in self.rows.values() if r.state == "COMPLETE")
+        complete = self.model.complete_count()
         plot = self.query_one(ImportancePlot)
         if complete < MIN_IMPORTANCE_TRIALS:
             plot.set_importances(None, f"needs {MIN_IMPORTANCE_TRIALS} complete trials ({complete} so far)")
@@ -466,12 +369,8 @@ class StudyScreen(Screen):
         self.notify(f"chart: {name}", timeout=1.5)
 
     def action_view(self) -> None:
-        if self.view == "compare":
-            self.pinned = None
-            self.query_one(TrialTable).pinned = None
-            self.view = "selected"
-        else:
-            self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
+        self.model.next_view()
+        self.query_one(TrialTable).pinned = self.model.pinned
         self._after_view_change()
 
     def _after_view_change(self) -> None:
@@ -484,71 +383,89 @@ class StudyScreen(Screen):
             self._draw("curves")
 
     def action_follow(self) -> None:
-        self.follow = not self.follow
-        if self.follow and self.rows:
-            self.query_one(TrialTable).move_to(max(self.rows))
+        model = self.model
+        model.follow = not model.follow
+        if model.follow and model.rows:
+            self.query_one(TrialTable).move_to(max(model.rows))
         self._title()
-        self.notify("following the newest trial" if self.follow else "follow off", timeout=2)
+        self.notify("following the newest trial" if model.follow else "follow off", timeout=2)
 
     def action_compare(self) -> None:
         table = self.query_one(TrialTable)
-        if self.selected is None:
-            return
-        if self.view == "compare" or (self.pinned is not None and self.pinned == self.selected):
-            self.pinned = table.pinned = None
-            self.view = "selected"
+        happened = self.model.compare()
+        table.pinned = self.model.pinned
+        if happened == "off":
             self.notify("compare off", timeout=2)
-        elif self.pinned is None:
-            self.pinned = table.pinned = self.selected
-            self.notify(f"pinned #{self.selected}: move to another trial and press c", timeout=4)
+        elif happened == "pinned":
+            self.notify(f"pinned #{self.model.pinned}: move to another trial and press c", timeout=4)
             table.refresh()
             self._title()
             return
-        else:
-            self.view = "compare"
+        elif not happened:
+            return
         self._after_view_change()
 
     def _control(self, action: str, arg: str | None, done: str) -> None:
-        if self.study_id is None:
+        if self.model.study_id is None:
             self.notify("the study is not in the store yet", severity="warning")
             return
-        from tui.control import request
+        self._controls.put((self.model.study_id, action, arg, done))
+        self._send_controls()
 
-        try:
-            request(self.app.storage_url, self.study_id, action, arg)
-        except (StoreError, ValueError) as err:
-            self.notify(f"{action} failed: {err}", severity="error")
-            return
-        self.notify(done, timeout=4)
+    @work(thread=True, group="control")
+    def _send_controls(self) -> None:
+        """A control row is a store write (a busy SQLite file waits): never on the UI thread. One sender at
+        a time takes the queue in order, so `p` then `x` reach the coordinator as pause, then stop."""
+        from tui import control
+
+        with self._control_lock:
+            while True:
+                try:
+                    study_id, action, arg, done = self._controls.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    control.request(self.app.storage_url, study_id, action, arg)
+                except (StoreError, ValueError) as err:
+                    self.post_message(ControlSent(False, f"{action} failed: {err}"))
+                else:
+                    self.post_message(ControlSent(True, done))
+
+    def on_control_sent(self, message: ControlSent) -> None:
+        if message.ok:
+            self.notify(message.text, timeout=4)
+        else:
+            self.notify(message.text, severity="error")
 
     def action_pause(self) -> None:
-        if self.status == "paused":
+        if self.model.status == "paused":
             self._control("resume", None, f"resume requested for {self.study_name}")
-        elif self.status == "running":
+        elif self.model.status == "running":
             self._control("pause", None, "pause requested: no new trials start (p or s resumes)")
         else:
-            self.notify(f"{self.study_name} is {self.status}: nothing to pause", severity="warning")
+            self.notify(f"{self.study_name} is {self.model.status}: nothing to pause", severity="warning")
 
     def action_stop(self) -> None:
-        if self.status not in ("running", "paused"):
-            self.notify(f"{self.study_name} is {self.status}: nothing to stop", severity="warning")
+        if self.model.status not in ("running", "paused"):
+            self.notify(f"{self.study_name} is {self.model.status}: nothing to stop", severity="warning")
             return
         self._control("stop", None, "stop requested: running trials finish first (X stops now)")
 
     def action_stop_now(self) -> None:
-        if self.status not in ("running", "paused"):
-            self.notify(f"{self.study_name} is {self.status}: nothing to stop", severity="warning")
+        if self.model.status not in ("running", "paused"):
+            self.notify(f"{self.study_name} is {self.model.status}: nothing to stop", severity="warning")
             return
         done = "stop requested: running trials are killed"
         self.post_message(Confirm(f"Stop {self.study_name} now?", "Running trials are killed.", yes="Stop now",
                                   then=lambda: self._control("stop_now", None, done)))  # fmt: skip
 
     def action_kill(self) -> None:
-        row = self.rows.get(self.selected) if self.selected is not None else None
-        if row is None or row.state != "RUNNING":
-            state = row.state.lower() if row else "nothing"
+        row = self.model.killable()
+        if row is None:
+            selected = self.model.rows.get(self.model.selected) if self.model.selected is not None else None
+            state = selected.state.lower() if selected else "nothing"
             self.notify(
-                f"only a running trial can be killed (#{self.selected} is {state})", severity="warning"
+                f"only a running trial can be killed (#{self.model.selected} is {state})", severity="warning"
             )
             return
         number = row.number
@@ -557,13 +474,13 @@ class StudyScreen(Screen):
                                   yes="Kill", then=lambda: self._control("kill", str(number), done)))  # fmt: skip
 
     def action_start(self) -> None:
-        if self.status == "running":
+        if self.model.status == "running":
             self.notify(f"{self.study_name} is already running", timeout=3)
             return
-        if self.status == "paused":
+        if self.model.status == "paused":
             self._control("resume", None, f"resume requested for {self.study_name}")
             return
-        self.post_message(ChooseSpecToStart(self.study_name, self.user_attrs, self._start))
+        self.post_message(ChooseSpecToStart(self.study_name, self.model.user_attrs, self._start))
 
     @work(thread=True, exclusive=True, group="launch")
     def _start(self, spec: Path) -> None:
@@ -580,7 +497,7 @@ class StudyScreen(Screen):
         self._wake.set()
 
     def action_export(self) -> None:
-        if self.study_id is None:
+        if self.model.study_id is None:
             self.notify("the study is not in the store yet", severity="warning")
             return
         self.post_message(ExportStudy(self.study_name))

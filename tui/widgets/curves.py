@@ -12,6 +12,7 @@ from textual.containers import Grid
 from textual_plotext import PlotextPlot
 
 from tui.data import downsample, layer_order
+from tui.study_model import MAX_OVERLAY
 
 PALETTE = ("cyan", "orange", "green", "magenta", "blue", "yellow", "red", "gray")
 PLOTS = ("loss", "acc", "lr", "grad", "layers")
@@ -22,7 +23,6 @@ TITLES = {
     "grad": "grad norm",
     "layers": "per-layer grad norm",
 }
-MAX_OVERLAY = 40  # curves drawn at once in the "all" view
 
 
 @dataclass

@@ -17,7 +17,6 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from engine.report import counts_as_best, is_better
 from engine.store import TrialRow
 from engine.text import safe
 from tui.formatting import STATE_TEXT, format_duration, format_value, format_values, state_text
@@ -97,8 +96,7 @@ class TrialTable(ScrollView, can_focus=True):
         self.cursor = 0
         self.params: list[str] = []
         self.param_widths: dict[str, int] = {}
-        self.best: int | None = None
-        self.maximize = True
+        self.best: int | None = None  # set by the screen (tui/study_model.py decides)
         self.objectives = 1
         self.pinned: int | None = None
         self.number_width = 3
@@ -113,8 +111,7 @@ class TrialTable(ScrollView, can_focus=True):
     def current(self) -> int | None:
         return self.order[self.cursor] if self.order else None
 
-    def set_direction(self, maximize: bool, objectives: int = 1) -> None:
-        self.maximize = maximize
+    def set_objectives(self, objectives: int) -> None:
         if objectives != self.objectives:  # several objectives: all their values in a wider column
             self.objectives = objectives
             self._layout_columns()
@@ -140,10 +137,6 @@ class TrialTable(ScrollView, can_focus=True):
                 last = row.number
             self.rows[row.number] = row
             self._versions[row.number] = self._versions.get(row.number, 0) + 1
-            if counts_as_best(row):
-                best = self.rows.get(self.best) if self.best is not None else None
-                if is_better(row.value, best.value if best else None, self.maximize):
-                    self.best = row.number
         if self._fit_params(rows):
             widths_changed = True
         if len(str(max(self.rows))) > self.number_width:
