@@ -432,10 +432,7 @@ class StudyScreen(Screen):
                     self.post_message(ControlSent(True, done))
 
     def on_control_sent(self, message: ControlSent) -> None:
-        if message.ok:
-            self.notify(message.text, timeout=4)
-        else:
-            self.notify(message.text, severity="error")
+        self.notify(message.text, severity="information" if message.ok else "error", timeout=4 if message.ok else None)
 
     def action_pause(self) -> None:
         if self.model.status == "paused":
@@ -464,9 +461,7 @@ class StudyScreen(Screen):
         if row is None:
             selected = self.model.rows.get(self.model.selected) if self.model.selected is not None else None
             state = selected.state.lower() if selected else "nothing"
-            self.notify(
-                f"only a running trial can be killed (#{self.model.selected} is {state})", severity="warning"
-            )
+            self.notify(f"only a running trial can be killed (#{self.model.selected} is {state})", severity="warning")
             return
         number = row.number
         done = f"kill requested for trial #{number}"
