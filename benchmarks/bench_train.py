@@ -122,7 +122,7 @@ def l2_step_seconds(data: TaskData, l2_as_loss_term: bool, steps: int = 200) -> 
 def histogram_seconds(device_range: bool, layers: int = 3, repeats: int = 200) -> list[float]:
     """One epoch's histogram work (a 4096-value sample per layer): histc with min=max=0 (the old loop,
     which reads the range back to the host) or the engine's device-range histogram."""
-    from engine.trainer.train import _histogram
+    from engine.trainer.telemetry import histogram
 
     values = [torch.randn(4096, device=torch.device("cpu")) for _ in range(layers)]
     times = []
@@ -131,7 +131,7 @@ def histogram_seconds(device_range: bool, layers: int = 3, repeats: int = 200) -
         for v in values:
             lo, hi = torch.aminmax(v)  # both keep the range for the edges
             if device_range:
-                _histogram(v, lo, hi, 32)
+                histogram(v, lo, hi, 32)
             else:
                 torch.histc(v, bins=32, min=0, max=0)
         times.append(time.perf_counter() - started)

@@ -11,7 +11,8 @@ import torch
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
 from engine.trainer.tasks import load_task
-from engine.trainer.train import EPOCH_COLUMNS, LAYER_COLUMNS, STEP_COLUMNS, TrialFailed, train
+from engine.trainer.telemetry import LAYER_COLUMNS, STEP_COLUMNS
+from engine.trainer.train import EPOCH_COLUMNS, TrialFailed, train
 
 CPU = torch.device("cpu")
 

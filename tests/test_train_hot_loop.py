@@ -10,7 +10,8 @@ from torch._dynamo.utils import counters
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
 from engine.trainer.tasks import load_task
-from engine.trainer.train import _histogram, train
+from engine.trainer.telemetry import histogram
+from engine.trainer.train import train
 
 CPU = torch.device("cpu")
 
@@ -31,14 +32,14 @@ def test_device_histogram_counts_as_histc_does(bins):
     values = torch.randn(5000, generator=generator) * 0.01
     lo, hi = torch.aminmax(values)
     expected = torch.histc(values, bins=bins, min=float(lo), max=float(hi))
-    assert torch.equal(_histogram(values, lo, hi, bins), expected)
+    assert torch.equal(histogram(values, lo, hi, bins), expected)
 
 
 def test_device_histogram_of_equal_values_spans_one_either_side():
     values = torch.full((10,), 0.25)
     lo, hi = torch.aminmax(values)
     expected = torch.histc(values, bins=4, min=-0.75, max=1.25)  # histc's own range for equal values
-    assert torch.equal(_histogram(values, lo, hi, 4), expected)
+    assert torch.equal(histogram(values, lo, hi, 4), expected)
 
 
 def test_compiled_training_builds_one_graph_per_mode_despite_ragged_batches(digits, monkeypatch):

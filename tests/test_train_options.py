@@ -9,9 +9,10 @@ import torch
 
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
+from engine.trainer.optim import build_optimizer
 from engine.trainer.tasks import TaskData, load_task
 from engine.trainer.tasks.vision import random_crop_flip
-from engine.trainer.train import _optimizer, train
+from engine.trainer.train import train
 
 CPU = torch.device("cpu")
 STEPS_PER_EPOCH = 23  # digits: 1438 training rows in batches of 64
@@ -133,7 +134,7 @@ def test_each_optimizer_learns(digits, optimizer):
 def test_optimizer_settings_reach_torch():
     weights = [torch.nn.Parameter(torch.ones(2, 2))]
     bias = [torch.nn.Parameter(torch.ones(2))]
-    sgd = _optimizer(
+    sgd = build_optimizer(
         TrainConfig(optimizer="sgd", nesterov=True, momentum=0.8, weight_decay=0.1),
         weights + bias,
         weights,
@@ -142,9 +143,9 @@ def test_optimizer_settings_reach_torch():
     assert isinstance(sgd, torch.optim.SGD)
     assert [g["weight_decay"] for g in sgd.param_groups] == [0.1, 0.0]  # biases are not decayed
     assert sgd.param_groups[0]["nesterov"] and sgd.param_groups[0]["momentum"] == 0.8
-    adam = _optimizer(TrainConfig(optimizer="adam", beta1=0.7, beta2=0.9), weights, weights, CPU)
+    adam = build_optimizer(TrainConfig(optimizer="adam", beta1=0.7, beta2=0.9), weights, weights, CPU)
     assert type(adam) is torch.optim.Adam and adam.param_groups[0]["betas"] == (0.7, 0.9)
-    adamw = _optimizer(TrainConfig(optimizer="adamw", weight_decay=0.3), weights, weights, CPU)
+    adamw = build_optimizer(TrainConfig(optimizer="adamw", weight_decay=0.3), weights, weights, CPU)
     assert type(adamw) is torch.optim.AdamW and adamw.param_groups[0]["weight_decay"] == 0.3
 
 

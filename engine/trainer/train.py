@@ -7,7 +7,6 @@ and are copied in one transfer per epoch.
 
 from __future__ import annotations
 
-import bisect
 import gc
 import math
 import os
@@ -23,16 +22,22 @@ from torch import Tensor, nn
 from engine.config import TrainConfig
 from engine.diagnose import diagnose
 from engine.trainer.models import build_model, layer_names
+from engine.trainer.optim import build_optimizer, build_scheduler
 from engine.trainer.tasks import TaskData
+from engine.trainer.telemetry import (
+    finite_or_none,
+    histogram_picks,
+    layer_rows_from,
+    measure_layers,
+    step_row,
+    to_host,
+)
 
 EPOCH_COLUMNS = (
     "train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "clip_frac",
     "epoch_time_s", "samples_per_s", "mem_peak_mb",
 )  # fmt: skip
-STEP_COLUMNS = ("step", "epoch", "loss", "lr", "grad_norm", "clipped", "amp_scale", "skipped")
-LAYER_COLUMNS = ("layer", "grad_norm", "weight_norm", "hist_json")
 EVAL_BATCH = 2048  # validation rows per forward pass
-HIST_SAMPLE = 4096  # gradient values per layer counted into its histogram (a fixed random sample)
 FAIL_ALLOC_ENV = "TUNETUI_FAIL_ALLOC_AT_STEP"  # tests: raise an out-of-memory error at this global step
 COMPILE_BACKEND_ENV = "TUNETUI_COMPILE_BACKEND"  # torch.compile backend (default inductor)
 
@@ -111,7 +116,7 @@ def _train(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # tensor-core friendly layout for convs
     layers = layer_names(model)  # before compile, so the names are the model's own
-    hist_picks = _histogram_picks(layers, config.seed)
+    hist_picks = histogram_picks(layers, config.seed)
     forward = model
     if config.compile:
         # dynamic=False: one graph per batch shape; the ragged batches below run eagerly instead
@@ -122,7 +127,7 @@ def _train(
 
     params = [p for p in model.parameters() if p.requires_grad]
     weights = [p for p in params if p.dim() > 1]  # decay and L2 apply to weights, not biases or norms
-    optimizer = _optimizer(config, params, weights, device)
+    optimizer = build_optimizer(config, params, weights, device)
     amp_dtype = _amp_dtype(config.amp, device)
     # fp16 overflows without loss scaling; bf16 has fp32's range and needs no GradScaler
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
@@ -136,7 +141,7 @@ def _train(
     # a last batch of one row breaks batch norm and says little: drop it
     steps_per_epoch = full_batches + (1 if remainder > 1 else 0)
     layer_step = full_batches - 1 if full_batches else 0  # layer stats come from the last full batch
-    scheduler, per_batch = _scheduler(config, optimizer, steps_per_epoch)
+    scheduler, per_batch = build_scheduler(config, optimizer, steps_per_epoch)
     augment = data.augment if config.augment and data.augment is not None else None
     generator = torch.Generator(device=device).manual_seed(config.seed)
     telemetry = config.telemetry
@@ -195,7 +200,7 @@ def _train(
                     decayed = [w for w in weights if w.grad is not None]
                     torch._foreach_add_([w.grad for w in decayed], decayed, alpha=2 * config.l2)
             if at_layer_step:
-                layer_stats = _layer_stats(layers, hist_picks, config)  # before clipping rescales the grads
+                layer_stats = measure_layers(layers, hist_picks, config)  # before clipping rescales the grads
             norm = None
             if clip is not None:
                 norm = nn.utils.clip_grad_norm_(params, clip)  # returns the norm before clipping
@@ -237,13 +242,13 @@ def _train(
             [loss_sum, correct.float(), val_loss_sum, val_correct.float(), norm_sum, clip_count]
         )
         sample_values = torch.stack([v for _, _, v in samples]) if samples else None
-        scalars_h, samples_h, layers_h = _to_host(scalars, sample_values, layer_stats)
+        scalars_h, samples_h, layers_h = to_host(scalars, sample_values, layer_stats)
         train_loss_sum, correct_h, val_loss_h, val_correct_h, norm_sum_h, clip_count_h = scalars_h
         steps = [
-            _step_row(number, epoch, lr_s, values, clip, scaler is not None)
+            step_row(number, epoch, lr_s, values, clip, scaler is not None)
             for (number, lr_s, _), values in zip(samples, samples_h or [], strict=True)
         ]
-        layer_rows = _layer_rows(layers, layers_h, config) if layers_h is not None else []
+        layer_rows = layer_rows_from(layers, layers_h, config) if layers_h is not None else []
         grad_norm = norm_sum_h / norm_count if norm_count else None
         epoch_seconds = time.perf_counter() - started
         metrics = {
@@ -252,7 +257,7 @@ def _train(
             "val_loss": val_loss_h / len(y_val),
             "val_acc": val_correct_h / len(y_val),
             "lr": lr,
-            "grad_norm": _finite_or_none(grad_norm),
+            "grad_norm": finite_or_none(grad_norm),
             "clip_frac": clip_count_h / steps_per_epoch if clip is not None else 0.0,
             "epoch_time_s": epoch_seconds,
             "samples_per_s": seen / train_seconds if train_seconds > 0 else 0.0,
@@ -286,7 +291,7 @@ def _train(
         # once, on the final model; reported beside the study's metric, never used to choose trials
         # eagerly: once per trial, not worth a compile for the test split's shapes
         loss_sum, correct = _evaluate(model, model, data.x_test, data.y_test, amp_dtype, channels_last, device)
-        (loss_sum_h, correct_h) = _to_host(torch.stack([loss_sum, correct.float()]))[0]
+        (loss_sum_h, correct_h) = to_host(torch.stack([loss_sum, correct.float()]))[0]
         test = {"test_loss": loss_sum_h / len(data.y_test), "test_acc": correct_h / len(data.y_test)}
     return TrainResult(
         metrics=metrics,
@@ -298,82 +303,6 @@ def _train(
     )
 
 
-def _optimizer(
-    config: TrainConfig, params: list[nn.Parameter], weights: list[nn.Parameter], device: torch.device
-) -> torch.optim.Optimizer:
-    """SGD, Adam or AdamW; weight decay is decoupled in AdamW and added to the gradient in SGD and Adam."""
-    decayed = {id(w) for w in weights}
-    groups = [
-        {"params": weights, "weight_decay": config.weight_decay},
-        {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
-    ]
-    if config.weight_decay == 0:
-        groups = [{"params": params, "weight_decay": 0.0}]  # one group: one fused kernel launch per step
-    groups = [g for g in groups if g["params"]]
-    # fused kernels: one launch for all parameters instead of one per tensor
-    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            groups,
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov and config.momentum > 0,
-            **fused,
-        )
-    betas = (config.beta1, config.beta2)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr, betas=betas, **fused)
-    return torch.optim.AdamW(groups, lr=config.lr, betas=betas, **fused)
-
-
-def _scheduler(
-    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
-) -> tuple[Any, bool]:
-    """The learning-rate schedule and whether it steps per batch (True) or per epoch on val_loss (False)."""
-    total = config.epochs * steps_per_epoch
-    if config.scheduler == "cyclic":
-        base_lr = config.base_lr or config.lr / 10
-        max_lr = config.max_lr or config.lr
-        up = config.step_size_up or 2 * steps_per_epoch
-        # cycle_momentum off: momentum and beta1 stay what the config says
-        return torch.optim.lr_scheduler.CyclicLR(
-            optimizer, base_lr=base_lr, max_lr=max_lr, step_size_up=up, mode=config.cyclic_mode,
-            gamma=config.cyclic_gamma, cycle_momentum=False,
-        ), True  # fmt: skip
-    if config.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.max_lr or config.lr, total_steps=max(total, 2), pct_start=config.pct_start,
-            cycle_momentum=False,
-        ), True  # fmt: skip
-    if config.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience
-        ), False
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch)), True
-
-
-def _lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    """none/step/multistep/cosine as a factor of lr per optimizer step, after a linear warmup."""
-    total = config.epochs * steps_per_epoch
-    warmup = config.warmup_epochs * steps_per_epoch
-    milestones = sorted(config.milestones)
-    kind = config.scheduler
-
-    def factor(step: int) -> float:  # step: optimizer steps taken so far
-        warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
-        epoch = step // steps_per_epoch
-        if kind == "step":
-            return warm * config.gamma ** (epoch // config.step_size)
-        if kind == "multistep":
-            return warm * config.gamma ** bisect.bisect_right(milestones, epoch)
-        if kind == "cosine":
-            progress = min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
-            return warm * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return warm
-
-    return factor
-
-
 def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "bf16":
         return torch.bfloat16
@@ -382,81 +311,6 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
-
-
-def _step_row(
-    step: int, epoch: int, lr: float, values: list[float], clip: float | None, scaled: bool
-) -> dict:
-    """A tt_step row from a sample's [loss, grad norm (-1: not measured), amp scale]."""
-    loss, norm, scale = values
-    measured = not norm < 0
-    return {
-        "step": step,
-        "epoch": epoch,
-        "loss": loss,
-        "lr": lr,
-        "grad_norm": _finite_or_none(norm) if measured else None,
-        "clipped": int(clip is not None and measured and norm > clip),
-        "amp_scale": scale if scaled else None,
-        # GradScaler skips a step exactly when the unscaled gradients hold an inf or nan
-        "skipped": int(scaled and measured and not math.isfinite(norm)),
-    }
-
-
-def _histogram_picks(layers: list[tuple[str, nn.Module]], seed: int) -> list[Tensor | None]:
-    """Per layer, a fixed random sample of HIST_SAMPLE weight positions (None: the layer is small
-    enough to count every gradient value). Bounds the per-epoch histogram cost on tiny epochs."""
-    generator = torch.Generator().manual_seed(seed)
-    picks = []
-    for _, module in layers:
-        size = module.weight.numel()
-        if size <= HIST_SAMPLE:
-            picks.append(None)
-        else:
-            chosen = torch.randperm(size, generator=generator)[:HIST_SAMPLE].sort().values
-            picks.append(chosen.to(module.weight.device))
-    return picks
-
-
-def _layer_stats(
-    layers: list[tuple[str, nn.Module]], picks: list[Tensor | None], config: TrainConfig
-) -> Tensor:
-    """Per layer: [grad norm, weight norm, sample min, sample max, histogram counts...] as one device tensor.
-    Runs once per epoch. The norms cover every value; the histogram counts the layer's sampled positions."""
-    rows = []
-    bins = config.hist_bins
-    for (_, module), pick in zip(layers, picks, strict=True):
-        own = [p for p in module.parameters(recurse=False) if p.grad is not None]
-        if module.weight.grad is None:  # the layer took no part in this step
-            rows.append(torch.full((4 + bins,), math.nan, device=module.weight.device))
-            continue
-        grad_norm = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in own])
-        )
-        weight_norm = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.detach().float()) for p in own])
-        )
-        grad = module.weight.grad.detach().flatten()
-        values = (grad if pick is None else grad.index_select(0, pick)).float()
-        lo, hi = torch.aminmax(values)  # the histogram's range: its edges are rebuilt from these on the host
-        if config.histograms:
-            counts = _histogram(torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), lo, hi, bins)
-        else:
-            counts = torch.full((bins,), math.nan, device=grad.device)
-        rows.append(torch.cat([torch.stack([grad_norm, weight_norm, lo, hi]), counts]))
-    return torch.stack(rows)
-
-
-def _histogram(values: Tensor, lo: Tensor, hi: Tensor, bins: int) -> Tensor:
-    """torch.histc(values, bins, lo, hi) with the range given as device tensors, so nothing syncs.
-    histc takes its range as host numbers: min=max=0 (the data's range) makes it read the range back
-    to the host, two syncs per layer per epoch on CUDA. Equal values count into [lo - 1, hi + 1], as histc."""
-    flat = hi <= lo
-    lo, hi = torch.where(flat, lo - 1, lo), torch.where(flat, hi + 1, hi)
-    # a nan range (nan gradients) makes positions nan: counted into bin 0, and the host drops the histogram
-    position = torch.nan_to_num((values - lo) / (hi - lo) * bins, nan=0.0).clamp_(0, bins - 1)  # histc's formula
-    counts = torch.zeros(bins, device=values.device)
-    return counts.scatter_add_(0, position.long(), torch.ones_like(values))
 
 
 def _failing_at_step(forward: Callable[[Tensor], Tensor], model: nn.Module, at_step: int):
@@ -472,31 +326,6 @@ def _failing_at_step(forward: Callable[[Tensor], Tensor], model: nn.Module, at_s
         return forward(x)
 
     return forward_or_fail
-
-
-def _layer_rows(
-    layers: list[tuple[str, nn.Module]], values: list[list[float]], config: TrainConfig
-) -> list[dict]:
-    rows = []
-    for (name, _), row in zip(layers, values, strict=True):
-        grad_norm, weight_norm, lo, hi, *counts = row
-        hist = None
-        if config.histograms and math.isfinite(lo) and math.isfinite(hi):
-            if hi <= lo:
-                lo, hi = lo - 1, hi + 1  # what histc does when every value is equal
-            width = (hi - lo) / len(counts)
-            # written by hand: json.dumps of full-precision floats costs more than the histogram itself
-            edges = ",".join(f"{lo + k * width:.7g}" for k in range(len(counts) + 1))
-            hist = f'{{"edges":[{edges}],"counts":[{",".join(str(int(c)) for c in counts)}]}}'
-        rows.append(
-            {
-                "layer": name,
-                "grad_norm": _finite_or_none(grad_norm),
-                "weight_norm": _finite_or_none(weight_norm),
-                "hist_json": hist,
-            }
-        )
-    return rows
 
 
 def _evaluate(
@@ -526,28 +355,6 @@ def _evaluate(
             loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
             correct += (logits.argmax(1) == yb).sum()
     return loss_sum, correct
-
-
-def _to_host(*tensors: Tensor | None) -> list[Any]:
-    """Copy several device tensors to the host in one transfer; each comes back as nested lists."""
-    present = [t for t in tensors if t is not None]
-    flat = torch.cat([t.detach().float().flatten() for t in present]).cpu().tolist()
-    out: list[Any] = []
-    offset = 0
-    for t in tensors:
-        if t is None:
-            out.append(None)
-            continue
-        chunk = flat[offset : offset + t.numel()]
-        offset += t.numel()
-        if t.dim() == 2:
-            chunk = [chunk[r * t.shape[1] : (r + 1) * t.shape[1]] for r in range(t.shape[0])]
-        out.append(chunk)
-    return out
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def _update_best(best: dict[str, float], metrics: dict[str, Any], epoch: int) -> None:
