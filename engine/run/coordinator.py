@@ -29,7 +29,7 @@ from typing import Any
 
 import optuna
 import sqlalchemy as sa
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from engine.files import private_dir
 from engine.gpus import GpuState, read_gpus
@@ -41,6 +41,8 @@ from engine.run.protocol import Epoch, Exit, FromWorker, Log, Ready, RunTrial, S
 from engine.space import build_pruner, build_sampler, grid_size, suggest
 from engine.spec import StudySpec
 from engine.store import LIVE_STATES, Store, StoreError, redact_spec, state_dir
+from engine.store.connect import fast_sqlite_commits
+from engine.store.optuna_tables import fail_trial, set_trial_user_attrs
 from engine.value import trial_value
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -262,7 +264,7 @@ class Coordinator:
         for attempt in range(5):
             try:
                 storage = self.store.optuna_storage()
-                _fast_sqlite_commits(storage.engine)
+                fast_sqlite_commits(storage.engine)
                 self.study = optuna.create_study(
                     study_name=self.spec.study.name,
                     storage=storage,
@@ -276,7 +278,7 @@ class Coordinator:
                 if attempt == 4:
                     raise
                 time.sleep(0.5 + attempt)
-        _fast_sqlite_commits(self.store.engine)
+        fast_sqlite_commits(self.store.engine)
         self.study_id = self.study._study_id
         self.prunes = not isinstance(
             self.study.pruner, optuna.pruners.NopPruner
@@ -434,9 +436,7 @@ class Coordinator:
             if not dead:
                 continue
             owner = host or "an unknown host"
-            self._fail_trial(
-                t._trial_id, t.number, "orphaned", f"its coordinator on {owner} died while it ran"
-            )
+            self._fail_trial(t, "orphaned", f"its coordinator on {owner} died while it ran")
             self.log(f"trial {t.number}: marked FAIL (orphaned, coordinator on {owner} gone)")
             self._maybe_retry(t.number, t.params, "orphaned")
 
@@ -462,33 +462,14 @@ class Coordinator:
             return None
         started = {
             t.system_attrs["grid_id"]
-            for t in self.study._storage.get_all_trials(self.study_id, deepcopy=False)
+            for t in self.study.get_trials(deepcopy=False)
             if "grid_id" in t.system_attrs and (t.state.is_finished() or t.state == TrialState.RUNNING)
         }
         return max(0, size - len(started))
 
-    def _set_attrs(self, trial_id: int, attrs: dict[str, Any], trial: optuna.Trial | None = None) -> None:
+    def _set_attrs(self, trial: optuna.Trial | FrozenTrial, attrs: dict[str, Any]) -> None:
         """Set several user attrs in one transaction (one fsync instead of one per key)."""
-        if not attrs:
-            return
-        storage = self.study._storage
-        backend = getattr(storage, "_backend", storage)
-        try:  # Optuna's RDB storage has no public batch setter; fall back to one call per key
-            from optuna.storages._rdb import models
-            from optuna.storages._rdb.storage import _create_scoped_session
-
-            write = backend._set_trial_attr_without_commit
-            sessions = backend.scoped_session
-        except (ImportError, AttributeError):
-            for key, value in attrs.items():
-                storage.set_trial_user_attr(trial_id, key, value)
-        else:
-            with _create_scoped_session(sessions, True) as session:
-                for key, value in attrs.items():
-                    write(session, models.TrialUserAttributeModel, trial_id, key, value)
-        cached = getattr(trial, "_cached_frozen_trial", None)
-        if cached is not None:
-            cached.user_attrs.update(attrs)
+        set_trial_user_attrs(self.study, trial, attrs)
 
     def _tell(self, trial: optuna.Trial, value: float | None = None, state: TrialState | None = None) -> None:
         try:
@@ -506,11 +487,11 @@ class Coordinator:
         self._kill_worker(slot)
         self._spawn(slot)
 
-    def _fail_trial(self, trial_id: int, number: int, reason: str, hint: str) -> None:
-        """FAIL a trial this coordinator holds no Trial object for (an orphan)."""
-        self._set_attrs(trial_id, {"fail_reason": reason, "fail_hint": hint[:500]})
-        self.study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        self.store.write_log(self.study_id, number, [f"FAIL {reason}: {hint}"])
+    def _fail_trial(self, trial: optuna.Trial | FrozenTrial, reason: str, hint: str) -> None:
+        """FAIL a trial without telling it (an orphan, or one this coordinator abandons)."""
+        self._set_attrs(trial, {"fail_reason": reason, "fail_hint": hint[:500]})
+        fail_trial(self.study, trial)
+        self.store.write_log(self.study_id, trial.number, [f"FAIL {reason}: {hint}"])
 
     # ------------------------------------------------------------------ workers
     def slots_plan(self) -> list[tuple[str, str, int]]:
@@ -665,8 +646,7 @@ class Coordinator:
             seed = self.spec.study.seed + trial.number
             config = self.spec.train_config(params, seed=seed)
         except ValueError as err:  # pydantic's ValidationError too: sampled values the config refuses
-            self._set_attrs(trial._trial_id, {**attrs, "fail_reason": "bad_config",
-                                              "fail_hint": str(err)[:500]}, trial)  # fmt: skip
+            self._set_attrs(trial, {**attrs, "fail_reason": "bad_config", "fail_hint": str(err)[:500]})
             self._tell(trial, state=TrialState.FAIL)
             self.progress.done += 1
             self.outcomes.ended(trial.number, "FAIL", "bad_config", str(err))
@@ -674,7 +654,7 @@ class Coordinator:
             self.on_progress(self.progress)
             return
         attrs.update(seed=seed, amp=config.amp, clip_norm=config.clip_norm)
-        self._set_attrs(trial._trial_id, attrs, trial)
+        self._set_attrs(trial, attrs)
         slot.trial, slot.trial_started = trial, time.time()
         slot.reported = {}
         slot.stop_reason, slot.kill_deadline = None, None
@@ -759,7 +739,7 @@ class Coordinator:
         elif slot.stop_reason == "user":
             self._finish_user_kill(slot, attrs)
         elif slot.stop_reason == "pruned":
-            self._set_attrs(trial._trial_id, attrs, trial)
+            self._set_attrs(trial, attrs)
             self._tell(trial, state=TrialState.PRUNED)
             self._finished(slot, "PRUNED", None)
         else:
@@ -773,7 +753,7 @@ class Coordinator:
             if value is None:
                 self._finish_fail(slot, "no_metric", f"the trial reported no finite {self.metric}", attrs)
             else:
-                self._set_attrs(trial._trial_id, {**attrs, "value_epoch": value_epoch}, trial)
+                self._set_attrs(trial, {**attrs, "value_epoch": value_epoch})
                 self._tell(trial, value)
                 if self.prune_copy is not None:
                     self.prune_copy.add(trial.number, value, slot.reported)
@@ -796,9 +776,7 @@ class Coordinator:
         trial = slot.trial
         if trial is None:
             return
-        self._set_attrs(
-            trial._trial_id, {**(attrs or {}), "fail_reason": reason, "fail_hint": hint[:500]}, trial
-        )
+        self._set_attrs(trial, {**(attrs or {}), "fail_reason": reason, "fail_hint": hint[:500]})
         self._tell(trial, state=TrialState.FAIL)
         self.store.write_log(self.study_id, trial.number, [f"FAIL {reason}: {hint}"])
         self._finished(slot, "FAIL", None, counted=reason not in NOT_COUNTED, reason=reason, hint=hint)
@@ -807,7 +785,7 @@ class Coordinator:
     def _finish_user_kill(self, slot: Slot, attrs: dict | None = None) -> None:
         """A killed trial is PRUNED (reason user) when it reported at least once, else FAIL."""
         trial = slot.trial
-        self._set_attrs(trial._trial_id, {**(attrs or {}), "fail_reason": "user"}, trial)
+        self._set_attrs(trial, {**(attrs or {}), "fail_reason": "user"})
         if slot.reported:
             self._tell(trial, state=TrialState.PRUNED)
             self._finished(slot, "PRUNED", None, reason="user")
@@ -849,7 +827,7 @@ class Coordinator:
                 continue
             self._kill_worker(slot)
             try:
-                self._fail_trial(slot.trial._trial_id, slot.trial.number, "orphaned", hint)
+                self._fail_trial(slot.trial, "orphaned", hint)
             except Exception:  # noqa: BLE001 - the store may be what failed; the next coordinator recovers
                 pass
             slot.trial = None
@@ -1008,25 +986,6 @@ class Coordinator:
             fcntl.flock(self.lock_file, fcntl.LOCK_UN)
             os.close(self.lock_file)
             self.lock_file = None
-
-
-def _fast_sqlite_commits(engine: sa.engine.Engine) -> None:
-    """synchronous=NORMAL on this engine's SQLite connections (no-op for other databases).
-
-    In WAL mode NORMAL never corrupts the file and loses nothing when a process dies (kill -9): only a
-    power cut or kernel crash may roll back the last commits. It saves an fsync per commit (~3 ms here,
-    ~20 commits per trial)."""
-    if engine.dialect.name != "sqlite" or getattr(engine, "_tunetui_fast", False):
-        return
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    engine._tunetui_fast = True
-    engine.dispose()  # pooled connections were opened before the listener: reopen them with it
 
 
 def _visible_gpus(device: str, memory_fraction: float | None = None,

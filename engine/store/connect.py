@@ -82,3 +82,23 @@ def open_engine(url: str, db: Path | None, *, read_only: bool) -> sa.Engine:
     if url.startswith("sqlite"):
         return sa.create_engine(url, connect_args={"timeout": 30})
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def fast_sqlite_commits(engine: sa.Engine) -> None:
+    """synchronous=NORMAL on this engine's SQLite connections (no-op for other databases): the coordinator's
+    engines, which commit ~20 times per trial.
+
+    In WAL mode NORMAL never corrupts the file and loses nothing when a process dies (kill -9): only a
+    power cut or kernel crash may roll back the last commits. It saves an fsync per commit (~3 ms here,
+    ~20 commits per trial)."""
+    if engine.dialect.name != "sqlite" or getattr(engine, "_tunetui_fast", False):
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    engine._tunetui_fast = True
+    engine.dispose()  # pooled connections were opened before the listener: reopen them with it

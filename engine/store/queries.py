@@ -41,7 +41,7 @@ class TrialRow:
 
 def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, flags: dict,
               more_values: dict | None = None) -> TrialRow:  # fmt: skip
-    """A TrialRow from a `trials LEFT JOIN trial_values` row (trial_id, number, state, datetime_start,
+    """A TrialRow from a row of `optuna_tables.trial_base_rows` (trial_id, number, state, datetime_start,
     datetime_complete, value, value_type) and the per-trial lookups keyed by trial_id or number
     (`more_values`: trial_id -> {objective: value} of objectives 1.. of a multi-objective study)."""
     tid, number, state, start, complete, value, value_type = base
