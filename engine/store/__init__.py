@@ -4,11 +4,10 @@ The modules of this package are the only code that speaks SQL or touches Optuna'
 and the coordinator open a `Store` and call its methods."""
 
 from engine.store.control import NO_COORDINATOR
-from engine.store.errors import StoreError, StoreUrlError, explain_os_error, store_errors
+from engine.store.errors import StoreError, StoreUrlError, explain_os_error
 from engine.store.heartbeat import HEARTBEAT_FRESH_S, LIVE_STATES, study_status
-from engine.store.optuna_tables import decode_json, external_param, more_values
-from engine.store.queries import TrialRow, trial_row
-from engine.store.schema import EPOCH_COLUMNS, tt_control, tt_diagnosis, tt_epoch, tt_heartbeat
+from engine.store.queries import TrialRow
+from engine.store.schema import EPOCH_COLUMNS
 from engine.store.store import Store
 from engine.store.urls import (
     redact,
@@ -29,22 +28,13 @@ __all__ = [
     "StoreError",
     "StoreUrlError",
     "TrialRow",
-    "decode_json",
     "explain_os_error",
-    "external_param",
-    "more_values",
     "redact",
     "redact_spec",
     "resolve_url",
     "sqlite_path",
     "state_dir",
-    "store_errors",
     "study_status",
-    "trial_row",
-    "tt_control",
-    "tt_diagnosis",
-    "tt_epoch",
-    "tt_heartbeat",
     "with_driver",
     "without_password",
 ]

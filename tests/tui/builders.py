@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from engine.store import Store, tt_heartbeat
+from engine.store import Store
+from engine.store.schema import tt_heartbeat
 
 BASE_TIME = datetime(2025, 1, 6, 9, 0, 0)  # fixed, so snapshots never see a clock
 LAYERS = ("net.0", "net.2", "net.4")
