@@ -271,6 +271,19 @@ def test_user_task_is_resolved_from_the_spec_folder(tmp_path, monkeypatch):
     assert len(my_tasks.CALLS) == calls + 1
 
 
+def test_a_task_file_written_before_the_trainer_package_still_loads(tmp_path, monkeypatch):
+    """User task files import TaskData from engine.tasks, its name before engine/trainer/ existed."""
+    (tmp_path / "old_tasks.py").write_text(
+        "import torch\nfrom engine.tasks import TaskData\n\n"
+        "def blobs(params, device):\n"
+        "    x = torch.randn(20, 3)\n    y = torch.zeros(20, dtype=torch.long)\n"
+        "    return TaskData(x[:15], y[:15], x[15:], y[15:], num_classes=2, input_shape=(3,))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = load_task(TaskSpec(name="old_tasks:blobs"), {"__spec_dir__": str(tmp_path)}, CPU)
+    assert isinstance(data, TaskData) and data.x_val.shape == (5, 3)
+
+
 def test_user_task_errors_are_plain(tmp_path, monkeypatch):
     write_user_task(tmp_path, "other_tasks", monkeypatch)
     with pytest.raises(TaskError, match="cannot resolve user task 'other_tasks:nope'"):
