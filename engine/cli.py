@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.isolation import STORAGE_ENV, no_dump, python_path, read_url_pipe, reexec_hiding_url
-from engine.report import best_text, best_trial, fixed_number, short_number
+from engine.report import best_text, best_trial, find_study, fixed_number, short_number
 from engine.text import hide_passwords, markup_safe, safe, safe_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -545,21 +545,11 @@ def _values_text(values: Any) -> str:
     return ", ".join(fixed_number(v) for v in values)
 
 
-def _study(store, name: str) -> dict:
-    from engine.store import StoreError
-
-    for s in store.studies():
-        if s["study_name"] == name:
-            return s
-    known = ", ".join(s["study_name"] for s in store.studies()) or "none"
-    raise StoreError(f"no study named {name!r} in {_short_url(store.url)} (studies: {known})")
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     if args.trial is not None and args.trial < 0:
         raise UsageError(f"--trial must be a trial number, 0 or more (got {args.trial})")
     store = open_store(args)
-    study = _study(store, args.study)
+    study = find_study(store, args.study)
     sid = study["study_id"]
     trials = store.trials(sid)
     if args.trial is not None:
@@ -734,29 +724,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- control
 
 
-def send_control(
-    store, study_name: str, action: str, arg: str | None = None, wait_s: float = 10.0
-) -> tuple[int, str]:
-    """Insert a control row for the study's live coordinator and wait for its answer."""
-    from engine.store import NO_COORDINATOR
-
-    study = _study(store, study_name)
-    if not store.has_table("tt_control"):
-        return EXIT_FAILURE, f"study {study_name}: {NO_COORDINATOR}"
-    if not any(b["alive"] for b in study["coordinators"]):
-        return EXIT_FAILURE, f"study {study_name} has no running coordinator (status: {study['status']})"
-    request_id = store.request(study["study_id"], action, arg)
-    deadline = time.time() + wait_s
-    while time.time() < deadline:
-        row = store.request_status(request_id)
-        if row and row["done"]:
-            ok = not str(row["result"]).startswith("error")
-            return (EXIT_OK if ok else EXIT_FAILURE), str(row["result"])
-        time.sleep(0.2)
-    return EXIT_OK, f"request {action} queued; the coordinator has not answered yet"
-
-
 def cmd_control(args: argparse.Namespace) -> int:
+    from engine.control import ask
     from engine.store import Store
 
     action = args.command
@@ -768,9 +737,9 @@ def cmd_control(args: argparse.Namespace) -> int:
             raise UsageError(f"kill: the trial number must be 0 or more (got {args.trial})")
         arg = str(args.trial)
     store = Store(getattr(args, "storage", None), create=False)
-    code, message = send_control(store, args.study, action, arg)
-    print(safe_lines(message), file=sys.stderr if code else sys.stdout)
-    return code
+    answer = ask(store, args.study, action, arg)
+    print(safe_lines(answer.text), file=sys.stdout if answer.ok else sys.stderr)
+    return EXIT_OK if answer.ok else EXIT_FAILURE
 
 
 MAX_PROFILE_STEPS = 10_000  # the profiler keeps every step's events in memory
@@ -816,7 +785,7 @@ def print_summary(store, study_name: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    study = _study(store, study_name)
+    study = find_study(store, study_name)
     best = best_trial(store.trials(study["study_id"]), study["direction"] == "MAXIMIZE")
     console = Console()
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items()))

@@ -53,3 +53,15 @@ def best_text(study: dict, number=fixed_number) -> str:
     if len(directions) > 1:
         return f"{len(directions)} obj, {study['pareto_front']} Pareto"
     return number(study["best"])
+
+
+def find_study(store, name: str) -> dict:
+    """The study named `name` as `Store.studies()` lists it; a StoreError naming the known ones if none."""
+    from engine.store import StoreError, redact
+
+    studies = store.studies()
+    for study in studies:
+        if study["study_name"] == name:
+            return study
+    known = ", ".join(s["study_name"] for s in studies) or "none"
+    raise StoreError(f"no study named {name!r} in {redact(store.url)} (studies: {known})")

@@ -92,13 +92,14 @@ def test_several_objectives_show_every_value_and_the_pareto_front(optuna_store):
     assert trial["values"] == [0.7, 0.5] and trial["value"] is None
 
 
-def test_control_says_there_is_no_coordinator_and_writes_nothing(optuna_store):
+def test_control_says_there_is_no_coordinator_and_writes_nothing(optuna_store, capsys):
+    from engine.cli import main  # in-process: the command's own code, without a second interpreter
+
     before_tables, before_bytes = tables(optuna_store), file_bytes(optuna_store)
     for command in (["stop", "plain"], ["stop", "plain", "--now"], ["pause", "plain"], ["resume", "plain"],
                     ["kill", "plain", "4"]):  # fmt: skip
-        done = tunetui(*command, storage=optuna_store)
-        assert done.returncode == 1, done.stdout + done.stderr
-        assert "no tunetui coordinator for this study" in done.stderr
+        assert main([*command, "--storage", optuna_store]) == 1
+        assert "no tunetui coordinator for this study" in capsys.readouterr().err
     assert tables(optuna_store) == before_tables and file_bytes(optuna_store) == before_bytes
 
 
@@ -119,13 +120,16 @@ def test_opening_without_create_never_creates_tables(optuna_store):
 
 def test_tui_control_and_delete_create_no_table(optuna_store):
     """The TUI's control keypress and its study delete open the store without creating a table."""
-    from engine.store import StoreError
-    from tui.control import request
+    from engine.control import NoCoordinator, send
     from tui.data import delete_study
 
     before = tables(optuna_store)
-    with pytest.raises(StoreError, match="no tunetui coordinator"):
-        request(optuna_store, 1, "pause")
+    store = Store(optuna_store, create=False)  # as the Study screen opens it for a control key
+    try:
+        with pytest.raises(NoCoordinator, match="no tunetui coordinator"):
+            send(store, "plain", "pause")
+    finally:
+        store.close()
     assert tables(optuna_store) == before
     delete_study(optuna_store, "plain")
     assert tables(optuna_store) == before

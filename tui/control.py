@@ -9,18 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.cli import DETACH_WAIT_S, STORAGE_ENV
-from engine.store import Store
 
 LAUNCH_TIMEOUT_S = DETACH_WAIT_S + 30.0  # `run --detach` waits up to DETACH_WAIT_S for the coordinator
-
-
-def request(url: str, study_id: int, action: str, arg: str | None = None) -> int:
-    """Insert one control row (stop, stop_now, pause, resume, kill); the coordinator polls for it."""
-    store = Store(url, create=False)
-    try:
-        return store.request(study_id, action, arg)
-    finally:
-        store.close()
 
 
 def run_argv(

@@ -9,11 +9,11 @@ import optuna
 import pytest
 import sqlalchemy as sa
 
+from engine import control
 from engine.store import Store
 from tests.tui.builders import DISTRIBUTIONS
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
-from tui import control
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.export import ExportScreen
 from tui.screens.studies import StudiesScreen
@@ -234,13 +234,13 @@ async def test_k_on_a_finished_trial_only_warns(small_store, make_app):
 async def test_p_x_and_capital_x_write_control_rows_in_order_from_a_worker_thread(running_store, make_app,
                                                                                  monkeypatch):  # fmt: skip
     threads = []
-    real_request = control.request
+    real_send = control.send
 
-    def request(*args):  # the real request, noting the thread it runs on
+    def send(*args):  # the real request, noting the thread it runs on
         threads.append(threading.current_thread())
-        return real_request(*args)
+        return real_send(*args)
 
-    monkeypatch.setattr(control, "request", request)
+    monkeypatch.setattr(control, "send", send)
     app = make_app(running_store, open_study="digits_mlp")
     async with app.run_test(size=(80, 24)) as pilot:
         await opened(pilot, 6)
@@ -254,6 +254,22 @@ async def test_p_x_and_capital_x_write_control_rows_in_order_from_a_worker_threa
         await wait_for(pilot, lambda: any("stop requested: running trials are killed" in n.message
                                           for n in app._notifications), what="the answer")  # fmt: skip
     assert len(threads) == 3 and threading.main_thread() not in threads  # the UI thread never waits on the store
+
+
+async def test_the_coordinators_answer_is_shown(running_store, make_app):
+    """As `tunetui pause` prints it: the TUI waits (in its worker) for the coordinator's answer."""
+    app = make_app(running_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 6)
+        await wait_for(pilot, lambda: app.screen.model.status == "running")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: controls(running_store) == [("pause", None)], what="the pause row")
+        store = Store(running_store)  # the coordinator's side (the fixture's heartbeat has none behind it)
+        (row,) = store.control_rows(store.study_id("digits_mlp"))
+        store.answer_request(row["id"], "host-a", "error: [red]not now[/]")
+        store.close()
+        await wait_for(pilot, lambda: any(n.message == "error: [red]not now[/]" and n.severity == "error"
+                                          for n in app._notifications), what="the answer")  # fmt: skip
 
 
 async def test_s_and_p_resume_a_paused_study(running_store, make_app):

@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from engine.store import StoreError
+from engine.store import Store, StoreError
 from engine.text import safe
 from tui.data import StudyWatcher, Want, open_store, param_importances
 from tui.messages import (
@@ -90,7 +90,7 @@ class StudyScreen(Screen):
         self.apply_s = 0.0  # time spent applying the last delta
         self.tick_costs: deque[tuple[float, float]] = deque(maxlen=2000)  # (query s, apply s): the benchmark
         self._wake = threading.Event()
-        self._controls: queue.Queue[tuple[int, str, str | None, str]] = queue.Queue()  # requests to send
+        self._controls: queue.Queue[tuple[str, str | None, str]] = queue.Queue()  # requests to send
         self._control_lock = threading.Lock()
         self._settle: Timer | None = None
         self._filled = {"curves"}  # tabs whose widgets are mounted
@@ -409,30 +409,49 @@ class StudyScreen(Screen):
         if self.model.study_id is None:
             self.notify("the study is not in the store yet", severity="warning")
             return
-        self._controls.put((self.model.study_id, action, arg, done))
+        self._controls.put((action, arg, done))
         self._send_controls()
 
     @work(thread=True, group="control")
     def _send_controls(self) -> None:
         """A control row is a store write (a busy SQLite file waits): never on the UI thread. One sender at
-        a time takes the queue in order, so `p` then `x` reach the coordinator as pause, then stop."""
-        from tui import control
+        a time takes the queue in order, so `p` then `x` reach the coordinator as pause, then stop; then the
+        coordinator's answers are shown as they come (engine/control.py: what `tunetui pause` prints)."""
+        from engine import control
 
-        with self._control_lock:
-            while True:
-                try:
-                    study_id, action, arg, done = self._controls.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    control.request(self.app.storage_url, study_id, action, arg)
-                except (StoreError, ValueError) as err:
-                    self.post_message(ControlSent(False, f"{action} failed: {err}"))
-                else:
-                    self.post_message(ControlSent(True, done))
+        worker = get_current_worker()
+        sent: list[tuple[int, str]] = []
+        try:
+            store = Store(self.app.storage_url, create=False)
+        except StoreError as err:
+            self.post_message(ControlSent(False, f"could not open the store: {err}"))
+            return
+        try:
+            with self._control_lock:
+                while True:
+                    try:
+                        action, arg, done = self._controls.get_nowait()
+                    except queue.Empty:
+                        break
+                    try:
+                        sent.append((control.send(store, self.study_name, action, arg), action))
+                    except (control.NoCoordinator, StoreError, ValueError) as err:
+                        self.post_message(ControlSent(False, f"{action} failed: {err}"))
+                    else:
+                        self.post_message(ControlSent(True, done))
+            for request_id, action in sent:
+                answer = control.wait_for_answer(store, request_id, action, cancelled=lambda: worker.is_cancelled)
+                if not worker.is_cancelled:
+                    self.post_message(ControlSent(answer.ok, answer.text))
+        except StoreError as err:
+            self.post_message(ControlSent(False, f"control failed: {err}"))
+        finally:
+            store.close()
 
     def on_control_sent(self, message: ControlSent) -> None:
-        self.notify(message.text, severity="information" if message.ok else "error", timeout=4 if message.ok else None)
+        # the text may quote the store (a coordinator's answer, an error): plain text, never markup
+        self.notify(safe(message.text), severity="information" if message.ok else "error", markup=False,
+                    timeout=4 if message.ok else None)  # fmt: skip
 
     def action_pause(self) -> None:
         if self.model.status == "paused":
