@@ -45,7 +45,7 @@ def diagnose(
     the TrialFailed reason, if the trial failed."""
     findings: list[dict] = []
     losses = [s["loss"] for s in steps if _finite(s.get("loss"))]
-    first_loss = losses[0] if losses else (epochs[0]["train_loss"] if epochs else None)
+    first_loss = losses[0] if losses else (epochs[0].get("train_loss") if epochs else None)
 
     exploding = _exploding(epochs, steps, config, failure)
     if exploding:
@@ -166,7 +166,7 @@ def _vanishing(layers: list[dict], config: TrainConfig) -> dict | None:
 
 
 def _lr_too_low(epochs: list[dict], first_loss: float | None, config: TrainConfig) -> dict | None:
-    if first_loss is None or first_loss <= 0 or len(epochs) < 2:
+    if first_loss is None or first_loss <= 0 or len(epochs) < 2 or not _finite(epochs[-1].get("train_loss")):
         return None
     final = epochs[-1]["train_loss"]
     progress = (first_loss - final) / first_loss
@@ -182,7 +182,7 @@ def _lr_too_low(epochs: list[dict], first_loss: float | None, config: TrainConfi
 
 
 def _underfitting(epochs: list[dict], config: TrainConfig) -> dict | None:
-    if len(epochs) < 3:
+    if len(epochs) < 3 or not _reported(epochs, "train_acc", "val_acc"):
         return None
     last = epochs[-1]
     window = epochs[len(epochs) // 2 :]
@@ -205,7 +205,7 @@ def _underfitting(epochs: list[dict], config: TrainConfig) -> dict | None:
 
 
 def _overfitting(epochs: list[dict], config: TrainConfig) -> dict | None:
-    if len(epochs) < 3:
+    if len(epochs) < 3 or not _reported(epochs, "train_acc", "val_acc", "train_loss", "val_loss"):
         return None
     last = epochs[-1]
     gap = last["train_acc"] - last["val_acc"]
@@ -238,6 +238,11 @@ def _overfitting(epochs: list[dict], config: TrainConfig) -> dict | None:
 
 def _finding(kind: str, severity: str, evidence: dict, remedy: str) -> dict:
     return {"kind": kind, "severity": severity, "evidence": evidence, "remedy": remedy}
+
+
+def _reported(epochs: list[dict], *columns: str) -> bool:
+    """Every epoch has these columns: a loop of the user's own may report other metrics (val_rmse)."""
+    return all(_finite(e.get(c)) for e in epochs for c in columns)
 
 
 def _finite(value: object) -> bool:

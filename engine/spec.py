@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engine.config import TRAIN_FIELDS, TrainConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
-OBJECTIVE_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
+OBJECTIVE_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")  # what the engine's own loop reports
+METRIC_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"  # a name a user's own loop reports (`val_rmse`)
+LOOP_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"  # "module:function"
 
 
 class Strict(BaseModel):
@@ -31,7 +33,8 @@ class Strict(BaseModel):
 class StudySection(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     direction: Literal["maximize", "minimize"] = "maximize"
-    metric: Literal["val_acc", "val_loss", "train_acc", "train_loss"] = "val_acc"
+    # one of OBJECTIVE_METRICS, or with [task] loop any name the loop reports (checked in StudySpec)
+    metric: str = Field("val_acc", pattern=METRIC_PATTERN)
     # how a trial's value is taken (engine/value.py); mean_last_3 by measurement (docs/benchmarks.md)
     value: Literal["best", "last", "mean_last_3"] = "mean_last_3"
     seed: int = 0
@@ -102,10 +105,19 @@ class TaskSpec(Strict):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     subset: int | None = Field(None, ge=1)  # use only the first N training samples
     params: dict[str, Any] = Field(default_factory=dict)  # passed to user tasks
+    # the user's own training loop, "module:function" (engine/trainer/context.py); it loads its own data
+    loop: str | None = Field(None, pattern=LOOP_PATTERN)
+
+    @model_validator(mode="after")
+    def _loop_or_name(self) -> TaskSpec:
+        # compared with the default, not model_fields_set: a worker validates a dump, which has every field
+        if self.loop is not None and self.name != TaskSpec.model_fields["name"].default:
+            raise ValueError("a task with its own loop loads its own data: give `loop` or `name`, not both")
+        return self
 
     @property
     def is_user_task(self) -> bool:
-        return ":" in self.name
+        return ":" in self.name or self.loop is not None
 
 
 class DevicesSection(Strict):
@@ -268,6 +280,9 @@ class StudySpec(Strict):
     def _space_fits_training(self) -> StudySpec:
         problems = key_problems(self.train, {name: dim.when for name, dim in self.space.items()},
                                 self.task.is_user_task)  # fmt: skip
+        if self.task.loop is None and self.study.metric not in OBJECTIVE_METRICS:
+            problems.append((("study", "metric"), f"expected one of {', '.join(OBJECTIVE_METRICS)} (got "
+                             f"{self.study.metric!r}); any other name needs a loop of your own ([task] loop)"))  # fmt: skip
         if isinstance(self.sampler, GridSampler):
             for name, dim in self.space.items():
                 if dim.grid_values() is None:
@@ -321,7 +336,12 @@ class StudySpec(Strict):
         return TrainConfig(**merged)
 
     def task_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        """A user task's parameters: [task.params], extra [train] keys, then sampled ones."""
+        """A user task's parameters: [task.params], extra [train] keys, then sampled ones.
+
+        A loop of its own trains itself, so it gets every [train] key and every sampled value, and the
+        study's metric (as "__metric__": its worker checks each report for it)."""
+        if self.task.loop is not None:
+            return {**self.task.params, **self.train, **params, "__metric__": self.study.metric}
         extra_fixed = {k: v for k, v in self.train.items() if k not in TRAIN_FIELDS}
         sampled = {k: v for k, v in params.items() if k not in TRAIN_FIELDS}
         return {**self.task.params, **extra_fixed, **sampled}
@@ -413,7 +433,7 @@ def _raw_key_issues(data: dict[str, Any], text: str, known: set[str]) -> list[Sp
     train, space, task = (data.get(k) for k in ("train", "space", "task"))
     train = train if isinstance(train, dict) else {}
     space = space if isinstance(space, dict) else {}
-    user_task = isinstance(task, dict) and ":" in str(task.get("name", ""))
+    user_task = isinstance(task, dict) and (":" in str(task.get("name", "")) or "loop" in task)
     when = {name: dim.get("when") if isinstance(dim, dict) else None for name, dim in space.items()}
     issues = [_issue(path, message, text) for path, message in key_problems(train, when, user_task)]
     return [issue for issue in issues if issue.path not in known]

@@ -130,3 +130,13 @@ def test_rising_val_loss_alone_is_information():
 
 def test_no_telemetry_no_findings():
     assert diagnose([], [], [], TrainConfig(), None) == []
+
+
+def test_a_loop_that_reports_no_accuracies_is_diagnosed_from_what_it_reports():
+    # an own loop's regression: losses and val_rmse, no accuracies; the fit rules stand down instead of failing
+    epochs = [{"epoch": e, "train_loss": 1.0 / e, "val_rmse": 2.0 / e, "lr": 0.01} for e in range(1, 6)]
+    assert diagnose(epochs, [], [], TrainConfig(lr=0.01), None) == []
+    stalled = [{"epoch": e, "train_loss": 1.0, "val_rmse": 1.0} for e in range(1, 6)]
+    assert [f["kind"] for f in diagnose(stalled, [], [], TrainConfig(lr=0.01), None)] == ["lr_too_low"]
+    no_loss = [{"epoch": e, "val_rmse": 1.0} for e in range(1, 6)]
+    assert diagnose(no_loss, [], [], TrainConfig(lr=0.01), None) == []

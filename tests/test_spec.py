@@ -46,6 +46,13 @@ BAD_SPECS = [
     ("unknown study key", '[study]\nname = "t"\ncolour = "red"\n', "study.colour", "unknown key"),
     ("bad direction", '[study]\nname = "t"\ndirection = "up"\n', "study.direction", "'maximize' or 'minimize'"),
     ("bad metric", '[study]\nname = "t"\nmetric = "f1"\n', "study.metric", "val_acc"),
+    ("any metric needs an own loop", '[study]\nname = "t"\nmetric = "val_rmse"\n', "study.metric",
+     "any other name needs a loop of your own ([task] loop)"),
+    ("a metric that is no name", '[study]\nname = "t"\nmetric = "val rmse"\n[task]\nloop = "m:f"\n',
+     "study.metric", "should match pattern"),
+    ("a loop that is no module:function", HEAD + '[task]\nloop = "loop.py"\n', "task.loop", "should match pattern"),
+    ("a loop and a task name", HEAD + '[task]\nname = "mnist"\nloop = "m:f"\n', "task",
+     "give `loop` or `name`, not both"),
     ("negative trials", HEAD + "[budget]\nn_trials = 0\n", "budget.n_trials", "greater than or equal to 1"),
     ("bad sampler kind", HEAD + '[sampler]\nkind = "bayes"\n', "sampler", "unknown kind 'bayes'"),
     ("sampler option of another kind", HEAD + '[sampler]\nkind = "random"\nn_startup_trials = 3\n',
@@ -227,3 +234,17 @@ def test_user_task_may_declare_its_own_parameters():
     spec = parse_spec(text)
     assert spec.task_params({"noise": 0.5, "lr": 0.1}) == {"hidden": 3, "noise": 0.5}
     assert spec.train_config({"noise": 0.5, "lr": 0.1}).lr == 0.1
+
+
+def test_an_own_loop_may_name_any_metric_and_gets_every_parameter():
+    spec = parse_spec(
+        '[study]\nname = "t"\nmetric = "val_rmse"\ndirection = "minimize"\n[task]\nloop = "diabetes:train"\n'
+        'params = { folds = 3 }\n[train]\nepochs = 4\nwidth_factor = 2\n'
+        '[space.lr]\ntype = "float"\nlow = 1e-4\nhigh = 1e-1\n[space.hidden]\ntype = "int"\nlow = 8\nhigh = 64\n'
+    )
+    assert spec.study.metric == "val_rmse" and spec.task.loop == "diabetes:train"
+    assert spec.train_config({"lr": 0.01}).epochs == 4
+    # the loop trains itself: [train] keys the engine knows (epochs) and sampled ones (lr) reach it too
+    assert spec.task_params({"lr": 0.01, "hidden": 16}) == {
+        "folds": 3, "epochs": 4, "width_factor": 2, "lr": 0.01, "hidden": 16, "__metric__": "val_rmse"
+    }

@@ -78,6 +78,7 @@ def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_p
     torch.set_num_threads(max(1, threads))
     # import the training stack before saying ready: the first trial's time (and its time limit) is then
     # training, not imports
+    import engine.trainer.context  # noqa: F401
     import engine.trainer.tasks  # noqa: F401
     import engine.trainer.train  # noqa: F401
 
@@ -146,6 +147,17 @@ def run_trial(conn: Connection, message: RunTrial, device_name: str) -> TrialDon
                 torch.cuda.set_per_process_memory_fraction(message.memory_fraction, device)
             torch.cuda.reset_peak_memory_stats(device)
             attrs["device_name"] = torch.cuda.get_device_name(device)
+        if task.loop is not None:  # the user's own loop is the trial's body (engine/trainer/context.py)
+            from engine.trainer.context import run_loop
+
+            def send(epoch: int, metrics: dict, steps: list, layers: list) -> None:
+                conn.send(Epoch(number, epoch, metrics, steps, layers))
+                shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
+                                 if v is not None and k not in ("epoch_time_s", "mem_peak_mb"))  # fmt: skip
+                log(f"epoch {epoch}: {shown}")
+
+            result = run_loop(task, config, message.task_params, device, send, lambda: stop_requested(conn, number))
+            return done(metrics=result.metrics, findings=result.findings)
         data = load_task(task, message.task_params, device)
 
         def on_epoch(report) -> bool:

@@ -134,16 +134,7 @@ def _load_builtin(task: TaskSpec, device: torch.device) -> TaskData:
 def _load_user(
     task: TaskSpec, params: dict[str, Any], device: torch.device, spec_dir: str | Path | None
 ) -> TaskData:
-    if spec_dir is not None and str(spec_dir) not in sys.path:
-        # the spec's folder is importable, like a script's own folder
-        sys.path.insert(0, str(spec_dir))
-    try:
-        function = pkgutil.resolve_name(task.name)
-    except (ImportError, AttributeError, ValueError) as err:
-        where = f" (searched {spec_dir} and sys.path)" if spec_dir is not None else ""
-        raise TaskError(f"cannot resolve user task {task.name!r}{where}: {err}") from err
-    if not callable(function):
-        raise TaskError(f"user task {task.name!r} is not a function")
+    function = resolve_user_function(task.name, spec_dir, "user task")
     full = {
         **params,
         "__spec_dir__": None if spec_dir is None else str(spec_dir),
@@ -158,6 +149,21 @@ def _load_user(
             f"user task {task.name!r} returned {type(data).__name__}, expected engine.trainer.tasks.TaskData"
         )
     return data
+
+
+def resolve_user_function(name: str, spec_dir: str | Path | None, what: str) -> Callable[..., Any]:
+    """The function a spec names as "module:function", imported with the spec's folder importable (no eval)."""
+    if spec_dir is not None and str(spec_dir) not in sys.path:
+        # the spec's folder is importable, like a script's own folder
+        sys.path.insert(0, str(spec_dir))
+    try:
+        function = pkgutil.resolve_name(name)
+    except (ImportError, AttributeError, ValueError) as err:
+        where = f" (searched {spec_dir} and sys.path)" if spec_dir is not None else ""
+        raise TaskError(f"cannot resolve {what} {name!r}{where}: {err}") from err
+    if not callable(function):
+        raise TaskError(f"{what} {name!r} is not a function")
+    return function
 
 
 def split_indices(n: int, val_fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,76 @@
+"""Own training loops for the tests (`[task] loop = "helpers_loops:<function>"`): a good one that watches its
+model, and one per way a loop can go wrong. Each takes a few milliseconds an epoch."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from torch import nn
+
+
+def _regression(ctx, watch: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 4, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.1 * torch.randn(96, generator=g)
+    x_train, y_train, x_val, y_val = x[:64], y[:64], x[64:], y[64:]
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1)).to(ctx.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=float(ctx.params["lr"]))
+    if watch:
+        ctx.watch(model, optimizer)
+    for epoch in range(1, ctx.epochs + 1):
+        for start in range(0, 64, 16):
+            loss = nn.functional.mse_loss(model(x_train[start : start + 16]).squeeze(1), y_train[start : start + 16])
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1e-3)  # tiny: the watched norm must be the unclipped one
+            optimizer.step()
+        with torch.no_grad():
+            val_mse = nn.functional.mse_loss(model(x_val).squeeze(1), y_val)
+        if ctx.report(epoch, {"val_rmse": val_mse.sqrt(), "train_loss": loss.detach()}):
+            return
+
+
+def watched(ctx) -> None:
+    """Reports val_rmse every epoch and watches its model and optimizer."""
+    _regression(ctx, watch=True)
+
+
+def unwatched(ctx) -> None:
+    _regression(ctx, watch=False)
+
+
+def raises(ctx) -> None:
+    raise ValueError(f"this loop cannot train with lr={ctx.params['lr']:.3g}")
+
+
+def never_reports(ctx) -> None:
+    """Trains nothing and returns."""
+
+
+def reports_nan(ctx) -> None:
+    ctx.report(1, {"val_rmse": math.nan})
+
+
+def reports_other_metrics(ctx) -> None:
+    ctx.report(1, {"val_mse": 1.0, "val_r2": 0.5})
+
+
+def swallows_its_failure(ctx) -> None:
+    """Catches what report raised and goes on: the trial still fails."""
+    try:
+        ctx.report(1, {"val_mse": 1.0})
+    except Exception:  # noqa: BLE001 - the point of this loop
+        pass
+
+
+def runs_out_of_memory(ctx) -> None:
+    raise torch.OutOfMemoryError("injected by helpers_loops.runs_out_of_memory")
+
+
+def hangs(ctx) -> None:
+    """Reports once, then never again: only the trial time limit ends it."""
+    ctx.report(1, {"val_rmse": 1.0})
+    while True:
+        time.sleep(0.1)

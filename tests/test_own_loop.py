@@ -1,0 +1,119 @@
+"""A spec's own training loop (`[task] loop`), run for real: `tunetui run` in a subprocess, its coordinator and a
+worker, the loops from tests/helpers_loops.py. A bad loop fails its trial with a clear reason, and the
+study goes on to its next trial."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.conftest import run_cli
+from tests.helpers_run import StoreView
+
+pytestmark = pytest.mark.usefixtures("no_stray_processes")
+
+LOOPS = Path(__file__).resolve().parent / "helpers_loops.py"
+
+SPEC = """
+[study]
+name = "{name}"
+metric = "val_rmse"
+direction = "minimize"
+
+[budget]
+n_trials = 2
+{budget}
+[sampler]
+kind = "random"
+
+[pruner]
+kind = "none"
+
+[task]
+loop = "helpers_loops:{loop}"
+
+[train]
+epochs = {epochs}
+step_every = 2
+
+[space.lr]
+type = "float"
+low = 1e-3
+high = 1e-2
+log = true
+"""
+
+
+def run(tmp_path: Path, loop: str, epochs: int = 2, budget: str = ""):
+    shutil.copy(LOOPS, tmp_path / "helpers_loops.py")
+    spec = tmp_path / f"{loop}.toml"
+    spec.write_text(SPEC.format(name=loop, loop=loop, epochs=epochs, budget=budget), encoding="utf-8")
+    url = f"sqlite:///{tmp_path}/store.db"
+    result = run_cli("run", str(spec), "--storage", url, "--workers", "1", "--quiet", cwd=tmp_path)
+    return result, optuna.load_study(study_name=loop, storage=url).trials, StoreView(url)
+
+
+def test_a_watched_loop_completes_its_trials_with_the_engines_telemetry(tmp_path):
+    result, trials, store = run(tmp_path, "watched", epochs=3)
+    assert result.returncode == 0, result.stderr
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert all(0 < t.value < 10 for t in trials)  # val_rmse, the study's metric, minimized
+    for t in trials:
+        epochs = store.rows("SELECT epoch, lr, grad_norm, train_loss FROM tt_epoch WHERE trial_number = :n "
+                            "ORDER BY epoch", n=t.number)  # fmt: skip
+        assert [e[0] for e in epochs] == [1, 2, 3]
+        assert all(e[1] == pytest.approx(t.params["lr"]) for e in epochs)  # the optimizer's lr, via the hooks
+        # the norm before clipping: the loop clips to 1e-3, so a norm read after clipping would be <= 1e-3
+        assert all(e[2] is not None and e[2] > 1e-2 for e in epochs)
+        assert all(e[3] is not None for e in epochs)  # the loop's own numbers land in their columns
+        steps = store.rows("SELECT step, epoch, lr, grad_norm FROM tt_step WHERE trial_number = :n ORDER BY step",
+                           n=t.number)  # fmt: skip
+        # 4 optimizer steps an epoch, every 2nd sampled: steps 1, 3, 5, ... 11
+        assert [s[0] for s in steps] == [1, 3, 5, 7, 9, 11]
+        assert [s[1] for s in steps] == [1, 1, 2, 2, 3, 3]
+        assert all(s[2] == pytest.approx(t.params["lr"]) and s[3] > 1e-2 for s in steps)
+        layers = store.rows("SELECT epoch, layer, grad_norm, weight_norm, hist_json FROM tt_layer "
+                            "WHERE trial_number = :n ORDER BY epoch, position", n=t.number)  # fmt: skip
+        assert [(row[0], row[1]) for row in layers] == [(e, name) for e in (1, 2, 3) for name in ("0", "2")]
+        assert all(row[2] > 0 and row[3] > 0 and '"counts"' in row[4] for row in layers)
+
+
+def test_an_unwatched_loop_records_its_metrics_and_no_layer_telemetry(tmp_path):
+    result, trials, store = run(tmp_path, "unwatched")
+    assert result.returncode == 0, result.stderr
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert store.rows("SELECT COUNT(*) FROM tt_epoch") == [(4,)]
+    assert store.rows("SELECT COUNT(*) FROM tt_layer") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("loop", "reason", "hint"),
+    [
+        ("raises", "error", "ValueError: this loop cannot train with lr="),
+        ("never_reports", "no_report", "the loop never called report"),
+        ("reports_nan", "nan_loss", "the loop reported val_rmse = nan in epoch 1"),
+        ("reports_other_metrics", "no_metric",
+         "report(epoch 1) has no 'val_rmse', the study's metric; the loop reported val_mse, val_r2"),
+        ("swallows_its_failure", "no_metric", "the loop reported val_mse"),
+        ("runs_out_of_memory", "oom", "try a smaller batch size"),
+    ],
+)  # fmt: skip
+def test_a_bad_loop_fails_each_trial_with_its_reason_and_the_study_goes_on(tmp_path, loop, reason, hint):
+    result, trials, _ = run(tmp_path, loop)
+    assert result.returncode == 1, result.stderr  # every trial of the run failed
+    assert len(trials) == 2, "the study must go on to its next trial"
+    for t in trials:
+        assert t.state.name == "FAIL"
+        assert t.user_attrs["fail_reason"] == reason
+        assert hint in t.user_attrs["fail_hint"]
+    assert "internal error" not in result.stderr
+
+
+def test_a_loop_past_its_time_limit_is_killed_and_the_study_goes_on(tmp_path):
+    result, trials, _ = run(tmp_path, "hangs", budget="trial_timeout_s = 1.5")
+    assert len(trials) == 2
+    assert {t.user_attrs["fail_reason"] for t in trials} == {"timeout"}
+    assert result.returncode == 1, result.stderr
