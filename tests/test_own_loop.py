@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import STUDIES, run_cli
 from tests.helpers_run import StoreView
 
 pytestmark = pytest.mark.usefixtures("no_stray_processes")
@@ -117,3 +117,19 @@ def test_a_loop_past_its_time_limit_is_killed_and_the_study_goes_on(tmp_path):
     assert len(trials) == 2
     assert {t.user_attrs["fail_reason"] for t in trials} == {"timeout"}
     assert result.returncode == 1, result.stderr
+
+
+def test_the_shipped_diabetes_loop_runs_two_trials(tmp_path):
+    shutil.copy(STUDIES / "diabetes_loop.py", tmp_path)
+    text = (STUDIES / "diabetes_loop.toml").read_text(encoding="utf-8")
+    assert "epochs = 30" in text and "n_trials = 20" in text
+    spec = tmp_path / "diabetes_loop.toml"
+    spec.write_text(text.replace("epochs = 30", "epochs = 2").replace("n_trials = 20", "n_trials = 2"))
+    url = f"sqlite:///{tmp_path}/store.db"
+    result = run_cli("run", str(spec), "--storage", url, "--workers", "1", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name="diabetes_loop", storage=url).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert all(40 < t.value < 200 for t in trials)  # an RMSE in the target's units (it spans 25-346)
+    store = StoreView(url)
+    assert store.rows("SELECT COUNT(*) FROM tt_layer WHERE epoch = 2") == [(4,)]  # 2 trials x 2 layers

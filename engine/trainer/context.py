@@ -154,4 +154,5 @@ def run_loop(task: TaskSpec, config: TrainConfig, task_params: dict[str, Any], d
         raise ctx.failure
     if not ctx.history:
         raise TrialFailed("no_report", "the loop never called report")
-    return LoopResult(metrics=ctx.history[-1], findings=ctx.findings(None))
+    last = {k: v for k, v in ctx.history[-1].items() if k != "epoch"}
+    return LoopResult(metrics=last, findings=ctx.findings(None))
