@@ -112,7 +112,7 @@ def test_launch_watch_kill_quit_and_the_study_finishes(tmp_path):
         trials, beats = study_rows(url)
         coordinator_pid = beats[0]["pid"]
         assert [t.state for t in trials] == ["RUNNING"], screen
-        tmux.keys("k")
+        tmux.keys("C-k")
         tmux.wait_for("Kill trial #0?")
         tmux.keys("y")
         wait_until(lambda: any(t.number == 0 and t.state in ("FAIL", "PRUNED") for t in study_rows(url)[0]), 60,

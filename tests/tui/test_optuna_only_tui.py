@@ -30,8 +30,8 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
         for state in ("complete", "pruned", "fail", "running", "waiting"):
             assert state in text, text
         trials = app.screen.query_one(TrialTable)
-        trials.move_to(4)  # the running trial: k asks, y sends a kill that has no coordinator to go to
-        await pilot.press("k", "y")
+        trials.move_to(4)  # the running trial: ctrl+k asks, y sends a kill that has no coordinator to go to
+        await pilot.press("ctrl+k", "y")
         await wait_for(pilot, lambda: any("no tunetui coordinator" in n.message for n in app._notifications),
                        what="the refusal")  # fmt: skip
         for key in ("o", "o", "r", "x", "p", "f", "2", "3", "4", "1"):  # sort by state, every tab

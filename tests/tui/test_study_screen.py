@@ -204,28 +204,42 @@ async def test_detail_of_a_failed_trial_says_why(small_store, make_app):
         await wait_for(pilot, lambda: "failed: nan_loss" in screen_text(app), what="the failure reason")
 
 
-async def test_k_kills_a_running_trial_after_y(running_store, make_app):
+async def test_j_and_k_move_the_cursor_and_never_kill(running_store, make_app):
+    app = make_app(running_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 6)
+        table(app).move_to(4)  # a running trial: `k` must not offer to kill it
+        await pilot.press("j")
+        assert table(app).current == 5
+        await pilot.press("k", "k")
+        assert table(app).current == 3 and isinstance(app.screen, StudyScreen)
+        await pilot.press("y")
+        await pilot.pause(0.2)
+    assert controls(running_store) == []
+
+
+async def test_ctrl_k_kills_a_running_trial_after_y(running_store, make_app):
     app = make_app(running_store, open_study="digits_mlp")
     async with app.run_test(size=(80, 24)) as pilot:
         await opened(pilot, 6)
         table(app).move_to(4)
-        await pilot.press("k")
+        await pilot.press("ctrl+k")
         assert isinstance(app.screen, ConfirmScreen) and "Kill trial #4?" in screen_text(app)
         await pilot.press("n")
         assert controls(running_store) == []
-        await pilot.press("k")
+        await pilot.press("ctrl+k")
         await pilot.press("escape")
         assert controls(running_store) == []
-        await pilot.press("k", "y")
+        await pilot.press("ctrl+k", "y")
         assert isinstance(app.screen, StudyScreen)
         await wait_for(pilot, lambda: controls(running_store) == [("kill", "4")], what="the kill row")
 
 
-async def test_k_on_a_finished_trial_only_warns(small_store, make_app):
+async def test_ctrl_k_on_a_finished_trial_only_warns(small_store, make_app):
     app = make_app(small_store, open_study="digits_mlp")
     async with app.run_test(size=(80, 24)) as pilot:
         await opened(pilot, 12)
-        await pilot.press("k")
+        await pilot.press("ctrl+k")
         assert isinstance(app.screen, StudyScreen)
         assert any("only a running trial" in n.message for n in app._notifications)
     assert controls(small_store) == []
@@ -346,7 +360,7 @@ async def test_the_footer_shows_the_study_keys_at_80_columns(small_store, make_a
             "s Start",
             "p Pause",
             "x Stop",
-            "k Kill",
+            "^k Kill",
             "e Export",
             "c Compare",
             "f Follow",

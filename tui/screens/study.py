@@ -54,7 +54,8 @@ class StudyScreen(Screen):
         Binding("p", "pause", "Pause", tooltip="Pause the study (running trials finish); p again resumes"),
         Binding("x", "stop", "Stop", tooltip="Stop starting trials; running ones finish"),
         Binding("X", "stop_now", "Stop now", show=False, tooltip="Stop and kill running trials (asks first)"),
-        Binding("k", "kill", "Kill", tooltip="Kill the selected running trial (asks first)"),
+        # never a movement key: `j`/`k` move in the table (k9s kills with ctrl+k too)
+        Binding("ctrl+k", "kill", "Kill", tooltip="Kill the selected running trial (asks first)"),
         Binding("e", "export", "Export", tooltip="Export trials as CSV/JSON, or the best trial as a spec"),
         Binding("c", "compare", "Compare", tooltip="Pin a trial, move to another, c again: both curves"),
         Binding("f", "follow", "Follow", tooltip="Keep the cursor on the newest trial"),
