@@ -17,6 +17,8 @@ class _Trial(Protocol):
 
 T = TypeVar("T", bound=_Trial)
 
+KILLED = "killed"  # the fail_reason of a trial the user killed: recorded `FAIL killed`, like `FAIL timeout`
+
 
 def is_better(value: float, than: float | None, maximize: bool) -> bool:
     """Strictly better: on a tie the trial that came first stays the best."""

@@ -26,13 +26,13 @@ def test_kill_pause_resume_and_stop_now_from_another_process(tmp_path):
     url, view = f"sqlite:///{tmp_path}/store.db", StoreView(f"sqlite:///{tmp_path}/store.db")
     coordinator = start(spec, url, "--workers", "2", log=tmp_path / "run.log")
 
-    # kill a trial that has reported: PRUNED, reason user; its worker lives on for the next trial
+    # kill a trial that has reported: FAIL, reason killed (never an ordinary PRUNED); its worker lives on
     victim = wait_for(lambda: running(view, "ctl", min_epochs=1), 60, "a trial with an epoch")[0]
     done = tunetui("kill", "ctl", str(victim), storage=url)
     assert done.returncode == 0 and f"killing trial {victim}" in done.stdout, done.stderr
     wait_for(lambda: view.trials("ctl")[victim]["state"] != "RUNNING", 10, "the killed trial to end")
     killed = view.trials("ctl")[victim]
-    assert (killed["state"], killed["reason"]) == ("PRUNED", "user")
+    assert (killed["state"], killed["reason"]) == ("FAIL", "killed")
     assert tunetui("kill", "ctl", "999", storage=url).returncode == 1
 
     # pause: running trials finish, none starts
@@ -57,13 +57,13 @@ def test_kill_pause_resume_and_stop_now_from_another_process(tmp_path):
     trials = view.trials("ctl")
     assert not running(view, "ctl")
     # the killed one, and the running ones (two, or one if the other was between trials at that instant)
-    assert sum(t["reason"] == "user" for t in trials.values()) in (2, 3)
+    assert sum(t["reason"] == "killed" for t in trials.values()) in (2, 3)
     assert len(trials) < 40
     assert view.heartbeat("ctl")[0]["state"] == "stopped"
 
 
 def test_killing_a_hung_trial_fails_it(tmp_path):
-    """A trial that never reports an epoch cannot stop itself: its worker is killed; FAIL, reason user."""
+    """A trial that never reports an epoch cannot stop itself: its worker is killed; FAIL, reason killed."""
     spec = write_spec(tmp_path, "hung", "hang", n_trials=1, task_params={"mark_dir": str(tmp_path / "m")})
     url, view = f"sqlite:///{tmp_path}/store.db", StoreView(f"sqlite:///{tmp_path}/store.db")
     coordinator = start(spec, url, "--workers", "1", log=tmp_path / "run.log")
@@ -72,7 +72,7 @@ def test_killing_a_hung_trial_fails_it(tmp_path):
     )
     assert tunetui("kill", "hung", "0", storage=url).returncode == 0
     assert finish(coordinator, 30) == 0
-    assert (view.trials("hung")[0]["state"], view.trials("hung")[0]["reason"]) == ("FAIL", "user")
+    assert (view.trials("hung")[0]["state"], view.trials("hung")[0]["reason"]) == ("FAIL", "killed")
 
 
 def test_detach_returns_at_once_and_ls_shows_the_coordinator(tmp_path):

@@ -77,8 +77,8 @@ def test_kill_and_stop_reach_the_host_that_runs_the_trial_and_every_host(tmp_pat
     assert killed.returncode == 0 and f"killing trial {victim}" in killed.stdout, (
         killed.stdout + killed.stderr
     )
-    wait_for(lambda: view.trials("ctl")[victim]["state"] == "PRUNED", 15, "the killed trial")
-    assert view.trials("ctl")[victim]["reason"] == "user"
+    wait_for(lambda: view.trials("ctl")[victim]["state"] == "FAIL", 15, "the killed trial")
+    assert view.trials("ctl")[victim]["reason"] == "killed"
 
     stopped = tunetui("stop", "ctl", storage=pg_url)
     assert stopped.returncode == 0, stopped.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.report import best_text, short_number
+from engine.report import KILLED, best_text, short_number
 from engine.store import TrialRow
 from engine.text import safe
 
@@ -16,11 +16,20 @@ STATE_TEXT = {  # every Optuna TrialState; each has a trial-table--<text> style
     "WAITING": "waiting",
 }
 COUNT_LABELS = (("COMPLETE", "done"), ("RUNNING", "run"), ("PRUNED", "pruned"), ("FAIL", "fail"))
-COUNT_LETTERS = (("COMPLETE", "c"), ("RUNNING", "r"), ("PRUNED", "p"), ("FAIL", "f"), ("WAITING", "w"))
+COUNT_LETTERS = (("COMPLETE", "c"), ("RUNNING", "r"), ("PRUNED", "p"), ("FAIL", "f"), ("KILLED", "k"),
+                 ("WAITING", "w"))  # fmt: skip
 
 
-def state_text(state: str) -> str:
+def state_text(state: str, reason: str | None = None) -> str:
+    """The state as a word; a trial the user killed (`FAIL killed`) reads "killed", never plain fail."""
+    if state == "FAIL" and reason == KILLED:
+        return KILLED
     return STATE_TEXT.get(state, state.lower())
+
+
+def count_key(row: TrialRow) -> str:
+    """The state a trial counts under in the header's letters: killed trials apart from other failures."""
+    return "KILLED" if row.state == "FAIL" and row.reason == KILLED else row.state
 
 
 def format_value(value: Any) -> str:
@@ -67,6 +76,6 @@ def trial_summary(counts: dict[str, int]) -> str:
 
 
 def trial_letters(counts: dict[str, int]) -> str:
-    """12: 10c 1p 1f (complete, running, pruned, failed, waiting)"""
+    """12: 10c 1p 1f (complete, running, pruned, failed, killed, waiting)"""
     parts = [f"{counts[state]}{letter}" for state, letter in COUNT_LETTERS if counts.get(state)]
     return f"{sum(counts.values())}" + (f": {' '.join(parts)}" if parts else "")

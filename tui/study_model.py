@@ -11,7 +11,7 @@ from engine.report import counts_as_best, is_better
 from engine.store import TrialRow
 from engine.text import markup_safe, safe
 from tui.data import StudyDelta, TrialDetail, Want
-from tui.formatting import format_value, trial_letters
+from tui.formatting import count_key, format_value, trial_letters
 
 VIEWS = ("selected", "best", "all")  # `v` cycles these; `c` adds "compare" (the pinned and the selected trial)
 MAX_OVERLAY = 40  # curves drawn at once in the "all" view
@@ -162,7 +162,8 @@ class StudyModel:
         """name · status · best · trials by state · view (markup; outside text escaped), fit for 80 columns."""
         counts: dict[str, int] = {}
         for row in self.rows.values():
-            counts[row.state] = counts.get(row.state, 0) + 1
+            key = count_key(row)
+            counts[key] = counts.get(key, 0) + 1
         best = self.rows.get(self.best) if self.best is not None else None
         parts = [f"[b]{markup_safe(self.study_name)}[/b]", self.status]
         if self.study_id is None:

@@ -36,6 +36,7 @@ from engine.gpus import GpuState, read_gpus
 from engine.gpus import visible as visible_gpus
 from engine.isolation import scrubbed, scrubbed_argv
 from engine.pruning import PruneCopy, supports
+from engine.report import KILLED
 from engine.resources import usable_cores
 from engine.run.protocol import Epoch, Exit, FromWorker, Log, Ready, RunTrial, StopTrial, TrialDone
 from engine.space import build_pruner, build_sampler, grid_size, suggest
@@ -60,7 +61,7 @@ NOT_COUNTED = frozenset({"orphaned", "interrupted"})
 SAME_FAILURE_LIMIT = 5  # this many trials in a row failing with the same reason and message stop the run
 # failures that depend on the sampled values, the user or the coordinator, not on the task alone: they
 # never make a streak (a region of bad learning rates is not a broken task)
-VARYING_FAILURES = frozenset({"nan_loss", "oom", "bad_config", "timeout", "user", *NOT_COUNTED})
+VARYING_FAILURES = frozenset({"nan_loss", "oom", "bad_config", "timeout", KILLED, *NOT_COUNTED})
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 HOST_ENV = "TUNETUI_HOST"
 
@@ -113,7 +114,7 @@ class RunOutcomes:
     last_failed: int | None = None
 
     def ended(self, number: int, state: str, reason: str | None = None, hint: str = "") -> None:
-        if reason == "user" or reason in NOT_COUNTED:
+        if reason == KILLED or reason in NOT_COUNTED:
             return  # killed, interrupted or orphaned: says nothing about the task
         if state != "FAIL":
             self.succeeded += 1
@@ -783,15 +784,9 @@ class Coordinator:
         self._maybe_retry(trial.number, trial.params, reason)
 
     def _finish_user_kill(self, slot: Slot, attrs: dict | None = None) -> None:
-        """A killed trial is PRUNED (reason user) when it reported at least once, else FAIL."""
-        trial = slot.trial
-        self._set_attrs(trial, {**(attrs or {}), "fail_reason": "user"})
-        if slot.reported:
-            self._tell(trial, state=TrialState.PRUNED)
-            self._finished(slot, "PRUNED", None, reason="user")
-        else:
-            self._tell(trial, state=TrialState.FAIL)
-            self._finished(slot, "FAIL", None, reason="user")
+        """A killed trial is `FAIL killed`, like `FAIL timeout`: never an ordinary PRUNED, which a pruner's
+        decision also gives, so the table, `show` and the exports can say it was killed."""
+        self._finish_fail(slot, KILLED, "killed by the user before it finished", attrs)
 
     def _finished(self, slot: Slot, state: str, value: float | None, counted: bool = True,
                   reason: str | None = None, hint: str = "") -> None:  # fmt: skip

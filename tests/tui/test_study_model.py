@@ -137,3 +137,11 @@ def test_clip_comes_from_the_params_before_the_attrs():
     model.apply(delta(trial(0, 0.5, clip_norm=1.5), trial(1, 0.5, clip=True),
                       details=[TrialDetail(1, {"clip_norm": 3}, [])]))  # fmt: skip
     assert model.clip(0) == 1.5 and model.clip(1) == 3.0 and model.clip(None) is None
+
+
+def test_the_title_counts_killed_trials_apart_from_other_failures():
+    model = StudyModel("s")
+    killed = TrialRow(2, 3, "FAIL", None, {}, 100.0, 101.0, "killed", 1, 0)
+    failed = TrialRow(3, 4, "FAIL", None, {}, 100.0, 101.0, "nan_loss", 1, 0)
+    model.apply(delta(trial(0, 0.5), trial(1, None, "PRUNED"), killed, failed))
+    assert "trials 4: 1c 1p 1f 1k" in model.title()

@@ -225,6 +225,7 @@ async def test_ctrl_k_kills_a_running_trial_after_y(running_store, make_app):
         table(app).move_to(4)
         await pilot.press("ctrl+k")
         assert isinstance(app.screen, ConfirmScreen) and "Kill trial #4?" in screen_text(app)
+        assert "recorded as killed" in screen_text(app)
         await pilot.press("n")
         assert controls(running_store) == []
         await pilot.press("ctrl+k")

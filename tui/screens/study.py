@@ -485,7 +485,7 @@ class StudyScreen(Screen):
             return
         number = row.number
         done = f"kill requested for trial #{number}"
-        self.post_message(Confirm(f"Kill trial #{number}?", "It stops at once and is recorded as failed (user).",
+        self.post_message(Confirm(f"Kill trial #{number}?", "It stops at once and is recorded as killed (FAIL killed).",
                                   yes="Kill", then=lambda: self._control("kill", str(number), done)))  # fmt: skip
 
     def action_start(self) -> None:

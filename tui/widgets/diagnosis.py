@@ -35,7 +35,7 @@ def trial_detail(row: TrialRow | None, attrs: dict[str, Any], findings: list[dic
         return Text("no trial selected")
     head = Text.assemble(
         (f"trial #{row.number}  ", "bold"),
-        (state_text(row.state), "bold"),
+        (state_text(row.state, row.reason), "bold"),
         f"  value {format_value(row.value) or '-'}  epochs {row.epochs}  time {format_duration(duration_s) or '-'}",
     )
     parts: list[RenderableType] = [head]

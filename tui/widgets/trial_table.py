@@ -400,7 +400,7 @@ class TrialTable(ScrollView, can_focus=True):
             if col.key == "number":
                 text = str(number)
             elif col.key == "state":
-                text = state_text(row.state)
+                text = state_text(row.state, row.reason)
                 style = base + state_style
             elif col.key == "value":
                 text = format_values(row)
