@@ -5,34 +5,25 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import math
 import os
-import re
-import signal
-import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from engine.isolation import STORAGE_ENV, no_dump, python_path, read_url_pipe, reexec_hiding_url
+from engine.isolation import STORAGE_ENV, no_dump, read_url_pipe, reexec_hiding_url
+from engine.launch import RunRequest, UsageError, check_run_numbers, detach, prepare
 from engine.report import best_text, best_trial, find_study, fixed_number, short_number
 from engine.text import hide_passwords, markup_safe, safe, safe_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 # the machine's state, not our bug: a full disk, a read-only folder, no permission
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-DETACH_WAIT_S = 60.0  # a detached coordinator must be up (heartbeat written) within this, else it failed
 
 
 def printable(err: object) -> str:
     """An error's text fit for the terminal and a log: no control byte, no password of a URL in it."""
     return safe_lines(hide_passwords(str(err)))
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one message, exit code 2."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -178,86 +169,16 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------- run
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> None:
-    """--set a.b=VALUE: VALUE in TOML syntax (a bare word is taken as a string)."""
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        except RecursionError:
-            raise UsageError(f"--set {key}: the value is nested too deeply") from None
-        parts = [p.strip() for p in key.split(".")]
-        node = data
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UsageError(f"--set {key}: {part} is not a table")
-        node[parts[-1]] = value
-
-
-def load_run_spec(args: argparse.Namespace):
-    """The spec as this run sees it (--set and --study-name applied), plus its text for the store."""
-    import tomli_w
-
-    from engine.spec import check_depth, load_toml, parse_spec, read_spec_text
-
-    path = Path(args.spec)
-    text = read_spec_text(path)
-    spec = parse_spec(text, str(path))  # the plain spec's errors first, with line numbers
-    if not args.set and args.study_name is None:
-        return spec, text
-    data = load_toml(text, str(path))
-    apply_overrides(data, args.set)
-    if args.study_name is not None:
-        data.setdefault("study", {})["name"] = args.study_name
-    check_depth(data, f"{path} (with --set)")
-    text = tomli_w.dumps(data)
-    del spec
-    return parse_spec(text, f"{path} (with --set/--study-name)"), text
-
-
-MAX_TRIALS = 1_000_000  # the spec's own limit on budget.n_trials
-
-
-def check_run_numbers(args: argparse.Namespace) -> None:
-    """The numbers and names given to `run` on the command line, before anything is read or started."""
-    from engine.spec import NAME_PATTERN
-
-    if args.trials is not None and not 1 <= args.trials <= MAX_TRIALS:
-        raise UsageError(f"--trials must be between 1 and {MAX_TRIALS:,} (got {args.trials})")
-    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
-        raise UsageError(f"--timeout must be a positive number of seconds (got {args.timeout})")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
-    if args.study_name is not None and not re.fullmatch(NAME_PATTERN, args.study_name):
-        raise UsageError(
-            f"--study-name {args.study_name!r}: a study name is 1-100 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-
-
-def check_machine(spec, device: str | None, workers: int | None) -> int:
-    """The device must be here and the workers must fit this machine (engine/resources.py)."""
-    from engine.resources import ResourceError, check_run
-
-    try:
-        return check_run(
-            device or spec.devices.device, workers or spec.devices.workers, spec.devices.trials_per_gpu,
-            device_label="--device" if device else "[devices] device",
-            workers_label="--workers" if workers else "[devices] workers",
-        )  # fmt: skip
-    except ResourceError as err:
-        raise UsageError(str(err)) from None
+def run_request(args: argparse.Namespace) -> RunRequest:
+    return RunRequest(args.spec, args.trials, args.timeout, args.device, args.workers, args.study_name,
+                      tuple(args.set), args.graceful)  # fmt: skip
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.store import Store, resolve_url
+    from engine.store import Store
 
-    check_run_numbers(args)
+    request = run_request(args)
+    check_run_numbers(request)
     if args.storage_from_env:
         if not os.environ.get(STORAGE_ENV):
             raise UsageError(f"--storage-from-env: ${STORAGE_ENV} is not set")
@@ -270,26 +191,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         # this process becomes the coordinator, whose argv and environment its tasks can read: move the URL
         # onto a pipe (returns only if no URL is in argv or the environment)
         reexec_hiding_url(args.argv, getattr(args, "storage", None))
-    spec, text = load_run_spec(args)
-    explicit = getattr(args, "storage", None)
-    url = resolve_url(explicit or spec.storage.url or env_url, base=Path(args.spec).resolve().parent
-                      if spec.storage.url and not explicit else None)  # fmt: skip
-    if args.device:
-        from engine.spec import DevicesSection
-
-        try:
-            DevicesSection(device=args.device)
-        except ValueError as err:
-            raise UsageError(f"--device: {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None
-    check_machine(spec, args.device, args.workers)
-    refuse_another_study(url, spec)
+    prepared = prepare(request, getattr(args, "storage", None), env_url)
     if args.detach:
-        return detach(args, url, spec)
+        started = detach(request, prepared)
+        if not started.ok:
+            if started.log_tail:
+                print(started.log_tail, file=sys.stderr)
+            print(f"tunetui: {started.report()}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(started.report())
+        return EXIT_OK
 
     from engine.run.coordinator import Coordinator, CoordinatorError, RunOptions
 
+    spec = prepared.spec
     no_dump()  # a task (same user) must not read this process's environment or memory
-    store = Store(url)
+    store = Store(prepared.url)
     options = RunOptions(
         n_trials=args.trials,
         timeout_s=args.timeout if args.timeout is not None else spec.budget.timeout_s,
@@ -297,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         graceful=args.graceful,
         spec_path=str(Path(args.spec).resolve()),
-        spec_text=text,
+        spec_text=prepared.text,
     )
     show_progress = not args.quiet and sys.stderr.isatty()
     with _Reporter(spec.study.name, show_progress) as reporter:
@@ -311,35 +228,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if coordinator.failure:
         print(f"tunetui: {printable(coordinator.failure)}", file=sys.stderr)
     return code
-
-
-def refuse_another_study(url: str, spec) -> None:
-    """A spec whose direction, metric, value rule or search space differs from the existing study's would
-    mix incomparable values into it: refuse (exit 2) before anything is started or written."""
-    from engine.identity import ATTR, differences, known_identity, study_identity
-    from engine.store import Store, StoreError, sqlite_path
-
-    db = sqlite_path(url)
-    if db is not None and not db.is_file():
-        return  # a new store: a new study
-    try:
-        store = Store(url, read_only=True)
-    except StoreError:
-        return  # the run itself names what is wrong with the store
-    try:
-        study_id = store.study_id(spec.study.name)
-        if study_id is None:
-            return
-        attrs = store.study_attrs(study_id)
-        recorded = known_identity(attrs.get(ATTR), store.directions(study_id), attrs)
-    finally:
-        store.close()
-    changed = differences(recorded, study_identity(spec))
-    if changed:
-        raise UsageError(
-            f"study {spec.study.name} was created with {'; and '.join(changed)}: use --study-name NEW for a "
-            "new study; nothing was started"
-        )
 
 
 class _Reporter:
@@ -375,86 +263,6 @@ class _Reporter:
             self.progress.console.print(f"[dim]{stamp}[/] {markup_safe(hide_passwords(line))}", highlight=False)
         else:
             print(f"{stamp} {safe(hide_passwords(line))}", flush=True)
-
-
-def detach(args: argparse.Namespace, url: str, spec) -> int:
-    """Start this same run as a new session (survives terminal close / SSH drop); return once its
-    coordinator is up (its heartbeat is in the store), or with its log's last lines if it failed."""
-    from engine.store import state_dir
-
-    spec_path = str(Path(args.spec).resolve())
-    argv = [sys.executable, "-m", "engine.cli", "run", spec_path, "--storage-from-env", "--quiet"]
-    for flag in ("trials", "timeout", "device", "workers", "study_name"):
-        value = getattr(args, flag)
-        if value is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(value)]
-    for item in args.set:
-        argv += ["--set", item]
-    if args.graceful:
-        argv.append("--graceful")
-    name = spec.study.name
-    logs = state_dir(url) / "logs"
-    logs.mkdir(exist_ok=True, mode=0o700)
-    log_path = logs / f"{name}.log"
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    env = {**os.environ, STORAGE_ENV: url, "TUNETUI_LOG_PATH": str(log_path), "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = python_path(env)
-    with os.fdopen(fd, "ab") as log:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=env, cwd=os.getcwd(),
-        )  # fmt: skip
-    pids = state_dir(url) / "pids"
-    pids.mkdir(exist_ok=True, mode=0o700)
-    pid_file = pids / f"{name}.pid"
-    pid_fd = os.open(pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(pid_fd, "w") as out:
-        out.write(f"{process.pid}\n")
-    up = _wait_until_up(process, url, name)
-    code = process.poll()
-    if not up and code != 0:
-        tail = log_path.read_text(errors="replace").splitlines()[-10:]
-        print(safe_lines("\n".join(tail)), file=sys.stderr)
-        if code is None:  # neither up nor gone: stop it rather than leave a coordinator we called failed
-            os.killpg(process.pid, signal.SIGTERM)
-            print(f"tunetui: the coordinator did not come up within {DETACH_WAIT_S:g}s; stopped it (pid "
-                  f"{process.pid}); log: {log_path}", file=sys.stderr)  # fmt: skip
-        else:
-            print(f"tunetui: the coordinator exited (code {code}) before it came up; log: {log_path}",
-                  file=sys.stderr)  # fmt: skip
-        return EXIT_FAILURE
-    name, log_path = safe(name), safe(log_path)
-    if not up:
-        print(f"the coordinator for {name} ran and exited (nothing was left to run); log: {log_path}")
-        return EXIT_OK
-    print(f"started coordinator for {name}: pid {process.pid}")
-    print(f"log: {log_path}")
-    print(f"watch: tunetui ls   |   tunetui show {name}   |   stop: tunetui stop {name}")
-    return EXIT_OK
-
-
-def _wait_until_up(process: subprocess.Popen, url: str, name: str) -> bool:
-    """True once the coordinator's heartbeat (this pid, this host) is in the store; False if the
-    process exits first or DETACH_WAIT_S passes. Imports alone take a second or more."""
-    from engine.run.coordinator import host_name
-    from engine.store import Store, StoreError
-
-    host = host_name()
-    deadline = time.monotonic() + DETACH_WAIT_S
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            store = Store(url, read_only=True)
-            try:
-                study_id = store.study_id(name)
-                beats = store.heartbeats(study_id) if study_id is not None else []
-            finally:
-                store.close()
-        except StoreError:
-            beats = []  # the store or its tables are not there yet
-        if any(b["pid"] == process.pid and b["host"] == host for b in beats):
-            return True
-        time.sleep(0.2)
-    return False
 
 
 # ---------------------------------------------------------------- read-only commands

@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from engine.cli import apply_overrides
+from engine.cli import main
 from engine.store import Store
 from tests.conftest import ROOT, STUDIES, run_cli
 
@@ -126,14 +126,6 @@ def test_headless_commands_never_import_textual():
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120, capture_output=True)
 
 
-def test_overrides_use_toml_values():
-    data = {"train": {"epochs": 5}}
-    apply_overrides(
-        data, ["train.epochs=2", "train.optimizer=sgd", 'study.name="n"', "train.milestones=[1, 2]"]
-    )
-    assert data == {"train": {"epochs": 2, "optimizer": "sgd", "milestones": [1, 2]}, "study": {"name": "n"}}
-
-
 def test_profile_prints_top_operators_and_writes_a_trace(tmp_path):
     trace = tmp_path / "trace.json"
     result = run_cli(
@@ -176,13 +168,19 @@ CORES = len(os.sched_getaffinity(0))
         (["profile", DIGITS, "--steps", "100000"], "--steps must be between 1 and 10,000"),
     ],
 )
-def test_bad_numbers_and_names_exit_2_with_what_was_wrong(args, says, tmp_path):
-    """Nothing is started and nothing is created: no store, no state folder."""
+def test_bad_numbers_and_names_exit_2_with_what_was_wrong(args, says, tmp_path, monkeypatch, capsys):
+    """Nothing is started and nothing is created: no store, no state folder. In-process (the checks are
+    engine/launch.py's; test_bad_input_exits_2_without_a_traceback runs the command as a program)."""
     storage = [] if args[0] == "profile" else ["--storage", f"sqlite:///{tmp_path}/s.db"]
-    result = run_cli(*args, *storage, cwd=tmp_path)
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert says in result.stderr
-    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main([*args, *storage])
+    except SystemExit as exited:  # argparse's own refusals
+        code = exited.code
+    stderr = capsys.readouterr().err
+    assert code == 2, (code, stderr)
+    assert says in stderr
+    assert "internal error" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "bad input must create nothing"
 
 

@@ -134,7 +134,7 @@ def _cmdline(pid: int) -> str:
 def test_detach_and_the_tui_launch_keep_the_storage_url_off_command_lines(tmp_path):
     """`ps` shows every user each command line: the URL (which may carry a password) travels in the
     environment. The run still uses the store it was given."""
-    from tui.control import launch, run_argv
+    from engine.launch import RunRequest, child_argv, start_detached
 
     spec = write_spec(tmp_path, "quiet", "slow", n_trials=100, epochs=10, task_params={"epoch_s": 0.05})
     url, view = f"sqlite:///{tmp_path}/private-store.db", StoreView(f"sqlite:///{tmp_path}/private-store.db")
@@ -147,11 +147,11 @@ def test_detach_and_the_tui_launch_keep_the_storage_url_off_command_lines(tmp_pa
         assert tunetui("stop", "quiet", "--now", storage=url).returncode == 0
         wait_for(lambda: not alive(pid), 30, "the coordinator to exit")
 
-        argv = run_argv(spec, workers=1)  # what the TUI's Launch screen and Study screen run
-        assert not any("private-store" in part for part in argv)
-        ok, text = launch(argv, url)
-        assert ok, text
-        pid = int(text.split("pid ")[1].split()[0])
+        request = RunRequest(spec, workers=1)  # what the TUI's Launch screen and Study screen start
+        assert not any("private-store" in part for part in child_argv(request))
+        started = start_detached(request, url)
+        assert started.up, started.summary()
+        pid = started.pid
         assert "private-store" not in _cmdline(pid)
         assert json.loads(tunetui("ls", "--json", storage=url).stdout)[0]["coordinators"][0]["pid"] == pid
     finally:

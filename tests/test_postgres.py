@@ -150,7 +150,7 @@ def test_a_password_in_the_url_never_reaches_a_command_line(tmp_path, pg_url):
     password is accepted whatever it is)."""
     import sqlalchemy as sa
 
-    from tui.control import launch, run_argv
+    from engine.launch import RunRequest, child_argv, start_detached
 
     secret = "s3cret-Pw-4417"
     url = sa.engine.make_url(pg_url).set(password=secret).render_as_string(hide_password=False)
@@ -164,11 +164,11 @@ def test_a_password_in_the_url_never_reaches_a_command_line(tmp_path, pg_url):
         assert tunetui("stop", "pw", "--now", storage=url).returncode == 0
         wait_for(lambda: not alive(pid), 30, "the coordinator to exit")
 
-        argv = run_argv(spec, workers=1)
-        assert not any(secret in part for part in argv)
-        ok, text = launch(argv, url)
-        assert ok, text
-        pid = int(text.split("pid ")[1].split()[0])
+        request = RunRequest(spec, workers=1)  # what the TUI starts
+        assert not any(secret in part for part in child_argv(request))
+        started = start_detached(request, url)
+        assert started.up, started.summary()
+        pid = started.pid
         assert secret not in open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
         beats = StoreView(pg_url).heartbeat("pw")
         assert any(b["pid"] == pid and b["state"] == "running" for b in beats)

@@ -1,8 +1,6 @@
-"""The TUI's read side: incremental polling, study status, deletion, downsampling, launch argv."""
+"""The TUI's read side: incremental polling, study status, deletion, downsampling."""
 
 from __future__ import annotations
-
-import sys
 
 import optuna
 import pytest
@@ -10,7 +8,6 @@ import sqlalchemy as sa
 
 from engine.store import Store
 from tests.tui.builders import DISTRIBUTIONS, build_study
-from tui.control import run_argv
 from tui.data import StudyWatcher, Want, best_so_far, delete_study, downsample, list_studies, open_store
 
 
@@ -113,13 +110,6 @@ def test_downsample_keeps_about_a_thousand_points_and_the_spikes():
 def test_best_so_far_follows_the_direction():
     assert best_so_far([0.2, 0.5, 0.3, 0.7], maximize=True) == [0.2, 0.5, 0.5, 0.7]
     assert best_so_far([0.2, 0.5, 0.1], maximize=False) == [0.2, 0.2, 0.1]
-
-
-def test_run_argv_is_the_detached_cli_as_a_list():
-    argv = run_argv("studies/a.toml", trials=3, workers=2, device="cpu", overrides=["train.epochs=2"])
-    # the storage URL travels in the environment (`launch`), never on a command line
-    assert argv == [sys.executable, "-m", "engine.cli", "run", "studies/a.toml", "--detach", "--storage-from-env",
-                    "--trials", "3", "--workers", "2", "--device", "cpu", "--set", "train.epochs=2"]  # fmt: skip
 
 
 def test_a_big_study_comes_in_two_reads_then_polls_are_cheap(big_store):

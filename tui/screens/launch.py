@@ -14,8 +14,9 @@ from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
+from engine.launch import RunRequest, UsageError
 from engine.spec import SpecError, StudySpec, load_spec
-from engine.store import resolve_url
+from engine.store import StoreError, resolve_url
 from engine.text import safe_lines
 from tui.messages import EditSpec, LaunchFinished, OpenStudy
 
@@ -122,29 +123,26 @@ class LaunchScreen(Screen):
             key, _, value = item.partition("=")
             if key.strip() == "study.name":
                 name = value.strip().strip("\"'")
-        from tui.control import run_argv
-
-        argv = run_argv(self.spec_path.resolve(), trials, workers, device, overrides)
+        request = RunRequest(self.spec_path.resolve(), trials=trials, device=device, workers=workers,
+                             overrides=tuple(overrides))  # fmt: skip
         self.busy = True
         self._message(f"starting {name}...")
-        self._launch(argv, name, storage, device, workers)
+        self._launch(request, name, storage)
 
     @work(thread=True, exclusive=True, group="launch")
-    def _launch(self, argv: list[str], name: str, storage: str, device: str | None, workers: int | None) -> None:
-        from engine.resources import ResourceError, check_run
-        from tui.control import launch
+    def _launch(self, request: RunRequest, name: str, storage: str) -> None:
+        """`tunetui run --detach`'s own checks and start (engine/launch.py), off the UI thread: it waits
+        until the coordinator is up, or reports its log's last lines."""
+        from engine.launch import explain_refusal, start_detached
 
-        devices = self.spec.devices
-        try:  # the check `run` makes too; here it costs no subprocess
-            check_run(device or devices.device, workers or devices.workers, devices.trials_per_gpu,
-                      device_label="device", workers_label="workers")  # fmt: skip
-        except ResourceError as err:
-            self.post_message(LaunchFinished(False, name, f"{err}\nnothing was started."))
+        try:
+            started = start_detached(request, storage)
+        except (SpecError, UsageError, StoreError) as err:
+            self.post_message(LaunchFinished(False, name, explain_refusal(err)))
             return
-        ok, text = launch(argv, storage)
-        if ok and storage != self.app.storage_url:
+        if started.ok and storage != self.app.storage_url:
             self.app.storage_url = storage
-        self.post_message(LaunchFinished(ok, name, text))
+        self.post_message(LaunchFinished(started.ok, started.study_name, started.summary()))
 
     def on_launch_finished(self, message: LaunchFinished) -> None:
         self.busy = False

@@ -499,16 +499,19 @@ class StudyScreen(Screen):
 
     @work(thread=True, exclusive=True, group="launch")
     def _start(self, spec: Path) -> None:
-        from tui.control import launch, run_argv
+        from engine.launch import RunRequest, UsageError, explain_refusal, start_detached
+        from engine.spec import SpecError
 
         self.app.call_from_thread(self.notify, f"starting {self.study_name} from {spec.name}...", timeout=3)
-        ok, text = launch(run_argv(spec), self.app.storage_url)
+        try:  # what `tunetui run SPEC --detach` does, with its checks and its answer
+            started = start_detached(RunRequest(spec), self.app.storage_url)
+            ok, text = started.ok, started.summary()
+        except (SpecError, UsageError, StoreError) as err:
+            ok, text = False, explain_refusal(err)
         if ok:
             self.app.call_from_thread(self.notify, f"started {self.study_name}", timeout=4)
         else:
-            self.app.call_from_thread(
-                self.notify, text or "the run command failed", severity="error", timeout=10
-            )
+            self.app.call_from_thread(self.notify, text, severity="error", markup=False, timeout=10)
         self._wake.set()
 
     def action_export(self) -> None:
