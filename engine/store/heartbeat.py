@@ -22,12 +22,16 @@ def beat(conn: sa.Connection, study_id: int, host: str, **fields: Any) -> None:
         conn.execute(tt_heartbeat.insert().values(study_id=study_id, host=host, **fields))
 
 
+_ALL_SQL = sa.select(tt_heartbeat)  # built once: the TUI reads heartbeats on every poll
+_OF_STUDY_SQL = _ALL_SQL.where(tt_heartbeat.c.study_id == sa.bindparam("sid"))
+
+
 def heartbeats(conn: sa.Connection, study_id: int | None = None) -> list[dict]:
     """The heartbeat rows (of one study, or all), each with `alive`: a working coordinator, seen lately."""
-    query = sa.select(tt_heartbeat)
-    if study_id is not None:
-        query = query.where(tt_heartbeat.c.study_id == study_id)
-    rows = [dict(r._mapping) for r in conn.execute(query)]
+    if study_id is None:
+        rows = [dict(r._mapping) for r in conn.execute(_ALL_SQL)]
+    else:
+        rows = [dict(r._mapping) for r in conn.execute(_OF_STUDY_SQL, {"sid": study_id})]
     now = time.time()
     for r in rows:
         # a "finished"/"stopped" row is fresh for a while too: only a working coordinator is alive

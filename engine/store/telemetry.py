@@ -6,6 +6,7 @@ when it next opens the store), and a viewer still reads it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -93,89 +94,124 @@ def delete_study(conn: sa.Connection, study_id: int, present: set[str]) -> None:
 
 
 # ---------------------------------------------------------------- reads
+# The TUI polls these several times a second: each statement is built once, with bound parameters, so a
+# call costs the execution alone (building a Core statement cost more than SQLite running it).
 
-
-def epoch_rows(conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None,
-               after_epoch: int = 0) -> list[dict]:  # fmt: skip
-    """Epoch rows of the study (or of the trials `numbers`) after `after_epoch`, by trial and epoch."""
-    query = _rows_of(tt_epoch).where(tt_epoch.c.study_id == study_id, tt_epoch.c.epoch > after_epoch)
-    if numbers is not None:
-        query = query.where(tt_epoch.c.trial_number.in_(list(numbers)))
-    return _dicts(conn, query.order_by(tt_epoch.c.trial_number, tt_epoch.c.epoch))
-
-
-def step_rows(conn: sa.Connection, study_id: int, number: int, after_step: int = -1) -> list[dict]:
-    query = _rows_of(tt_step).where(_trial(tt_step, study_id, number), tt_step.c.step > after_step)
-    return _dicts(conn, query.order_by(tt_step.c.step))
-
-
-def layer_rows(conn: sa.Connection, study_id: int, number: int, epoch: int | None = None,
-               after_epoch: int = 0) -> list[dict]:  # fmt: skip
-    """Layer rows of one trial (one epoch, or every epoch after `after_epoch`), from input to output."""
-    query = _rows_of(tt_layer).where(_trial(tt_layer, study_id, number), tt_layer.c.epoch > after_epoch)
-    if epoch is not None:
-        query = query.where(tt_layer.c.epoch == epoch)
-    rows = _dicts(conn, query.order_by(tt_layer.c.epoch, tt_layer.c.layer))
-    # `position` (the layer's place in the model) is missing from older stores: sorted here, not in SQL
-    return sorted(rows, key=lambda r: (r["epoch"], r.get("position") is None, r.get("position") or 0))
-
-
-def findings(conn: sa.Connection, study_id: int, number: int) -> list[dict]:
-    """One trial's diagnosis findings, with `evidence` decoded."""
-    query = _rows_of(tt_diagnosis).where(_trial(tt_diagnosis, study_id, number)).order_by(tt_diagnosis.c.kind)
-    rows = _dicts(conn, query)
-    for r in rows:
-        r["evidence"] = decode_json(r.pop("evidence_json")) or {}
-    return rows
-
-
-def log_rows(conn: sa.Connection, study_id: int, number: int | None = None, after_id: int = 0,
-             limit: int = 50) -> list[dict]:  # fmt: skip
-    """The latest `limit` log lines after `after_id` (of one trial, or of the study), oldest first."""
-    query = _rows_of(tt_log).where(tt_log.c.study_id == study_id, tt_log.c.id > after_id)
-    if number is not None:
-        query = query.where(tt_log.c.trial_number == number)
-    return _dicts(conn, query.order_by(tt_log.c.id.desc()).limit(limit))[::-1]
-
-
-def last_epochs(conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None) -> dict[int, int]:
-    """trial number -> its last epoch written (every trial, or those in `numbers`)."""
-    return _per_trial(conn, sa.func.max(tt_epoch.c.epoch), tt_epoch, study_id, numbers)
-
-
-def finding_counts(
-    conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None
-) -> dict[int, int]:
-    """trial number -> how many diagnosis findings it has (every trial, or those in `numbers`)."""
-    return _per_trial(conn, sa.func.count(), tt_diagnosis, study_id, numbers)
-
-
-def finding_total(conn: sa.Connection, study_id: int) -> int:
-    query = sa.select(sa.func.count()).select_from(tt_diagnosis).where(tt_diagnosis.c.study_id == study_id)
-    return int(conn.execute(query).scalar_one())
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _per_trial(conn: sa.Connection, value: Any, table: sa.Table, study_id: int,
-               numbers: Sequence[int] | None) -> dict[int, int]:  # fmt: skip
-    query = sa.select(table.c.trial_number, value).where(table.c.study_id == study_id)
-    if numbers is not None:
-        query = query.where(table.c.trial_number.in_(list(numbers)))
-    return dict(conn.execute(query.group_by(table.c.trial_number)).all())
+_SID, _NUMBER, _AFTER = sa.bindparam("sid"), sa.bindparam("number"), sa.bindparam("after")
+_NUMBERS = sa.bindparam("numbers", expanding=True)
 
 
 def _rows_of(table: sa.Table) -> sa.Select:
     return sa.select(sa.literal_column("*")).select_from(table)
 
 
-def _dicts(conn: sa.Connection, query: sa.Select) -> list[dict]:
-    return [dict(r._mapping) for r in conn.execute(query)]
+def _dicts(conn: sa.Connection, query: sa.Select, bind: dict[str, Any]) -> list[dict]:
+    return [dict(r._mapping) for r in conn.execute(query, bind)]
 
 
-def _trial(table: sa.Table, study_id: int, number: int):
+def _trial(table: sa.Table, study_id: Any = _SID, number: Any = _NUMBER):
     return (table.c.study_id == study_id) & (table.c.trial_number == number)
+
+
+@functools.cache
+def _epochs_sql(by_numbers: bool) -> sa.Select:
+    query = _rows_of(tt_epoch).where(tt_epoch.c.study_id == _SID, tt_epoch.c.epoch > _AFTER)
+    if by_numbers:
+        query = query.where(tt_epoch.c.trial_number.in_(_NUMBERS))
+    return query.order_by(tt_epoch.c.trial_number, tt_epoch.c.epoch)
+
+
+def epoch_rows(conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None,
+               after_epoch: int = 0) -> list[dict]:  # fmt: skip
+    """Epoch rows of the study (or of the trials `numbers`) after `after_epoch`, by trial and epoch."""
+    bind = {"sid": study_id, "after": after_epoch, **({"numbers": list(numbers)} if numbers is not None else {})}
+    return _dicts(conn, _epochs_sql(numbers is not None), bind)
+
+
+_STEPS_SQL = _rows_of(tt_step).where(_trial(tt_step), tt_step.c.step > _AFTER).order_by(tt_step.c.step)
+
+
+def step_rows(conn: sa.Connection, study_id: int, number: int, after_step: int = -1) -> list[dict]:
+    return _dicts(conn, _STEPS_SQL, {"sid": study_id, "number": number, "after": after_step})
+
+
+@functools.cache
+def _layers_sql(one_epoch: bool) -> sa.Select:
+    query = _rows_of(tt_layer).where(_trial(tt_layer), tt_layer.c.epoch > _AFTER)
+    if one_epoch:
+        query = query.where(tt_layer.c.epoch == sa.bindparam("epoch"))
+    return query.order_by(tt_layer.c.epoch, tt_layer.c.layer)
+
+
+def layer_rows(conn: sa.Connection, study_id: int, number: int, epoch: int | None = None,
+               after_epoch: int = 0) -> list[dict]:  # fmt: skip
+    """Layer rows of one trial (one epoch, or every epoch after `after_epoch`), from input to output."""
+    bind = {"sid": study_id, "number": number, "after": after_epoch, **({"epoch": epoch} if epoch is not None else {})}
+    rows = _dicts(conn, _layers_sql(epoch is not None), bind)
+    # `position` (the layer's place in the model) is missing from older stores: sorted here, not in SQL
+    return sorted(rows, key=lambda r: (r["epoch"], r.get("position") is None, r.get("position") or 0))
+
+
+_FINDINGS_SQL = _rows_of(tt_diagnosis).where(_trial(tt_diagnosis)).order_by(tt_diagnosis.c.kind)
+
+
+def findings(conn: sa.Connection, study_id: int, number: int) -> list[dict]:
+    """One trial's diagnosis findings, with `evidence` decoded."""
+    rows = _dicts(conn, _FINDINGS_SQL, {"sid": study_id, "number": number})
+    for r in rows:
+        r["evidence"] = decode_json(r.pop("evidence_json")) or {}
+    return rows
+
+
+@functools.cache
+def _log_sql(of_trial: bool) -> sa.Select:
+    query = _rows_of(tt_log).where(tt_log.c.study_id == _SID, tt_log.c.id > _AFTER)
+    if of_trial:
+        query = query.where(tt_log.c.trial_number == _NUMBER)
+    return query.order_by(tt_log.c.id.desc()).limit(sa.bindparam("limit"))
+
+
+def log_rows(conn: sa.Connection, study_id: int, number: int | None = None, after_id: int = 0,
+             limit: int = 50) -> list[dict]:  # fmt: skip
+    """The latest `limit` log lines after `after_id` (of one trial, or of the study), oldest first."""
+    bind = {"sid": study_id, "after": after_id, "limit": limit, **({"number": number} if number is not None else {})}
+    return _dicts(conn, _log_sql(number is not None), bind)[::-1]
+
+
+def last_epochs(conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None) -> dict[int, int]:
+    """trial number -> its last epoch written (every trial, or those in `numbers`)."""
+    return _per_trial(conn, "last_epoch", study_id, numbers)
+
+
+def finding_counts(
+    conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None
+) -> dict[int, int]:
+    """trial number -> how many diagnosis findings it has (every trial, or those in `numbers`)."""
+    return _per_trial(conn, "findings", study_id, numbers)
+
+
+_FINDING_TOTAL_SQL = sa.select(sa.func.count()).select_from(tt_diagnosis).where(tt_diagnosis.c.study_id == _SID)
+
+
+def finding_total(conn: sa.Connection, study_id: int) -> int:
+    return int(conn.execute(_FINDING_TOTAL_SQL, {"sid": study_id}).scalar_one())
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@functools.cache
+def _per_trial_sql(what: str, by_numbers: bool) -> sa.Select:
+    table, value = (tt_epoch, sa.func.max(tt_epoch.c.epoch)) if what == "last_epoch" else (tt_diagnosis, sa.func.count())
+    query = sa.select(table.c.trial_number, value).where(table.c.study_id == _SID)
+    if by_numbers:
+        query = query.where(table.c.trial_number.in_(_NUMBERS))
+    return query.group_by(table.c.trial_number)
+
+
+def _per_trial(conn: sa.Connection, what: str, study_id: int, numbers: Sequence[int] | None) -> dict[int, int]:
+    bind = {"sid": study_id, **({"numbers": list(numbers)} if numbers is not None else {})}
+    return dict(conn.execute(_per_trial_sql(what, numbers is not None), bind).all())
 
 
 def _num(value: Any) -> float | None:
