@@ -199,6 +199,11 @@ class StudyModel:
         self.view = "compare"
         return "compare"
 
+    def moved_by_hand(self) -> bool:
+        """The user moved the cursor: follow goes off (`f` turns it on again). True when it was on."""
+        was_on, self.follow = self.follow, False
+        return was_on
+
     def killable(self) -> TrialRow | None:
         """The selected trial when it is running (only a running trial can be killed)."""
         row = self.rows.get(self.selected) if self.selected is not None else None

@@ -145,3 +145,14 @@ def test_the_title_counts_killed_trials_apart_from_other_failures():
     failed = TrialRow(3, 4, "FAIL", None, {}, 100.0, 101.0, "nan_loss", 1, 0)
     model.apply(delta(trial(0, 0.5), trial(1, None, "PRUNED"), killed, failed))
     assert "trials 4: 1c 1p 1f 1k" in model.title()
+
+
+def test_a_move_by_hand_turns_follow_off_and_the_title_says_so():
+    model = StudyModel("s")
+    model.apply(delta(trial(0, 0.5), trial(1, None, "RUNNING")))
+    assert not model.moved_by_hand()  # follow was off: nothing changes
+    model.follow = True
+    assert "+follow" in model.title()
+    assert model.moved_by_hand()  # it was on: the title changes
+    assert not model.follow and "+follow" not in model.title()
+    assert model.apply(delta(trial(2, None, "RUNNING"))).follow_to is None

@@ -8,6 +8,7 @@ import threading
 import optuna
 import pytest
 import sqlalchemy as sa
+from textual import events
 
 from engine import control
 from engine.store import Store
@@ -112,6 +113,50 @@ async def test_f_follows_the_newest_trial(running_store, make_app):
         await wait_for(pilot, lambda: table(app).current == 6, what="the cursor on the new trial")
         await pilot.press("f")
         assert not app.screen.model.follow
+
+
+def add_trial(url: str) -> None:
+    store = Store(url)
+    study = optuna.load_study(study_name="digits_mlp", storage=store.optuna_storage())
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={"lr": 0.01}, distributions={"lr": DISTRIBUTIONS["lr"]}))
+    store.close()
+
+
+@pytest.mark.parametrize("keys", [("k",), ("up",), ("pageup",), ("home",), ("j", "k")])
+async def test_moving_the_cursor_by_hand_turns_follow_off_and_f_turns_it_on(running_store, make_app, keys):
+    app = make_app(running_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 6)
+        await pilot.press("f")
+        assert "+follow" in screen_text(app).splitlines()[0]
+        await pilot.press(*keys)
+        here = table(app).current
+        assert here != 5 and not app.screen.model.follow
+        assert "+follow" not in screen_text(app).splitlines()[0]
+        add_trial(running_store)
+        await wait_for(pilot, lambda: len(table(app).rows) == 7, what="the new trial")
+        await pilot.pause(0.2)
+        assert table(app).current == here  # no snap back to the newest trial
+        await pilot.press("f")
+        assert table(app).current == 6 and "+follow" in screen_text(app).splitlines()[0]
+
+
+async def test_clicking_a_row_turns_follow_off(running_store, make_app):
+    app = make_app(running_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 6)
+        await pilot.press("f")
+        await pilot.click(TrialTable, offset=(4, 3))  # the header, then rows 0, 1, 2
+        assert table(app).current == 2 and not app.screen.model.follow
+
+
+async def test_the_mouse_wheel_turns_follow_off(running_store, make_app):
+    app = make_app(running_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 6)
+        await pilot.press("f")
+        table(app).post_message(events.MouseScrollUp(table(app), 4, 3, 0, -1, 0, False, False, False))
+        await wait_for(pilot, lambda: not app.screen.model.follow, what="follow off")
 
 
 async def test_curves_of_the_selected_trial_with_clip_line_then_best_then_all(small_store, make_app):

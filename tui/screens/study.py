@@ -300,6 +300,11 @@ class StudyScreen(Screen):
             return [Log(id="log-view", max_lines=1000)]
         return []
 
+    @on(TrialTable.MovedByHand)
+    def _moved_by_hand(self) -> None:
+        if self.model.moved_by_hand():
+            self._title()
+
     @on(TrialTable.Highlighted)
     def _highlighted(self, event: TrialTable.Highlighted) -> None:
         self.model.selected = event.number

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -85,6 +86,9 @@ class TrialTable(ScrollView, can_focus=True):
         def __init__(self, number: int | None) -> None:
             super().__init__()
             self.number = number
+
+    class MovedByHand(Message):
+        """The user moved the cursor (keys, a click, the wheel): follow mode ends."""
 
     sort_key: reactive[str] = reactive("number", init=False)
     sort_reverse: reactive[bool] = reactive(False, init=False)
@@ -321,14 +325,29 @@ class TrialTable(ScrollView, can_focus=True):
         elif self.cursor >= top + visible:
             self.scroll_to(y=self.cursor - visible + 1, animate=False, immediate=True)
 
+    def _move_by_hand(self, position: int) -> None:
+        self.post_message(self.MovedByHand())  # before Highlighted: the screen stops following first
+        self._set_cursor(position)
+
     def action_cursor(self, delta: int) -> None:
-        self._set_cursor(self.cursor + delta)
+        self._move_by_hand(self.cursor + delta)
 
     def action_page(self, direction: int) -> None:
-        self._set_cursor(self.cursor + direction * max(1, self.visible_rows - 1))
+        self._move_by_hand(self.cursor + direction * max(1, self.visible_rows - 1))
 
     def action_edge(self, end: int) -> None:
-        self._set_cursor(len(self.order) - 1 if end else 0)
+        self._move_by_hand(len(self.order) - 1 if end else 0)
+
+    def on_click(self, event: events.Click) -> None:
+        position = int(self.scroll_y) + event.y - 1  # line 0 is the header
+        if event.y >= 1 and 0 <= position < len(self.order):
+            self._move_by_hand(position)
+
+    def on_mouse_scroll_down(self) -> None:
+        self.post_message(self.MovedByHand())  # looking elsewhere: a new trial must not scroll back
+
+    def on_mouse_scroll_up(self) -> None:
+        self.post_message(self.MovedByHand())
 
     def action_scroll_cols(self, delta: int) -> None:
         self.scroll_to(x=max(0, self.scroll_x + delta), animate=False)
