@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Sequence
@@ -254,6 +255,8 @@ def detach(request: RunRequest, prepared: Prepared, wait_s: float = DETACH_WAIT_
         out.write(f"{process.pid}\n")
     up = wait_until_up(process, url, name, wait_s)
     code = process.poll()
+    if code is None:  # reap it when it ends: a TUI that launched it runs on, and would keep a zombie
+        threading.Thread(target=process.wait, name=f"reap-{process.pid}", daemon=True).start()
     tail = ""
     if not up and code != 0:
         tail = safe_lines("\n".join(log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]))

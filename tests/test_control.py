@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -154,6 +155,9 @@ def test_detach_and_the_tui_launch_keep_the_storage_url_off_command_lines(tmp_pa
         pid = started.pid
         assert "private-store" not in _cmdline(pid)
         assert json.loads(tunetui("ls", "--json", storage=url).stdout)[0]["coordinators"][0]["pid"] == pid
+        assert tunetui("stop", "quiet", "--now", storage=url).returncode == 0
+        # the TUI lives on after its coordinator ends: the child is reaped, not left as a zombie
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, "the ended coordinator to be reaped")
     finally:
         if alive(pid):
             os.killpg(pid, signal.SIGKILL)
