@@ -47,10 +47,13 @@ log = true
 """
 
 
-def run(tmp_path: Path, loop: str, epochs: int = 2, budget: str = ""):
+def run(tmp_path: Path, loop: str, epochs: int = 2, budget: str = "", pruner: str = ""):
     shutil.copy(LOOPS, tmp_path / "helpers_loops.py")
     spec = tmp_path / f"{loop}.toml"
-    spec.write_text(SPEC.format(name=loop, loop=loop, epochs=epochs, budget=budget), encoding="utf-8")
+    text = SPEC.format(name=loop, loop=loop, epochs=epochs, budget=budget)
+    if pruner:
+        text = text.replace('[pruner]\nkind = "none"\n', pruner)
+    spec.write_text(text, encoding="utf-8")
     url = f"sqlite:///{tmp_path}/store.db"
     result = run_cli("run", str(spec), "--storage", url, "--workers", "1", "--quiet", cwd=tmp_path)
     return result, optuna.load_study(study_name=loop, storage=url).trials, StoreView(url)
@@ -133,3 +136,13 @@ def test_the_shipped_diabetes_loop_runs_two_trials(tmp_path):
     assert all(40 < t.value < 200 for t in trials)  # an RMSE in the target's units (it spans 25-346)
     store = StoreView(url)
     assert store.rows("SELECT COUNT(*) FROM tt_layer WHERE epoch = 2") == [(4,)]  # 2 trials x 2 layers
+
+
+def test_report_tells_a_pruned_loop_to_stop(tmp_path):
+    pruner = '[pruner]\nkind = "median"\nn_startup_trials = 1\nn_warmup_steps = 0\n'
+    result, trials, store = run(tmp_path, "seed_as_metric", epochs=40, pruner=pruner)
+    assert result.returncode == 0, result.stderr
+    assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED"]  # seed 1 is worse than seed 0's median
+    assert store.rows("SELECT COUNT(*) FROM tt_epoch WHERE trial_number = 0") == [(40,)]
+    # report returned True and the loop returned: far fewer than its 40 epochs (the stop lands an epoch late)
+    assert store.rows("SELECT COUNT(*) FROM tt_epoch WHERE trial_number = 1")[0][0] <= 5
