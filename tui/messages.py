@@ -121,7 +121,10 @@ class ExportStudy(Message):
 
 @dataclass
 class ControlSent(Message):
-    """A control request (pause, resume, stop, stop_now, kill) was written, or why not."""
+    """A control request (pause, resume, stop, stop_now, kill) was written, or why not; or, with
+    `answered`, the coordinator's answer to it."""
 
     ok: bool
     text: str
+    action: str = ""
+    answered: bool = False

@@ -15,6 +15,8 @@ from tui.formatting import count_key, format_value, trial_letters
 
 VIEWS = ("selected", "best", "all")  # `v` cycles these; `c` adds "compare" (the pinned and the selected trial)
 MAX_OVERLAY = 40  # curves drawn at once in the "all" view
+STATUS_AFTER = {"pause": "paused", "resume": "running", "stop": "stopping", "stop_now": "stopping"}
+LIVE = ("running", "paused", "stopping")  # a coordinator works: an answered control's state may be ahead
 
 
 @dataclass
@@ -57,13 +59,18 @@ class StudyModel:
         self.view = "selected"
         self.follow = False
         self.error: str | None = None
+        self.expected: str | None = None  # the state an answered control leads to, until the store agrees
 
     # ------------------------------------------------------------ data in
     def apply(self, delta: StudyDelta) -> Dirty:
         dirty = Dirty()
         self.error = None
-        changed_status = (delta.status, delta.study_id) != (self.status, self.study_id)
+        shown = (self.shown_status(), self.study_id)
         self.status, self.coordinators = delta.status, delta.coordinators
+        stored = self._stored_status()
+        if self.expected is not None and (stored == self.expected or stored not in LIVE):
+            self.expected = None  # the heartbeat caught up, or the run ended
+        changed_status = (self.shown_status(), delta.study_id) != shown
         if delta.study_id is not None and self.study_id is None:
             self.study_id = delta.study_id
             self.maximizing = delta.direction == "MAXIMIZE"
@@ -111,6 +118,28 @@ class StudyModel:
         dirty.title = dirty.trials or changed_status or delta.first
         dirty.history = dirty.trials or delta.first
         return dirty
+
+    def _stored_status(self) -> str:
+        """The store's status; "stopping" when every live coordinator's heartbeat says so (the store's
+        status counts a stopping coordinator as running)."""
+        alive = [c for c in self.coordinators if c.get("alive")]
+        if self.status == "running" and alive and all(c.get("state") == "stopping" for c in alive):
+            return "stopping"
+        return self.status
+
+    def shown_status(self) -> str:
+        """What the header says: an answered control's state at once, else the store's."""
+        return self.expected or self._stored_status()
+
+    def answered(self, action: str) -> bool:
+        """The coordinator accepted `action`: its state shows now, before the next heartbeat (~2 s).
+        True when the shown status changed."""
+        status = STATUS_AFTER.get(action)
+        if status is None or self._stored_status() not in LIVE:
+            return False
+        before = self.shown_status()
+        self.expected = status if status != self._stored_status() else None
+        return self.shown_status() != before
 
     def fail(self, error: str) -> None:
         """The last poll could not read the store (the title says so until a poll succeeds)."""
@@ -165,7 +194,7 @@ class StudyModel:
             key = count_key(row)
             counts[key] = counts.get(key, 0) + 1
         best = self.rows.get(self.best) if self.best is not None else None
-        parts = [f"[b]{markup_safe(self.study_name)}[/b]", self.status]
+        parts = [f"[b]{markup_safe(self.study_name)}[/b]", self.shown_status()]
         if self.study_id is None:
             parts.append("waiting for the study to appear in the store")
         else:

@@ -156,3 +156,26 @@ def test_a_move_by_hand_turns_follow_off_and_the_title_says_so():
     assert model.moved_by_hand()  # it was on: the title changes
     assert not model.follow and "+follow" not in model.title()
     assert model.apply(delta(trial(2, None, "RUNNING"))).follow_to is None
+
+
+def beat(state: str) -> list[dict]:
+    return [{"host": "a", "state": state, "alive": True}]
+
+
+def test_an_answered_control_shows_its_state_at_once_until_the_store_agrees():
+    model = StudyModel("s")
+    model.apply(delta(trial(0, 0.5), coordinators=beat("running")))
+    assert model.answered("pause")  # the coordinator accepted: the title changes now
+    assert model.shown_status() == "paused" and "· paused ·" in model.title()
+    assert model.apply(delta(coordinators=beat("running"))).title is False  # the old heartbeat: still paused
+    assert model.shown_status() == "paused"
+    model.apply(delta(status="paused", coordinators=beat("paused")))  # the heartbeat agrees
+    assert model.answered("resume") and model.shown_status() == "running"
+    model.apply(delta(status="running", coordinators=beat("running")))
+    assert not model.answered("kill")  # a kill changes no study state
+    assert model.answered("stop") and "· stopping ·" in model.title()
+    # a stopping coordinator's study reads "running" in the store; its heartbeat says stopping
+    model.apply(delta(status="running", coordinators=beat("stopping")))
+    assert model.shown_status() == "stopping"
+    ended = model.apply(delta(status="stopped", coordinators=[{"host": "a", "state": "stopped", "alive": False}]))
+    assert ended.title and model.shown_status() == "stopped"

@@ -332,6 +332,48 @@ async def test_the_coordinators_answer_is_shown(running_store, make_app):
                                           for n in app._notifications), what="the answer")  # fmt: skip
 
 
+def answer_controls(url: str, stop: threading.Event) -> None:
+    """A coordinator's side of tt_control: it answers every request (its heartbeat stays as it was)."""
+    import time
+
+    store = Store(url)
+    with store.engine.connect() as conn:
+        seen = 0
+        while not stop.is_set():
+            rows = conn.execute(sa.text("SELECT id, action FROM tt_control WHERE id > :s ORDER BY id"),
+                                {"s": seen}).all()  # fmt: skip
+            conn.commit()
+            for request_id, action in rows:
+                seen = request_id
+                store.answer_request(request_id, "host-a", f"{action}: done")
+            time.sleep(0.05)
+    store.close()
+
+
+async def test_the_header_and_the_footer_show_paused_running_and_stopping_once_answered(running_store, make_app):
+    stop = threading.Event()
+    answerer = threading.Thread(target=answer_controls, args=(running_store, stop), daemon=True)
+    answerer.start()
+    app = make_app(running_store, open_study="digits_mlp")
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await opened(pilot, 6)
+            footer = lambda: screen_text(app).splitlines()[-1]  # noqa: E731
+            title = lambda: screen_text(app).splitlines()[0]  # noqa: E731
+            await wait_for(pilot, lambda: "p Pause" in footer(), what="p Pause")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: "· paused ·" in title(), what="paused in the header")
+            await wait_for(pilot, lambda: "p Resume" in footer(), what="p Resume")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: "· running ·" in title() and "p Pause" in footer(), what="running again")
+            await pilot.press("x")
+            await wait_for(pilot, lambda: "· stopping ·" in title(), what="stopping in the header")
+            assert controls(running_store) == [("pause", None), ("resume", None), ("stop", None)]
+    finally:
+        stop.set()
+        answerer.join(5)
+
+
 async def test_s_and_p_resume_a_paused_study(running_store, make_app):
     store = Store(running_store)
     store.beat(store.study_id("digits_mlp"), "host-a", state="paused")

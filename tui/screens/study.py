@@ -52,6 +52,7 @@ class StudyScreen(Screen):
         Binding("escape", "back", "Back", show=False),
         Binding("s", "start", "Start", tooltip="Start the study's coordinator (detached), or resume it"),
         Binding("p", "pause", "Pause", tooltip="Pause the study (running trials finish); p again resumes"),
+        Binding("p", "resume", "Resume", tooltip="Resume the paused study"),  # the footer shows one of the two
         Binding("x", "stop", "Stop", tooltip="Stop starting trials; running ones finish"),
         Binding("X", "stop_now", "Stop now", show=False, tooltip="Stop and kill running trials (asks first)"),
         # never a movement key: `j`/`k` move in the table (k9s kills with ctrl+k too)
@@ -99,6 +100,7 @@ class StudyScreen(Screen):
         self._drawn_at: dict[str, float] = {}
         self._draw_timers: dict[str, Timer] = {}
         self._title_text = ""
+        self._status_shown = ""
         self._closing = False  # set on unmount: the polling thread ends now, not after its sleep
 
     # ------------------------------------------------------------ layout
@@ -225,6 +227,9 @@ class StudyScreen(Screen):
         if text != self._title_text:  # one line, fixed height: no layout pass needed
             self._title_text = text
             self.query_one("#study-title", Static).update(text, layout=False)
+        if self.model.shown_status() != self._status_shown:  # the footer's p: Pause or Resume
+            self._status_shown = self.model.shown_status()
+            self.refresh_bindings()
 
     def _show_curves(self) -> None:
         model = self.model
@@ -354,6 +359,8 @@ class StudyScreen(Screen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in ("layer", "epoch"):
             return "grads" in self._filled and self.query_one(TabbedContent).active == "grads"
+        if action in ("pause", "resume"):  # `p` reads Pause or Resume as the header's state
+            return (self.model.shown_status() == "paused") == (action == "resume")
         return True
 
     def action_back(self) -> None:
@@ -448,7 +455,7 @@ class StudyScreen(Screen):
             for request_id, action in sent:
                 answer = control.wait_for_answer(store, request_id, action, cancelled=lambda: worker.is_cancelled)
                 if not worker.is_cancelled:
-                    self.post_message(ControlSent(answer.ok, answer.text))
+                    self.post_message(ControlSent(answer.ok, answer.text, action, answered=answer.answered))
         except StoreError as err:
             self.post_message(ControlSent(False, f"control failed: {err}"))
         finally:
@@ -458,24 +465,30 @@ class StudyScreen(Screen):
         # the text may quote the store (a coordinator's answer, an error): plain text, never markup
         self.notify(safe(message.text), severity="information" if message.ok else "error", markup=False,
                     timeout=4 if message.ok else None)  # fmt: skip
+        if message.answered and message.ok and self.model.answered(message.action):
+            self._title()
 
     def action_pause(self) -> None:
-        if self.model.status == "paused":
-            self._control("resume", None, f"resume requested for {self.study_name}")
-        elif self.model.status == "running":
+        status = self.model.shown_status()
+        if status == "running":
             self._control("pause", None, "pause requested: no new trials start (p or s resumes)")
         else:
-            self.notify(f"{self.study_name} is {self.model.status}: nothing to pause", severity="warning")
+            self.notify(f"{self.study_name} is {status}: nothing to pause", severity="warning")
+
+    def action_resume(self) -> None:
+        self._control("resume", None, f"resume requested for {self.study_name}")
 
     def action_stop(self) -> None:
-        if self.model.status not in ("running", "paused"):
-            self.notify(f"{self.study_name} is {self.model.status}: nothing to stop", severity="warning")
+        status = self.model.shown_status()
+        if status not in ("running", "paused"):
+            self.notify(f"{self.study_name} is {status}: nothing to stop", severity="warning")
             return
         self._control("stop", None, "stop requested: running trials finish first (X stops now)")
 
     def action_stop_now(self) -> None:
-        if self.model.status not in ("running", "paused"):
-            self.notify(f"{self.study_name} is {self.model.status}: nothing to stop", severity="warning")
+        status = self.model.shown_status()
+        if status not in ("running", "paused", "stopping"):  # X while stopping: kill the running trials too
+            self.notify(f"{self.study_name} is {status}: nothing to stop", severity="warning")
             return
         done = "stop requested: running trials are killed"
         self.post_message(Confirm(f"Stop {self.study_name} now?", "Running trials are killed.", yes="Stop now",
@@ -494,10 +507,11 @@ class StudyScreen(Screen):
                                   yes="Kill", then=lambda: self._control("kill", str(number), done)))  # fmt: skip
 
     def action_start(self) -> None:
-        if self.model.status == "running":
-            self.notify(f"{self.study_name} is already running", timeout=3)
+        status = self.model.shown_status()
+        if status in ("running", "stopping"):
+            self.notify(f"{self.study_name} is already {status}", timeout=3)
             return
-        if self.model.status == "paused":
+        if status == "paused":
             self._control("resume", None, f"resume requested for {self.study_name}")
             return
         self.post_message(ChooseSpecToStart(self.study_name, self.model.user_attrs, self._start))
