@@ -284,7 +284,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         grid = grid_size(spec)
         extra = f", grid of {grid}" if grid else ""
         print(safe(
-            f"ok {path}: study {spec.study.name} ({spec.study.direction} {spec.study.metric}), task {spec.task.name}, "
+            f"ok {path}: study {spec.study.name} ({spec.study.direction} {spec.study.metric}), {spec.task.label}, "
             f"{dims} dimensions ({conditional} conditional), sampler {spec.sampler.kind}{extra}, "
             f"pruner {spec.pruner.kind}, budget {spec.budget.n_trials} trials"
         ))

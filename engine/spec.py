@@ -111,9 +111,14 @@ class TaskSpec(Strict):
     @model_validator(mode="after")
     def _loop_or_name(self) -> TaskSpec:
         # compared with the default, not model_fields_set: a worker validates a dump, which has every field
-        if self.loop is not None and self.name != TaskSpec.model_fields["name"].default:
+        if self.loop is not None and "name" in self.model_fields_set:  # `name = "digits"` too
             raise ValueError("a task with its own loop loads its own data: give `loop` or `name`, not both")
         return self
+
+    @property
+    def label(self) -> str:
+        """What trains: `loop module:function` or the task's name (for summaries)."""
+        return f"loop {self.loop}" if self.loop is not None else f"task {self.name}"
 
     @property
     def is_user_task(self) -> bool:

@@ -53,6 +53,8 @@ BAD_SPECS = [
     ("a loop that is no module:function", HEAD + '[task]\nloop = "loop.py"\n', "task.loop", "should match pattern"),
     ("a loop and a task name", HEAD + '[task]\nname = "mnist"\nloop = "m:f"\n', "task",
      "give `loop` or `name`, not both"),
+    ("a loop and the default task's name", HEAD + '[task]\nname = "digits"\nloop = "m:f"\n', "task",
+     "give `loop` or `name`, not both"),
     ("negative trials", HEAD + "[budget]\nn_trials = 0\n", "budget.n_trials", "greater than or equal to 1"),
     ("bad sampler kind", HEAD + '[sampler]\nkind = "bayes"\n', "sampler", "unknown kind 'bayes'"),
     ("sampler option of another kind", HEAD + '[sampler]\nkind = "random"\nn_startup_trials = 3\n',
