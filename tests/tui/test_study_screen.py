@@ -500,3 +500,19 @@ async def test_escape_returns_to_the_studies_list(small_store, make_app):
         assert isinstance(app.screen, StudiesScreen)
         assert not [s for s in app.screen_stack if isinstance(s, StudyScreen)]  # popped, not covered
         await wait_for(pilot, lambda: "digits_mlp" in screen_text(app), what="the studies list")
+
+
+@pytest.mark.parametrize("size", [(80, 16), (60, 14), (160, 20)])
+async def test_the_cursor_row_stays_visible_after_a_resize(small_store, make_app, size):
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 12)
+        await pilot.press("end")
+        t = table(app)
+        assert t.current == 11
+        await pilot.resize_terminal(*size)
+        await pilot.pause(0.2)
+        top = int(t.scroll_y)
+        assert top <= t.cursor < top + t.visible_rows, (top, t.cursor, t.visible_rows)
+        row = next(line for line in screen_text(app).splitlines() if line.startswith("›"))
+        assert row.split()[1] == "11"

@@ -445,3 +445,4 @@ class TrialTable(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self._total_width(), len(self.order) + 1)
+        self.call_after_refresh(self._scroll_to_cursor)  # fewer rows fit: keep the cursor's row on screen
