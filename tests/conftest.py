@@ -111,13 +111,16 @@ def pytest_collection_finish(session):
         raise pytest.UsageError("no tests were collected: the test suite is broken (check imports and paths)")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", "journal", pytest.param("postgres", marks=pytest.mark.postgres)])
 def optuna_store(request, tmp_path) -> str:
-    """A store made by Optuna alone (no tt_* tables; every trial state, two objectives), on each backend."""
+    """A store made by Optuna alone (no tt_* tables; every trial state, two objectives), on each backend:
+    a SQLite file, a journal file (its path, as a user types it) and a PostgreSQL database."""
     from tests.optuna_only import build_optuna_only_store
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/optuna.db"
+    elif request.param == "journal":
+        url = str(tmp_path / "optuna.log")
     else:
         url = fresh_postgres_database(request.getfixturevalue("postgres_server"), prefix="optuna")
     build_optuna_only_store(url)

@@ -11,11 +11,22 @@ from engine.store import with_driver
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 
+def optuna_storage(url: str):
+    """What a user of Optuna alone would pass as `storage`: the URL of a database, or a journal file (a
+    path ending in .log) through Optuna's JournalStorage and its file backend."""
+    if url.endswith(".log"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url))
+    return with_driver(url)
+
+
 def build_optuna_only_store(url: str) -> None:
     """`plain` (maximize): complete (one of them +inf), pruned, failed, running and waiting trials, with
-    intermediate values; `pareto` (maximize, minimize): three complete trials, two on the Pareto front."""
+    intermediate values; `pareto` (maximize, minimize): three complete trials, two on the Pareto front.
+    `url`: a database URL, or a journal file's path (.log)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the failing trial is on purpose
-    storage = with_driver(url)
+    storage = optuna_storage(url)
     plain = optuna.create_study(study_name="plain", storage=storage, direction="maximize")
 
     def objective(trial: optuna.Trial) -> float:

@@ -26,6 +26,8 @@ def strict_json(text: str):
 
 
 def tables(url: str) -> list[str]:
+    if url.endswith(".log"):  # a journal file: no tables
+        return []
     engine = sa.create_engine(with_driver(url), poolclass=sa.pool.NullPool)
     try:
         return sorted(sa.inspect(engine).get_table_names())
@@ -33,11 +35,14 @@ def tables(url: str) -> list[str]:
         engine.dispose()
 
 
-def file_bytes(url: str) -> bytes | None:
-    from engine.store import sqlite_path
+def file_bytes(url: str) -> tuple | None:
+    """The store file's bytes and its folder's listing (a journal's lock file, a SQLite -wal would show)."""
+    from engine.store import journal_path, resolve_url, sqlite_path
 
-    path = sqlite_path(url)
-    return path.read_bytes() if path is not None else None
+    path = sqlite_path(url) if "://" in url else journal_path(resolve_url(url))
+    if path is None:
+        return None
+    return path.read_bytes(), sorted(p.name for p in path.parent.iterdir())
 
 
 def test_every_read_command_works_and_nothing_is_written(optuna_store):
@@ -131,6 +136,14 @@ def test_tui_control_and_delete_create_no_table(optuna_store):
     finally:
         store.close()
     assert tables(optuna_store) == before
+    if optuna_store.endswith(".log"):  # a journal file is never written: the delete is refused
+        before_bytes = file_bytes(optuna_store)
+        from engine.store import StoreError
+
+        with pytest.raises(StoreError, match="read-only"):
+            delete_study(optuna_store, "plain")
+        assert file_bytes(optuna_store) == before_bytes
+        return
     delete_study(optuna_store, "plain")
     assert tables(optuna_store) == before
     store = Store(optuna_store, read_only=True)
@@ -143,3 +156,14 @@ def test_tui_control_and_delete_create_no_table(optuna_store):
 def test_strict_json_helper_rejects_bare_infinity():
     with pytest.raises(AssertionError):
         strict_json(json.dumps({"v": math.inf}))
+
+
+def test_a_run_into_a_journal_file_is_refused_and_writes_nothing(tmp_path):
+    from tests.optuna_only import build_optuna_only_store
+
+    journal = str(tmp_path / "optuna.log")
+    build_optuna_only_store(journal)
+    before = file_bytes(journal)
+    ran = tunetui("run", "studies/digits_mlp.toml", "--trials", "1", storage=journal)
+    assert ran.returncode == 2 and "read-only" in ran.stderr, ran.stderr
+    assert file_bytes(journal) == before

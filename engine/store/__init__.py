@@ -1,7 +1,8 @@
 """The store: an ordinary Optuna RDB storage plus tunetui's telemetry, control and heartbeat tables.
 
 The modules of this package are the only code that speaks SQL or touches Optuna's tables; the CLI, the TUI
-and the coordinator open a `Store` and call its methods."""
+and the coordinator open a `Store` and call its methods. `Store(url)` on an Optuna journal file gives a
+`JournalStore` (journal.py): the same read methods, through Optuna's storage API."""
 
 from engine.store.control import NO_COORDINATOR
 from engine.store.errors import StoreError, StoreUrlError, explain_os_error
@@ -10,6 +11,7 @@ from engine.store.queries import TrialRow
 from engine.store.schema import EPOCH_COLUMNS
 from engine.store.store import Store
 from engine.store.urls import (
+    journal_path,
     redact,
     redact_spec,
     resolve_url,
@@ -29,6 +31,7 @@ __all__ = [
     "StoreUrlError",
     "TrialRow",
     "explain_os_error",
+    "journal_path",
     "redact",
     "redact_spec",
     "resolve_url",

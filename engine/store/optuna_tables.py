@@ -182,6 +182,21 @@ def more_values(conn: sa.Connection, study_id: int, since: int = 0, again: Seque
     return out
 
 
+INTERMEDIATE_SQL = sa.text(
+    """SELECT t.number, i.step, i.intermediate_value, i.intermediate_value_type FROM trial_intermediate_values i
+       JOIN trials t ON t.trial_id = i.trial_id
+       WHERE t.study_id = :sid AND t.number IN :numbers AND i.step > :after ORDER BY t.number, i.step"""
+).bindparams(sa.bindparam("numbers", expanding=True))
+
+
+def intermediate_values(conn: sa.Connection, study_id: int, numbers: Sequence[int], after_step: int = -1) -> list:
+    """(trial number, step, value) of what the trials reported (`trial.report`) after `after_step`."""
+    if not numbers:
+        return []
+    bind = {"sid": study_id, "numbers": list(numbers), "after": after_step}
+    return [(n, step, decode_value(v, kind)) for n, step, v, kind in conn.execute(INTERMEDIATE_SQL, bind)]
+
+
 def trial_attrs(conn: sa.Connection, study_id: int, number: int) -> dict[str, Any]:
     """Every user attr of one trial."""
     sql = """SELECT a.key, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
@@ -235,13 +250,22 @@ def fail_trial(study: Any, trial: Any) -> None:
     study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
+def frozen_trial_id(trial: Any) -> int:
+    """The storage's id of a FrozenTrial (private in Optuna: no public attribute holds it); a journal
+    numbers its trials across studies in creation order, as the RDB storage does."""
+    return trial._trial_id
+
+
 # ---------------------------------------------------------------- how Optuna stores values
 
 
 def decode_value(value: float | None, value_type: str | None) -> float | None:
-    """An objective value as Optuna stored it: +-inf are NULL with a value_type."""
+    """An objective or intermediate value as Optuna stored it: +-inf (and an intermediate NaN) are NULL with
+    a value_type."""
     if value is None and value_type in ("INF_POS", "INF_NEG"):
         return math.inf if value_type == "INF_POS" else -math.inf
+    if value is None and value_type == "NAN":
+        return math.nan
     return value
 
 

@@ -14,7 +14,7 @@ from engine.store.connect import check_driver, file_identity, open_engine, prepa
 from engine.store.errors import StoreError, store_errors
 from engine.store.queries import TrialRow
 from engine.store.schema import ensure_schema, metadata
-from engine.store.urls import resolve_url, sqlite_path
+from engine.store.urls import journal_path, resolve_url, sqlite_path
 
 
 class Store:
@@ -22,6 +22,16 @@ class Store:
 
     `Store(url)` is the coordinator's opening: it creates the file and the tt_* tables. `read_only=True`
     (viewers) and `create=False` (control requests) never create a file or a table."""
+
+    split_first_read = True  # a big study's first read: rows, then params (Optuna's params are 2/3 of it)
+
+    def __new__(cls, url: str | None = None, **kwargs: Any):
+        """An Optuna journal file (a `.log` path) has no SQL: its reader has the same read methods."""
+        if cls is Store and journal_path(resolve_url(url)) is not None:
+            from engine.store.journal import JournalStore
+
+            return JournalStore(url, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, url: str | None = None, *, read_only: bool = False, create: bool = True):
         self.url = resolve_url(url)
@@ -206,6 +216,20 @@ class Store:
     def trial_attrs(self, study_id: int, number: int) -> dict[str, Any]:
         with self.reading() as conn:
             return optuna_tables.trial_attrs(conn, study_id, number)
+
+    # ------------------------------------------------------------ the TUI's poll, on one `reading()` connection
+    def changed_trials(self, conn: sa.Connection, study_id: int, since: int = 0, again: Sequence[int] = (),
+                       **how: Any) -> list[TrialRow]:  # fmt: skip
+        """Trials with a trial_id above `since` or in `again` (`queries.trial_rows`, its options in `how`)."""
+        return queries.trial_rows(conn, study_id, since, again, **how)
+
+    def trial_attrs_in(self, conn: sa.Connection, study_id: int, number: int) -> dict[str, Any]:
+        return optuna_tables.trial_attrs(conn, study_id, number)
+
+    def intermediate_values(self, conn: sa.Connection, study_id: int, numbers: Sequence[int],
+                            after_step: int = -1) -> list[tuple[int, int, float]]:  # fmt: skip
+        """(trial number, step, value) of what the trials reported (`trial.report`) after `after_step`."""
+        return optuna_tables.intermediate_values(conn, study_id, numbers, after_step)
 
     def attr_by_number(self, study_id: int, key: str) -> dict[int, Any]:
         """trial number -> one user attr (e.g. test_acc) of every trial that has it."""

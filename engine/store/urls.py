@@ -14,14 +14,22 @@ from engine.files import private_dir
 from engine.text import hide_passwords
 
 DEFAULT_URL = "sqlite:///.tunetui/tunetui.db"
+JOURNAL = "journal:///"  # tunetui's own name for Optuna's journal file storage: journal:/// + absolute path
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def resolve_url(url: str | None = None, base: Path | None = None) -> str:
     """The storage URL to use: explicit, else $TUNETUI_STORAGE, else the default file; sqlite paths made absolute,
-    the plain PostgreSQL form bound to the driver that is installed."""
+    the plain PostgreSQL form bound to the driver that is installed. A bare path is an Optuna journal file
+    when it ends in .log or holds journal lines (optuna-dashboard takes any existing file that is not a URL
+    as one), else a SQLite file."""
     url = url or os.environ.get("TUNETUI_STORAGE") or DEFAULT_URL
-    if "://" not in url:  # a bare path means a SQLite file
-        url = f"sqlite:///{url}"
+    if "://" not in url:
+        full = Path(url).expanduser()
+        full = (full if full.is_absolute() else (base or Path.cwd()) / full).resolve()
+        return f"{JOURNAL}{full}" if is_journal_file(full) else f"sqlite:///{full}"
+    if url.startswith(JOURNAL):
+        return url
     url = with_driver(url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///file:"):
         path = url.removeprefix("sqlite:///")
@@ -40,6 +48,23 @@ def with_driver(url: str) -> str:
         if url.startswith(plain):
             return "postgresql+psycopg2://" + url.removeprefix(plain)
     return url
+
+
+def is_journal_file(path: Path) -> bool:
+    """A path that names an Optuna journal file: `.log`, or a file whose first line is a journal record."""
+    if path.suffix.lower() == ".log":
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError:
+        return False
+    return head.startswith(b'{"op_code"')
+
+
+def journal_path(url: str) -> Path | None:
+    """The journal file a `journal:///` URL names (None for any other URL)."""
+    return Path(url.removeprefix(JOURNAL)) if url.startswith(JOURNAL) else None
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -75,7 +100,9 @@ def password_of(url: str) -> str | None:
 
 
 def redact(url: str) -> str:
-    """A URL fit to print: the password replaced by ***."""
+    """A URL fit to print: the password replaced by ***; a journal file as its path."""
+    if url.startswith(JOURNAL):
+        return url.removeprefix(JOURNAL)
     parsed = _parsed(url)
     return hide_passwords(url) if parsed is None else parsed.render_as_string(hide_password=True)
 
