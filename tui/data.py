@@ -9,11 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.store import Store, StoreError, TrialRow, redact, sqlite_path
+from engine.store import Store, StoreError, TrialRow, journal_path, redact, sqlite_path
 from engine.store import telemetry as tt
 from engine.store.heartbeat import study_status
-from engine.store.optuna_tables import decode_json, trial_attrs
-from engine.store.queries import trial_rows
+from engine.store.optuna_tables import decode_json
 
 UNFINISHED = ("RUNNING", "WAITING")
 FIRST_PAINT_ROWS = 2000  # a first read bigger than this comes in two polls: rows, then their params
@@ -21,8 +20,8 @@ LOG_LINES = 200  # the latest log lines of the trial shown
 
 
 def open_store(url: str) -> Store | None:
-    """A read-only store, or None while the SQLite file does not exist yet."""
-    db = sqlite_path(url)
+    """A read-only store (a database, or an Optuna journal file), or None while its file does not exist yet."""
+    db = sqlite_path(url) or journal_path(url)
     if db is not None and not db.exists():
         return None
     return Store(url, read_only=True)
@@ -54,8 +53,8 @@ def short_path(path: str | Path) -> str:
 
 
 def short_url(url: str) -> str:
-    """A storage URL fit for a title: SQLite files as short paths, passwords hidden."""
-    db = sqlite_path(url)
+    """A storage URL fit for a title: SQLite and journal files as short paths, passwords hidden."""
+    db = sqlite_path(url) or journal_path(url)
     return short_path(db) if db is not None else redact(url)
 
 
@@ -211,8 +210,7 @@ class StudyWatcher:
             self.diag_count = diag
             delta.trials = self._trials(conn, sid, extra, delta)
             changed_numbers = {r.number for r in delta.trials}
-            if self.telemetry:
-                self._epochs(conn, sid, want, delta, changed_numbers)
+            self._epochs(conn, sid, want, delta, changed_numbers)
             if want.steps is not None and self.telemetry:
                 self._steps(conn, sid, want.steps, delta, changed_numbers)
             if want.detail is not None:
@@ -233,8 +231,10 @@ class StudyWatcher:
             since, self.params_missing = 0, False
         # a big study's first read: the rows now, their params (2/3 of the read) on the next poll
         first_paint = FIRST_PAINT_ROWS if self.max_trial_id == 0 else None
-        rows = trial_rows(conn, sid, since, again, several_objectives=len(self.directions) > 1,
-                          telemetry_tables=self.telemetry, params_limit=first_paint)  # fmt: skip
+        if not self.store.split_first_read:  # a journal: params come with the rows
+            first_paint = None
+        rows = self.store.changed_trials(conn, sid, since, again, several_objectives=len(self.directions) > 1,
+                                         telemetry_tables=self.telemetry, params_limit=first_paint)  # fmt: skip
         if first_paint is not None and len(rows) > first_paint:
             self.params_missing = delta.partial = True
         news = []
@@ -259,20 +259,31 @@ class StudyWatcher:
         return self.state.get(number) in UNFINISHED or number in changed
 
     def _epochs(self, conn, sid: int, want: Want, delta: StudyDelta, changed: set[int]) -> None:
+        """Epoch rows of the trials plotted; without tunetui telemetry (Optuna alone), what the trials
+        reported (`trial.report`) as rows {trial_number, epoch: step, intermediate: value}."""
+        read, start = (self._epoch_rows, 0) if self.telemetry else (self._intermediate_rows, -1)
         fresh = [n for n in want.curves if n not in self.epoch_cursor and n in self.state]
         live = [n for n in want.curves if n in self.epoch_cursor and self._live(n, changed)]
         if fresh:
-            for row in tt.epoch_rows(conn, sid, fresh):
+            for row in read(conn, sid, fresh, start):
                 delta.epochs.setdefault(row["trial_number"], []).append(row)
             for n in fresh:
                 rows = delta.epochs.setdefault(n, [])
-                self.epoch_cursor[n] = rows[-1]["epoch"] if rows else 0
+                self.epoch_cursor[n] = rows[-1]["epoch"] if rows else start
         if live:
             after = min(self.epoch_cursor[n] for n in live)
-            for row in tt.epoch_rows(conn, sid, live, after_epoch=after):
+            for row in read(conn, sid, live, after):
                 if row["epoch"] > self.epoch_cursor[row["trial_number"]]:
                     delta.epochs.setdefault(row["trial_number"], []).append(row)
                     self.epoch_cursor[row["trial_number"]] = row["epoch"]
+
+    @staticmethod
+    def _epoch_rows(conn, sid: int, numbers: list[int], after: int) -> list[dict]:
+        return tt.epoch_rows(conn, sid, numbers, after_epoch=after)
+
+    def _intermediate_rows(self, conn, sid: int, numbers: list[int], after: int) -> list[dict]:
+        return [{"trial_number": n, "epoch": step, "intermediate": value}
+                for n, step, value in self.store.intermediate_values(conn, sid, numbers, after)]  # fmt: skip
 
     def _steps(self, conn, sid: int, number: int, delta: StudyDelta, changed: set[int]) -> None:
         if number != self.steps_for:
@@ -295,7 +306,7 @@ class StudyWatcher:
             self.log_cursor.pop(number, None)
         if number != self.detail_for or number in changed or diag_changed:
             findings = tt.findings(conn, sid, number) if self.telemetry else []
-            delta.details.append(TrialDetail(number, trial_attrs(conn, sid, number), findings))
+            delta.details.append(TrialDetail(number, self.store.trial_attrs_in(conn, sid, number), findings))
             self.detail_for = number
         if not self.telemetry:
             return

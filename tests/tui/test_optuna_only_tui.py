@@ -29,6 +29,12 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
         text = screen_text(app)
         for state in ("complete", "pruned", "fail", "running", "waiting"):
             assert state in text, text
+        # no telemetry: the curves are what trial.report wrote (steps 0-2 of trial #0), named as such
+        await wait_for(pilot, lambda: "intermediate values #0" in screen_text(app), what="the reported curve")
+        assert "no tunetui telemetry" in screen_text(app)
+        shown = app.screen.model.epochs[0]
+        x = shown[1]["intermediate"]  # the trial's x: it reported x * step
+        assert [(r["epoch"], r["intermediate"]) for r in shown] == [(0, 0.0), (1, x), (2, 2 * x)] and x > 0
         trials = app.screen.query_one(TrialTable)
         trials.move_to(4)  # the running trial: ctrl+k asks, y sends a kill that has no coordinator to go to
         await pilot.press("ctrl+k", "y")

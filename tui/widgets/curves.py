@@ -125,6 +125,23 @@ def _epoch_series(rows: list[dict], column: str) -> tuple[list, list]:
     return [r["epoch"] for r in rows], [r.get(column) for r in rows]
 
 
+def _reported_only(numbers: Sequence[int], epochs: dict[int, list[dict]]) -> bool:
+    """The shown trials' rows are what `trial.report` wrote (a study run by Optuna alone, no telemetry)."""
+    rows = [r for n in numbers for r in epochs.get(n, [])]
+    return bool(rows) and all("intermediate" in r for r in rows)
+
+
+def _intermediate_charts(mode: str, numbers: Sequence[int], epochs: dict[int, list[dict]], who: str) -> dict:
+    """Without tunetui telemetry: one chart of the trials' intermediate values, named as such."""
+    chart = Chart(f"intermediate values {who}".strip(), xlabel="step (trial.report)")
+    for i, n in enumerate(numbers):
+        rows = epochs.get(n, [])
+        label = None if mode == "all" else (f"#{n}" if len(numbers) > 1 else "value")
+        chart.series.append(Series(label, *_epoch_series(rows, "intermediate"), PALETTE[i % len(PALETTE)]))
+    none = "no tunetui telemetry: the study ran with Optuna alone"
+    return {"loss": chart, **{name: Chart(TITLES[name], note=none) for name in ("acc", "lr", "grad")}}
+
+
 def charts_for(
     mode: str,
     numbers: Sequence[int],
@@ -174,6 +191,8 @@ def charts_for(
     if clip is not None:
         grad.title += f", clip {clip:g}"
     charts.update(loss=loss, acc=acc, lr=lr, grad=grad)
+    if _reported_only(numbers, epochs):
+        charts.update(_intermediate_charts(mode, numbers, epochs, who))
 
     layer_chart = Chart("per-layer grad norm", log_y=True)
     by_layer: dict[str, tuple[list, list]] = {}
