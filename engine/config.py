@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_LAYERS = 8
+CLASSIFICATION_LOSSES = ("cross_entropy", "bce_logits")  # class labels; report accuracy
+REGRESSION_LOSSES = ("mse", "huber")  # float targets; report RMSE, MAE and R2
 
 
 class TrainConfig(BaseModel):
@@ -50,7 +52,11 @@ class TrainConfig(BaseModel):
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)  # decoupled for AdamW, coupled (in the grad) for Adam/SGD
     l2: float = Field(0.0, ge=0.0)  # explicit L2 penalty added to the loss
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # classification losses only
+    # the loss (engine/trainer/losses.py): cross_entropy and bce_logits (two classes, one logit) classify,
+    # mse and huber regress float targets
+    loss: Literal["cross_entropy", "mse", "huber", "bce_logits"] = "cross_entropy"
+    huber_delta: float = Field(1.0, gt=0.0)  # where huber turns from squared to absolute error
     clip_norm: float | None = Field(None, gt=0.0)
 
     # schedule
@@ -88,6 +94,8 @@ class TrainConfig(BaseModel):
     def _check_ranges(self) -> TrainConfig:
         if self.base_lr is not None and self.max_lr is not None and self.base_lr > self.max_lr:
             raise ValueError(f"base_lr ({self.base_lr}) must not exceed max_lr ({self.max_lr})")
+        if self.label_smoothing > 0 and self.loss in REGRESSION_LOSSES:
+            raise ValueError(f"label_smoothing applies to class labels, not to loss {self.loss!r}")
         return self
 
     def hidden_widths(self) -> list[int]:

@@ -15,10 +15,17 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.config import TRAIN_FIELDS, TrainConfig
+from engine.config import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, TRAIN_FIELDS, TrainConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
-OBJECTIVE_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")  # what the engine's own loop reports
+# what the engine's own loop reports, by the kind of its loss ([train] loss)
+OBJECTIVE_METRICS = {
+    "classification": ("val_acc", "val_loss", "train_acc", "train_loss"),
+    "regression": ("val_rmse", "val_mae", "val_r2", "val_loss", "train_rmse", "train_mae", "train_r2", "train_loss"),
+}
+LOSSES_OF = {"classification": CLASSIFICATION_LOSSES, "regression": REGRESSION_LOSSES}
+REGRESSION_TASKS = ("diabetes",)  # built-in tasks with float targets; the others classify
+BINARY_TASKS = ("breast_cancer",)  # built-in tasks with two classes (bce_logits)
 METRIC_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"  # a name a user's own loop reports (`val_rmse`)
 LOOP_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"  # "module:function"
 
@@ -33,7 +40,7 @@ class Strict(BaseModel):
 class StudySection(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     direction: Literal["maximize", "minimize"] = "maximize"
-    # one of OBJECTIVE_METRICS, or with [task] loop any name the loop reports (checked in StudySpec)
+    # one of OBJECTIVE_METRICS of the loss's kind, or with [task] loop any name the loop reports (StudySpec)
     metric: str = Field("val_acc", pattern=METRIC_PATTERN)
     # how a trial's value is taken (engine/value.py); mean_last_3 by measurement (docs/benchmarks.md)
     value: Literal["best", "last", "mean_last_3"] = "mean_last_3"
@@ -285,9 +292,8 @@ class StudySpec(Strict):
     def _space_fits_training(self) -> StudySpec:
         problems = key_problems(self.train, {name: dim.when for name, dim in self.space.items()},
                                 self.task.is_user_task)  # fmt: skip
-        if self.task.loop is None and self.study.metric not in OBJECTIVE_METRICS:
-            problems.append((("study", "metric"), f"expected one of {', '.join(OBJECTIVE_METRICS)} (got "
-                             f"{self.study.metric!r}); any other name needs a loop of your own ([task] loop)"))  # fmt: skip
+        if self.task.loop is None:
+            problems += self._loss_problems()
         if isinstance(self.sampler, GridSampler):
             for name, dim in self.space.items():
                 if dim.grid_values() is None:
@@ -299,6 +305,41 @@ class StudySpec(Strict):
         if problems:
             raise SpecProblems(problems)
         return self
+
+    def losses(self) -> list[str]:
+        """The losses trials may train with: the sampled choices, else [train] loss (or the default)."""
+        dim = self.space.get("loss")
+        if isinstance(dim, CategoricalDim):
+            return [str(choice) for choice in dim.choices]
+        return [str(self.train.get("loss", TrainConfig.model_fields["loss"].default))]
+
+    def _loss_problems(self) -> list[tuple[tuple[Any, ...], str]]:
+        """The engine's loop: the loss fits the built-in task, and the metric is one the loss reports."""
+        losses = self.losses()
+        where = ("space", "loss", "choices") if "loss" in self.space else ("train", "loss") if "loss" in self.train else ("task", "name")  # fmt: skip
+        kinds = {kind for kind, names in LOSSES_OF.items() if set(losses) & set(names)}
+        if len(kinds) != 1:  # a loss outside both lists is TrainConfig's error, found elsewhere
+            return [(where, "mixes classification and regression losses: a study's metric is of one kind")] if kinds else []
+        kind = kinds.pop()
+        problems = []
+        if not self.task.is_user_task:
+            name = self.task.name
+            if (name in REGRESSION_TASKS) != (kind == "regression"):
+                task_kind = "a regression (float targets)" if name in REGRESSION_TASKS else "a classification"
+                expected = " or ".join(LOSSES_OF["regression" if name in REGRESSION_TASKS else "classification"])
+                problems.append((where, f"task {name!r} is {task_kind}: expected loss {expected} (got "
+                                 f"{', '.join(losses)})"))  # fmt: skip
+            elif "bce_logits" in losses and name not in BINARY_TASKS:
+                problems.append((where, f"bce_logits needs a task with two classes ({', '.join(BINARY_TASKS)}, or "
+                                 f"one of your own); {name!r} has more: use cross_entropy"))  # fmt: skip
+        metric = self.study.metric
+        if metric not in OBJECTIVE_METRICS[kind]:
+            other = next(k for k in OBJECTIVE_METRICS if k != kind)
+            hint = (f"{metric} is reported by {other} losses ({', '.join(LOSSES_OF[other])})"
+                    if metric in OBJECTIVE_METRICS[other] else "any other name needs a loop of your own ([task] loop)")  # fmt: skip
+            problems.append((("study", "metric"), f"expected one of {', '.join(OBJECTIVE_METRICS[kind])} for a "
+                             f"{kind} loss ({', '.join(losses)}) (got {metric!r}); {hint}"))  # fmt: skip
+        return problems
 
     def _extremes_fit(self) -> list[tuple[tuple[Any, ...], str]]:
         """Each dimension's bounds (and choices) must be values the training config accepts."""

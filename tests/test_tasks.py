@@ -116,8 +116,17 @@ def test_other_bundled_sklearn_sets(name, rows, features, classes):
     assert data.x_train.mean(0).abs().max() < 1e-4
 
 
+def test_diabetes_is_a_regression_with_standardized_float_targets():
+    data = load_task(TaskSpec(name="diabetes", val_fraction=0.2), {}, CPU)
+    assert data.x_train.shape == (442 - 88, 10) and data.x_val.shape == (88, 10)
+    assert data.num_classes == 0 and data.y_train.dtype == torch.float32 and data.y_train.dim() == 1
+    # standardized with the training split's statistics: its targets have mean 0 and std 1, the split's not quite
+    assert abs(float(data.y_train.mean())) < 1e-5 and float(data.y_train.std()) == pytest.approx(1.0, abs=1e-5)
+    assert float(data.y_val.std()) != pytest.approx(1.0, abs=1e-5)
+
+
 def test_unknown_task_names_the_choices():
-    with pytest.raises(TaskError, match="digits, breast_cancer, wine, mnist, fashion_mnist, cifar10"):
+    with pytest.raises(TaskError, match="digits, breast_cancer, wine, diabetes, mnist, fashion_mnist, cifar10"):
         load_task(TaskSpec(name="imagenet"), {}, CPU)
 
 

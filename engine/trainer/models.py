@@ -14,12 +14,12 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.
 _GAIN_NAME = {"relu": "relu", "gelu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
 
 
-def build_model(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+def build_model(config: TrainConfig, input_shape: tuple[int, ...], outputs: int) -> nn.Module:
     """The model the config names, initialised by `config.init`."""
     if config.model == "mlp":
-        model = MLP(config, input_shape, num_classes)
+        model = MLP(config, input_shape, outputs)
     elif config.model == "resnet":
-        model = ResNet(config, input_shape, num_classes)
+        model = ResNet(config, input_shape, outputs)
     else:  # pragma: no cover - TrainConfig's Literal rules it out
         raise ValueError(f"unknown model {config.model!r}")
     init_weights(model, config.init, config.activation)
@@ -29,7 +29,7 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], num_classes: 
 class MLP(nn.Sequential):
     """Flatten, then `layers` x (Linear [BatchNorm] activation [Dropout]), then the output Linear."""
 
-    def __init__(self, config: TrainConfig, input_shape: tuple[int, ...], num_classes: int):
+    def __init__(self, config: TrainConfig, input_shape: tuple[int, ...], outputs: int):
         parts: OrderedDict[str, nn.Module] = OrderedDict()
         if len(input_shape) > 1:
             parts["flatten"] = nn.Flatten()
@@ -46,7 +46,7 @@ class MLP(nn.Sequential):
             if dropout > 0:
                 parts[f"drop{n}"] = nn.Dropout(dropout)
             width_in = width
-        parts["out"] = nn.Linear(width_in, num_classes)
+        parts["out"] = nn.Linear(width_in, outputs)
         super().__init__(parts)
 
 
@@ -77,7 +77,7 @@ class ResNet(nn.Module):
     """Stem conv (`width` channels), `layers` residual stages (channels double, size halves after the
     first), global average pooling, dropout, linear head. Batch norm throughout."""
 
-    def __init__(self, config: TrainConfig, input_shape: tuple[int, ...], num_classes: int):
+    def __init__(self, config: TrainConfig, input_shape: tuple[int, ...], outputs: int):
         super().__init__()
         self.unflatten: nn.Module = nn.Identity()
         if len(input_shape) == 1 and math.isqrt(input_shape[0]) ** 2 == input_shape[0]:
@@ -103,7 +103,7 @@ class ResNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
-        self.head = nn.Linear(channels, num_classes)
+        self.head = nn.Linear(channels, outputs)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stages(self.stem(self.unflatten(x)))

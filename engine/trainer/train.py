@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.config import TrainConfig
 from engine.diagnose import diagnose
+from engine.trainer.losses import Criterion, criterion_for, target_variance
 from engine.trainer.models import build_model, layer_names
 from engine.trainer.optim import build_optimizer, build_scheduler
 from engine.trainer.tasks import TaskData
@@ -55,7 +55,7 @@ class TrialFailed(Exception):
 @dataclass
 class EpochReport:
     epoch: int  # 1-based
-    metrics: dict[str, float | None]  # EPOCH_COLUMNS
+    metrics: dict[str, float | None]  # EPOCH_COLUMNS, and a regression's rmse, mae and r2
     steps: list[dict[str, Any]]  # STEP_COLUMNS, every step_every-th step
     layers: list[dict[str, Any]]  # LAYER_COLUMNS, input to output
 
@@ -69,7 +69,7 @@ class TrainResult:
     findings: list[dict] = field(default_factory=list)
     test: dict[str, float] = field(
         default_factory=dict
-    )  # test_loss, test_acc where the task has a test split
+    )  # test_loss and test_acc (or test_rmse, ...) where the task has a test split
 
 
 @dataclass
@@ -108,8 +108,9 @@ def _train(
     on_epoch: Callable[[EpochReport], bool],
     history: _History,
 ) -> TrainResult:
+    criterion = criterion_for(config, data)
     torch.manual_seed(config.seed)
-    model = (data.build_model or (lambda c: build_model(c, data.input_shape, data.num_classes)))(config)
+    model = (data.build_model or (lambda c: build_model(c, data.input_shape, criterion.outputs)))(config)
     model = model.to(device)
     is_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
     channels_last = config.channels_last and device.type == "cuda" and is_conv
@@ -132,9 +133,15 @@ def _train(
     # fp16 overflows without loss scaling; bf16 has fp32's range and needs no GradScaler
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
 
-    # no-ops when the task already put its tensors on the device, as it should
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    # no-ops when the task already put its tensors on the device, as it should (and its labels are class
+    # indices: a regression's or bce_logits' targets become floats here, once per trial)
+    x_train, y_train = data.x_train.to(device), criterion.targets(data.y_train.to(device))
+    x_val, y_val = data.x_val.to(device), criterion.targets(data.y_val.to(device))
+    # R2's denominators: one host copy per trial, not per epoch
+    train_variance, val_variance = (
+        to_host(torch.stack([target_variance(y_train), target_variance(y_val)]))[0]
+        if criterion.regression else (0.0, 0.0)
+    )  # fmt: skip
     n_train = len(y_train)
     batch_size = min(config.batch_size, n_train)
     full_batches, remainder = divmod(n_train, batch_size)
@@ -163,7 +170,7 @@ def _train(
         model.train()
         order = torch.randperm(n_train, device=device, generator=generator)
         loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
+        fit = criterion.zero_stats(device)  # correct predictions, or a regression's error sums
         norm_sum = torch.zeros((), device=device)
         norm_count = 0  # steps whose gradient norm was measured: every step when clipping, else sampled ones
         clip_count = torch.zeros((), device=device)
@@ -182,7 +189,7 @@ def _train(
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 # the ragged last batch runs eagerly: a compiled forward would recompile for its shape
                 logits = (forward if i < full_batches else model)(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
+                loss = criterion.loss(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             sampled = telemetry and (step - 1) % config.step_every == 0
             at_layer_step = telemetry and i == layer_step
@@ -231,19 +238,19 @@ def _train(
             if per_batch:
                 scheduler.step()
             loss_sum += loss.detach() * len(yb)
-            correct += (logits.argmax(1) == yb).sum()
+            fit += criterion.stats(logits, yb)
             seen += len(yb)
         if is_cuda:
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - started
 
-        val_loss_sum, val_correct = _evaluate(forward, model, x_val, y_val, amp_dtype, channels_last, device)
-        scalars = torch.stack(
-            [loss_sum, correct.float(), val_loss_sum, val_correct.float(), norm_sum, clip_count]
-        )
+        val_loss_sum, val_fit = _evaluate(forward, model, x_val, y_val, criterion, amp_dtype, channels_last, device)
+        scalars = torch.stack([loss_sum, val_loss_sum, norm_sum, clip_count])
         sample_values = torch.stack([v for _, _, v in samples]) if samples else None
-        scalars_h, samples_h, layers_h = to_host(scalars, sample_values, layer_stats)
-        train_loss_sum, correct_h, val_loss_h, val_correct_h, norm_sum_h, clip_count_h = scalars_h
+        scalars_h, fit_h, val_fit_h, samples_h, layers_h = to_host(
+            scalars, fit.reshape(-1), val_fit.reshape(-1), sample_values, layer_stats
+        )
+        train_loss_sum, val_loss_h, norm_sum_h, clip_count_h = scalars_h
         steps = [
             step_row(number, epoch, lr_s, values, clip, scaler is not None)
             for (number, lr_s, _), values in zip(samples, samples_h or [], strict=True)
@@ -253,9 +260,9 @@ def _train(
         epoch_seconds = time.perf_counter() - started
         metrics = {
             "train_loss": train_loss_sum / seen,
-            "train_acc": correct_h / seen,
+            **criterion.metrics("train", fit_h, seen, train_variance),
             "val_loss": val_loss_h / len(y_val),
-            "val_acc": val_correct_h / len(y_val),
+            **criterion.metrics("val", val_fit_h, len(y_val), val_variance),
             "lr": lr,
             "grad_norm": finite_or_none(grad_norm),
             "clip_frac": clip_count_h / steps_per_epoch if clip is not None else 0.0,
@@ -290,9 +297,11 @@ def _train(
     if data.x_test is not None and data.y_test is not None and len(data.y_test):
         # once, on the final model; reported beside the study's metric, never used to choose trials
         # eagerly: once per trial, not worth a compile for the test split's shapes
-        loss_sum, correct = _evaluate(model, model, data.x_test, data.y_test, amp_dtype, channels_last, device)
-        (loss_sum_h, correct_h) = to_host(torch.stack([loss_sum, correct.float()]))[0]
-        test = {"test_loss": loss_sum_h / len(data.y_test), "test_acc": correct_h / len(data.y_test)}
+        y_test = criterion.targets(data.y_test.to(device))
+        loss_sum, test_fit = _evaluate(model, model, data.x_test, y_test, criterion, amp_dtype, channels_last, device)
+        (loss_sum_h, variance), fit_h = to_host(torch.stack([loss_sum, target_variance(y_test)]), test_fit.reshape(-1))
+        test = {"test_loss": loss_sum_h / len(y_test), **criterion.metrics("test", fit_h, len(y_test), variance)}
+        test = {name: value for name, value in test.items() if value is not None}
     return TrainResult(
         metrics=metrics,
         epochs_run=epoch,
@@ -333,14 +342,16 @@ def _evaluate(
     model: nn.Module,
     x_val: Tensor,
     y_val: Tensor,
+    criterion: Criterion,
     amp_dtype: torch.dtype | None,
     channels_last: bool,
     device: torch.device,
 ) -> tuple[Tensor, Tensor]:
-    """Summed validation loss (no label smoothing) and correct count, on the device."""
+    """Summed validation loss (no label smoothing) and the criterion's sums (correct count, or error
+    sums), on the device."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
+    fit = criterion.zero_stats(device)
     with (
         torch.no_grad(),
         torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None),
@@ -352,14 +363,16 @@ def _evaluate(
                 xb = xb.contiguous(memory_format=torch.channels_last)
             # a ragged last chunk runs eagerly: a compiled forward would recompile for its shape
             logits = (forward if len(yb) == chunk else model)(xb)
-            loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
-            correct += (logits.argmax(1) == yb).sum()
-    return loss_sum, correct
+            loss_sum += criterion.summed_loss(logits, yb)
+            fit += criterion.stats(logits, yb)
+    return loss_sum, fit
 
 
 def _update_best(best: dict[str, float], metrics: dict[str, Any], epoch: int) -> None:
-    for name, better in (("val_acc", max), ("train_acc", max), ("val_loss", min), ("train_loss", min)):
-        value = metrics[name]
+    for name, value in metrics.items():
+        if not name.startswith(("train_", "val_")) or value is None:
+            continue
+        better = max if name.endswith(("_acc", "_r2")) else min  # losses, rmse and mae fall
         if name not in best or better(value, best[name]) != best[name]:
             best[name] = value
             best[f"{name}_epoch"] = epoch

@@ -15,6 +15,7 @@ from typing import Any
 from engine.run.protocol import Epoch, Exit, Log, Ready, RunTrial, StopTrial, TrialDone
 
 PARENT_CHECK_S = 1.0
+LOGGED = ("train_loss", "val_loss", "val_acc", "val_rmse", "val_r2")  # the engine's loop, per epoch in the log
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -162,11 +163,8 @@ def run_trial(conn: Connection, message: RunTrial, device_name: str) -> TrialDon
 
         def on_epoch(report) -> bool:
             conn.send(Epoch(number, report.epoch, report.metrics, report.steps, report.layers))
-            m = report.metrics
-            log(
-                f"epoch {report.epoch}: train_loss={m.get('train_loss', float('nan')):.4f} "
-                f"val_loss={m.get('val_loss', float('nan')):.4f} val_acc={m.get('val_acc', float('nan')):.4f}"
-            )
+            shown = " ".join(f"{k}={report.metrics[k]:.4f}" for k in LOGGED if report.metrics.get(k) is not None)
+            log(f"epoch {report.epoch}: {shown}")
             return stop_requested(conn, number)
 
         result = train(config, data, device, on_epoch)

@@ -1,17 +1,20 @@
 """Task data: built-in data sets and user tasks, loaded once per worker and held on the device.
 
 A task turns a `TaskSpec` into a `TaskData`: train and validation tensors already on the device, the
-number of classes, the input shape, and optionally its own model builder and batch augmentation.
+number of classes (0 for a regression), the input shape, and optionally its own model builder and batch
+augmentation.
 
-Built-in tasks: `digits`, `breast_cancer`, `wine` (bundled with sklearn, offline), `mnist`, `fashion_mnist`, `cifar10` (torchvision data sets
-read from `data_dir`; fetched only when the spec says `download = true`).
+Built-in tasks: `digits`, `breast_cancer`, `wine` (classification) and `diabetes` (regression), bundled with
+sklearn (offline); `mnist`, `fashion_mnist`, `cifar10` (torchvision data sets read from `data_dir`; fetched
+only when the spec says `download = true`).
 
 User tasks are named `"module:function"` and resolved with `pkgutil.resolve_name`, with the spec file's
 folder importable. The function is called as `function(params: dict, device: torch.device) -> TaskData`:
 
 - `params` holds `[task.params]`, the extra `[train]` keys, the sampled extra dimensions, and
   `"__spec_dir__"`, `"__data_dir__"`, `"__download__"`, `"__val_fraction__"`, `"__subset__"` from the spec.
-- It returns a `TaskData` whose tensors are on `device`; `x_*` float, `y_*` int64 class indices.
+- It returns a `TaskData` whose tensors are on `device`; `x_*` float, `y_*` int64 class indices, or for a
+  regression (`num_classes = 0`, trained with loss mse or huber) float targets, one column per output.
 - `build_model(config)` may build the model (else the engine's MLP/ResNet is used); `augment(batch, config)`
   may transform a training batch on the device (called only when `config.augment` is true).
 
@@ -36,7 +39,7 @@ from torch import Tensor, nn
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
 
-BUILTIN_TASKS = ("digits", "breast_cancer", "wine", "mnist", "fashion_mnist", "cifar10")
+BUILTIN_TASKS = ("digits", "breast_cancer", "wine", "diabetes", "mnist", "fashion_mnist", "cifar10")
 USER_CACHE_SIZE = 4  # a user task's params may vary per trial: keep only the last few loads
 
 
@@ -48,7 +51,7 @@ class TaskData:
     y_train: Tensor
     x_val: Tensor
     y_val: Tensor
-    num_classes: int
+    num_classes: int  # 0: a regression, whose y_* are float targets (rows, or rows x outputs)
     input_shape: tuple[int, ...]
     build_model: Callable[[TrainConfig], nn.Module] | None = None  # None: engine.trainer.models.build_model
     augment: Callable[[Tensor, TrainConfig], Tensor] | None = None  # a training batch, on the device
@@ -70,10 +73,16 @@ class TaskData:
             problems.append(
                 f"x_train rows have shape {tuple(self.x_train.shape[1:])}, not {self.input_shape}"
             )
-        if self.y_train.dtype != torch.int64 or self.y_val.dtype != torch.int64:
+        if self.num_classes == 0:  # a regression
+            if not (self.y_train.is_floating_point() and self.y_val.is_floating_point()):
+                problems.append("a regression's targets (num_classes = 0) must be float tensors")
+            elif self.y_train.dim() not in (1, 2) or self.y_train.shape[1:] != self.y_val.shape[1:]:
+                problems.append("a regression's targets must be one value per row, or the same number of "
+                                "columns in y_train and y_val")  # fmt: skip
+        elif self.num_classes < 2:
+            problems.append(f"num_classes must be at least 2, or 0 for a regression (got {self.num_classes})")
+        elif self.y_train.dtype != torch.int64 or self.y_val.dtype != torch.int64:
             problems.append("labels must be int64 class indices")
-        if self.num_classes < 2:
-            problems.append(f"num_classes must be at least 2 (got {self.num_classes})")
         if problems:
             raise TaskError(f"task {name!r} returned unusable data: " + "; ".join(problems))
         return self
@@ -117,7 +126,7 @@ def clear_cache() -> None:
 
 
 def _load_builtin(task: TaskSpec, device: torch.device) -> TaskData:
-    if task.name in ("digits", "breast_cancer", "wine"):
+    if task.name in ("digits", "breast_cancer", "wine", "diabetes"):
         from engine.trainer.tasks.bundled import load_bundled_task
 
         return load_bundled_task(task, device)
