@@ -663,8 +663,10 @@ class Coordinator:
         task_params = self.spec.task_params(params)
         if self.options.spec_path:  # user tasks import their module from the spec's folder
             task_params["__spec_dir__"] = str(Path(self.options.spec_path).resolve().parent)
-        message = RunTrial(trial.number, config.model_dump(), self.spec.task.model_dump(), task_params,
-                           self.spec.devices.memory_fraction)  # fmt: skip
+        # the task as written (exclude_unset): the worker's TaskSpec then sees the same fields set, and a loop
+        # is not refused for the default `name` a full dump would carry beside it
+        message = RunTrial(trial.number, config.model_dump(), self.spec.task.model_dump(exclude_unset=True),
+                           task_params, self.spec.devices.memory_fraction)  # fmt: skip
         try:
             slot.conn.send(message)
         except (OSError, ValueError):
