@@ -12,7 +12,7 @@ from typing import Any
 import tomli_w
 
 from engine.files import open_private, write_private
-from engine.report import best_trial
+from engine.report import best_trial, extra_metrics
 from engine.store import EPOCH_COLUMNS, Store, StoreError, redact_spec
 from engine.text import safe
 
@@ -28,13 +28,15 @@ def _study_id(store: Store, study_name: str) -> int:
 
 
 def export_rows(store: Store, study_name: str) -> list[dict[str, Any]]:
-    """One flat row per trial: number, state, value, params (param_*), durations, final-epoch metrics."""
+    """One flat row per trial: number, state, value, params (param_*), durations, final-epoch metrics
+    (final_*: the engine's columns, then every other metric any trial reported)."""
     study_id = _study_id(store, study_name)
     last_epoch: dict[int, dict] = {}
     for row in store.epochs(study_id):
         last_epoch[row["trial_number"]] = row  # ordered by epoch: the last one wins
     trials = store.trials(study_id)
     names = sorted({name for t in trials for name in t.params})
+    extras = extra_metrics(last_epoch.values())
     objectives = len(store.directions(study_id))
     rows = []
     for t in trials:
@@ -56,6 +58,7 @@ def export_rows(store: Store, study_name: str) -> list[dict[str, Any]]:
         }
         row.update({f"param_{n}": t.params.get(n) for n in names})
         row.update({f"final_{m}": final.get(m) for m in FINAL_METRICS if m in EPOCH_COLUMNS})
+        row.update({f"final_{m}": final.get(m) for m in extras})
         rows.append(row)
     if rows:
         for key in ("train_time_s", "test_acc", "test_loss"):  # recorded by the worker as trial attrs

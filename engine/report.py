@@ -44,6 +44,18 @@ def short_number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def extra_metrics(epochs: Iterable[dict]) -> list[str]:
+    """The metrics in epoch rows beyond the tt_epoch columns (a regression's val_rmse, an own loop's val_f1),
+    in the order first seen. Names came from a trial: text to escape, never markup."""
+    from engine.store.schema import EPOCH_COLUMNS
+
+    known = {*EPOCH_COLUMNS, "study_id", "trial_number", "epoch"}
+    names: dict[str, None] = {}
+    for row in epochs:
+        names.update((name, None) for name in row if name not in known)
+    return list(names)
+
+
 def fixed_number(value: float | None) -> str:
     """4 decimals, for values on one scale side by side (the CLI's best values); '-' for none."""
     return "-" if value is None else f"{value:.4f}"

@@ -8,7 +8,7 @@ import argparse
 from typing import Any
 
 from engine.launch import UsageError
-from engine.report import best_text, best_trial, find_study, fixed_number, short_number
+from engine.report import best_text, best_trial, extra_metrics, find_study, fixed_number, short_number
 from engine.text import markup_safe, safe
 
 EXIT_OK = 0
@@ -102,6 +102,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             "params": best.params,
             "attrs": store.trial_attrs(sid, best.number),
             "findings": store.findings(sid, best.number),
+            "metrics": _final_metrics(store.epochs(sid, best.number)),
         }
     reasons: dict[str, int] = {}
     for t in trials:
@@ -124,6 +125,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         if test_acc is not None:  # the official test split, evaluated once on the final model
             console.print(f"  test_acc (final model, held-out test split) = {test_acc:.4f}", highlight=False)
         _print_params(console, best.params)
+        final = info["best"]["metrics"]
+        if final:
+            shown = ", ".join(f"{safe(k)} {fixed_number(v)}" for k, v in final.items() if k not in ("lr", "epoch_time_s"))
+            console.print(f"  final epoch: {shown}", highlight=False, markup=False)
         _print_findings(console, info["best"]["findings"])
     if flagged:
         console.print(
@@ -133,6 +138,15 @@ def cmd_show(args: argparse.Namespace) -> int:
             kinds = ", ".join(f"{f['kind']} ({f['severity']})" for f in findings)
             console.print(f"  #{number}: {markup_safe(kinds)}", highlight=False)
     return EXIT_OK
+
+
+def _final_metrics(epochs: list[dict]) -> dict[str, float | None]:
+    """The last epoch's metrics that were reported: the accuracy or regression columns, then the others."""
+    if not epochs:
+        return {}
+    last = epochs[-1]
+    names = ("train_loss", "val_loss", "train_acc", "val_acc", "lr", "epoch_time_s", *extra_metrics([last]))
+    return {name: last[name] for name in names if last.get(name) is not None}
 
 
 def _print_json(info: dict) -> int:
@@ -209,6 +223,7 @@ def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> i
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     value = f"values=({_values_text(t.values)})" if len(study["directions"]) > 1 else f"value={fixed_number(t.value)}"
@@ -216,10 +231,13 @@ def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> i
         f"[bold]trial #{t.number}[/] {t.state} {value}" + (f" ({markup_safe(t.reason)})" if t.reason else "")
     )
     _print_params(console, t.params)
-    table = Table("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm")
+    # the engine's columns, then every other metric the trial reported (its names are text, never markup)
+    columns = ["train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm", *extra_metrics(info["epochs"])]
+    table = Table("epoch")
+    for column in columns:
+        table.add_column(Text(safe(column)))
     for e in info["epochs"]:
-        table.add_row(str(e["epoch"]), *(fixed_number(e[c]) for c in ("train_loss", "val_loss", "train_acc", "val_acc", "lr",
-                                                               "grad_norm")))  # fmt: skip
+        table.add_row(str(e["epoch"]), *(fixed_number(e.get(c)) for c in columns))
     console.print(table)
     _print_findings(console, info["findings"])
     for line in info["log"][-10:]:

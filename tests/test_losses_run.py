@@ -4,6 +4,9 @@ binary task with bce_logits reports accuracy."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from tests.conftest import run_cli
 from tests.helpers_run import StoreView
 
 pytestmark = pytest.mark.usefixtures("no_stray_processes")
+REGRESSION_METRICS = ["train_rmse", "train_mae", "train_r2", "val_rmse", "val_mae", "val_r2"]
 
 SPEC = """
 [study]
@@ -70,6 +74,21 @@ def test_a_regression_with_mse_and_huber_is_tuned_on_val_rmse(tmp_path):
         assert all(e[1] is not None and e[2] is not None and e[3] is None for e in epochs)  # no accuracy
         log = " ".join(r[0] for r in store.rows("SELECT line FROM tt_log WHERE trial_number = :n", n=t.number))
         assert "val_rmse=" in log and "val_r2=" in log and "val_acc" not in log
+        # every reported metric is kept per epoch, and shown: show --json, show --trial, the CSV export
+        extra = [json.loads(r[0]) for r in store.rows("SELECT extra_json FROM tt_epoch WHERE trial_number = :n "
+                                                      "ORDER BY epoch", n=t.number)]  # fmt: skip
+        assert [list(e) for e in extra] == [REGRESSION_METRICS] * 2
+        assert extra[-1]["val_rmse"] == pytest.approx(t.value)  # value = "last"
+        shown = json.loads(run_cli("show", "diabetes", "--trial", str(t.number), "--json", "--storage", url).stdout)
+        assert [{k: e[k] for k in REGRESSION_METRICS} for e in shown["epochs"]] == extra
+        table = run_cli("show", "diabetes", "--trial", str(t.number), "--storage", url, env={"COLUMNS": "250"}).stdout
+        assert all(name in table for name in REGRESSION_METRICS) and f"{extra[0]['val_r2']:.4f}" in table
+    best = json.loads(run_cli("show", "diabetes", "--json", "--storage", url).stdout)["best"]
+    assert best["metrics"]["val_rmse"] == pytest.approx(best["value"]) and "val_r2" in best["metrics"]
+    rows = list(csv.DictReader(io.StringIO(run_cli("export", "diabetes", "--format", "csv", "--storage", url).stdout)))
+    for row in rows:
+        assert float(row["final_val_rmse"]) == pytest.approx(float(row["value"]))
+        assert all(row[f"final_{name}"] for name in REGRESSION_METRICS) and row["final_val_acc"] == ""
 
 
 def test_bce_logits_trains_a_binary_task_and_reports_accuracy(tmp_path):

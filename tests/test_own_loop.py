@@ -4,6 +4,7 @@ study goes on to its next trial."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -72,6 +73,11 @@ def test_a_watched_loop_completes_its_trials_with_the_engines_telemetry(tmp_path
         # the norm before clipping: the loop clips to 1e-3, so a norm read after clipping would be <= 1e-3
         assert all(e[2] is not None and e[2] > 1e-2 for e in epochs)
         assert all(e[3] is not None for e in epochs)  # the loop's own numbers land in their columns
+        # a metric outside the columns is kept per epoch too: the value (mean of the last 3) is its mean
+        extra = [json.loads(r[0]) for r in store.rows("SELECT extra_json FROM tt_epoch WHERE trial_number = :n "
+                                                      "ORDER BY epoch", n=t.number)]  # fmt: skip
+        assert [list(e) for e in extra] == [["val_rmse"]] * 3
+        assert sum(e["val_rmse"] for e in extra) / 3 == pytest.approx(t.value)
         steps = store.rows("SELECT step, epoch, lr, grad_norm FROM tt_step WHERE trial_number = :n ORDER BY step",
                            n=t.number)  # fmt: skip
         # 4 optimizer steps an epoch, every 2nd sampled: steps 1, 3, 5, ... 11

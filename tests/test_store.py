@@ -73,6 +73,42 @@ def test_an_older_store_gains_new_columns_and_keeps_its_rows(tmp_path):
     assert rows[0]["layer"] == "fc" and rows[0]["grad_norm"] == 1.0 and rows[0]["position"] is None
 
 
+def test_every_reported_metric_is_kept_per_epoch(store_url):
+    store = Store(store_url)
+    metrics = {"train_loss": 0.5, "val_rmse": 0.61, "val_r2": float("nan"), "epoch": 99, "extra_json": 1.0,
+               "x" * 101: 1.0, "latency ms": 3}  # fmt: skip
+    store.write_epoch(1, 0, 1, metrics, [], [])
+    store.write_epoch(1, 0, 2, {"train_loss": 0.4}, [], [])
+    first, second = store.epochs(1, 0)
+    assert first["train_loss"] == 0.5 and first["val_rmse"] == 0.61 and first["latency ms"] == 3.0
+    assert first["val_r2"] != first["val_r2"]  # NaN survives the round trip
+    assert first["epoch"] == 1 and "extra_json" not in first and "x" * 101 not in first  # keys stay the store's
+    assert second["epoch"] == 2 and "val_rmse" not in second
+
+
+def test_an_older_store_gains_the_extra_metrics_column(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE tt_epoch (study_id INTEGER, trial_number INTEGER, epoch INTEGER, val_loss FLOAT, "
+                     "PRIMARY KEY (study_id, trial_number, epoch))")  # fmt: skip
+        conn.execute("INSERT INTO tt_epoch VALUES (1, 0, 1, 0.25)")
+    assert Store(f"sqlite:///{path}", read_only=True).epochs(1, 0) == [{"study_id": 1, "trial_number": 0, "epoch": 1,
+                                                                      "val_loss": 0.25}]  # fmt: skip
+    store = Store(f"sqlite:///{path}")  # the coordinator's opening adds the column
+    store.write_epoch(1, 0, 2, {"val_loss": 0.2, "val_f1": 0.75}, [], [])
+    rows = store.epochs(1, 0)
+    assert rows[0]["val_loss"] == 0.25 and "val_f1" not in rows[0] and rows[1]["val_f1"] == 0.75
+
+
+def test_a_hostile_extra_metrics_cell_is_read_as_data(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    store.write_epoch(1, 0, 1, {"val_loss": 0.2}, [], [])
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("""UPDATE tt_epoch SET extra_json = '{"epoch": "x", "a": "[red]", "b": true, "c": 2}'""")
+    row = store.epochs(1, 0)[0]
+    assert row["epoch"] == 1 and row["c"] == 2 and row["val_loss"] == 0.2 and {"a", "b"}.isdisjoint(row)
+
+
 def test_read_only_store_never_creates_a_file(tmp_path):
     with pytest.raises(StoreError, match="no store at"):
         Store(f"sqlite:///{tmp_path}/absent.db", read_only=True)

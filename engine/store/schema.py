@@ -10,6 +10,9 @@ EPOCH_COLUMNS = (
     "train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "clip_frac",
     "epoch_time_s", "samples_per_s", "mem_peak_mb",
 )  # fmt: skip
+EPOCH_KEYS = ("study_id", "trial_number", "epoch", "extra_json")  # never a reported metric's name
+MAX_EXTRA_METRICS = 64  # reported metrics kept per epoch beyond EPOCH_COLUMNS
+MAX_METRIC_NAME = 100
 STEP_COLUMNS = ("epoch", "loss", "lr", "grad_norm", "clipped", "amp_scale", "skipped")
 
 tt_epoch = sa.Table(
@@ -18,6 +21,8 @@ tt_epoch = sa.Table(
     sa.Column("trial_number", sa.Integer, primary_key=True),
     sa.Column("epoch", sa.Integer, primary_key=True),
     *(sa.Column(name, sa.Float) for name in EPOCH_COLUMNS),
+    # every other metric the trial reported ({"val_rmse": 0.61, ...}): one read serves the TUI's poll
+    sa.Column("extra_json", sa.Text),
 )  # fmt: skip
 tt_step = sa.Table(
     "tt_step", metadata,

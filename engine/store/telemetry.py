@@ -17,6 +17,9 @@ import sqlalchemy as sa
 from engine.store.optuna_tables import decode_json
 from engine.store.schema import (
     EPOCH_COLUMNS,
+    EPOCH_KEYS,
+    MAX_EXTRA_METRICS,
+    MAX_METRIC_NAME,
     STEP_COLUMNS,
     metadata,
     tt_diagnosis,
@@ -31,9 +34,10 @@ from engine.store.schema import (
 
 def write_epoch(conn: sa.Connection, study_id: int, number: int, epoch: int, metrics: dict,
                 steps: Iterable[dict], layers: Iterable[dict]) -> None:  # fmt: skip
-    """One epoch's metrics, steps and layers (rows of the same epoch or steps written before are replaced)."""
+    """One epoch's metrics, steps and layers (rows of the same epoch or steps written before are replaced).
+    Metrics beyond EPOCH_COLUMNS (a regression's val_rmse, an own loop's val_f1) go to `extra_json`."""
     key = {"study_id": study_id, "trial_number": number}
-    row = {**key, "epoch": epoch, **{c: _num(metrics.get(c)) for c in EPOCH_COLUMNS}}
+    row = {**key, "epoch": epoch, **{c: _num(metrics.get(c)) for c in EPOCH_COLUMNS}, "extra_json": _extra_json(metrics)}
     step_rows = [{**key, "step": int(s["step"]), **{c: _num(s.get(c)) for c in STEP_COLUMNS}} for s in steps]
     for s in step_rows:
         s["epoch"] = int(s["epoch"]) if s["epoch"] is not None else epoch
@@ -60,6 +64,18 @@ def write_epoch(conn: sa.Connection, study_id: int, number: int, epoch: int, met
     if layer_rows:
         conn.execute(tt_layer.delete().where(_trial(tt_layer, study_id, number), tt_layer.c.epoch == epoch))
         conn.execute(tt_layer.insert(), layer_rows)
+
+
+def _extra_json(metrics: dict) -> str | None:
+    extra = {}
+    for name, value in metrics.items():
+        name = str(name)
+        if name in EPOCH_COLUMNS or name in EPOCH_KEYS or len(name) > MAX_METRIC_NAME:
+            continue
+        if len(extra) == MAX_EXTRA_METRICS:
+            break
+        extra[name] = _num(value)
+    return json.dumps(extra) if extra else None  # a NaN is written as NaN, which json.loads reads back
 
 
 def write_findings(conn: sa.Connection, study_id: int, number: int, findings: Iterable[dict]) -> None:
@@ -125,7 +141,21 @@ def epoch_rows(conn: sa.Connection, study_id: int, numbers: Sequence[int] | None
                after_epoch: int = 0) -> list[dict]:  # fmt: skip
     """Epoch rows of the study (or of the trials `numbers`) after `after_epoch`, by trial and epoch."""
     bind = {"sid": study_id, "after": after_epoch, **({"numbers": list(numbers)} if numbers is not None else {})}
-    return _dicts(conn, _epochs_sql(numbers is not None), bind)
+    rows = _dicts(conn, _epochs_sql(numbers is not None), bind)
+    for row in rows:
+        spread_extra(row)
+    return rows
+
+
+def spread_extra(row: dict) -> dict:
+    """An epoch row with its `extra_json` metrics as keys of their own, beside the columns. The store is
+    data: only numbers (or null) under names that are not already the row's are taken."""
+    extra = decode_json(row.pop("extra_json", None))
+    if isinstance(extra, dict):
+        for name, value in extra.items():
+            if name not in row and (value is None or (isinstance(value, int | float) and not isinstance(value, bool))):
+                row[name] = value
+    return row
 
 
 _STEPS_SQL = _rows_of(tt_step).where(_trial(tt_step), tt_step.c.step > _AFTER).order_by(tt_step.c.step)
