@@ -236,7 +236,7 @@ class StudyScreen(Screen):
         numbers = model.curve_numbers()
         single = numbers[0] if len(numbers) == 1 else None
         charts = charts_for(model.view, numbers, model.epochs, model.steps_shown(), model.selected_layers(),
-                            model.clip(single or model.selected))  # fmt: skip
+                            model.clip(single or model.selected), metric=model.user_attrs.get("metric"))  # fmt: skip
         charts["layers"].title = f"per-layer grad norm #{model.selected}" if model.selected is not None else ""
         self.query_one(CurvesPanel).show(charts)
 
@@ -250,7 +250,8 @@ class StudyScreen(Screen):
         duration = None
         if row is not None and row.started is not None:
             duration = (row.finished or self.app.clock()) - row.started
-        view = trial_detail(row, detail.attrs if detail else {}, detail.findings if detail else [], duration)
+        view = trial_detail(row, detail.attrs if detail else {}, detail.findings if detail else [], duration,
+                            self.model.epochs.get(selected))  # fmt: skip
         self.query_one("#detail-view", Static).update(view)
 
     def _show_grads(self) -> None:

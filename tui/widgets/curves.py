@@ -1,4 +1,5 @@
-"""Training curves: loss, accuracy, learning rate, gradient norm (with the clip line) and per-layer norms."""
+"""Training curves: loss, accuracy (or the study's own metric), learning rate, gradient norm (with the clip
+line) and per-layer norms."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual_plotext import PlotextPlot
 
+from engine.text import safe
 from tui.data import downsample, layer_order
 from tui.study_model import MAX_OVERLAY
 
 PALETTE = ("cyan", "orange", "green", "magenta", "blue", "yellow", "red", "gray")
 PLOTS = ("loss", "acc", "lr", "grad", "layers")
+CHARTED = ("val_acc", "val_loss", "train_acc", "train_loss")  # a study's metric the loss and accuracy charts show
 TITLES = {
     "loss": "loss",
     "acc": "accuracy",
@@ -149,8 +152,11 @@ def charts_for(
     steps: list[dict] | None = None,
     layers: list[dict] | None = None,
     clip: float | None = None,
+    metric: str | None = None,
 ) -> dict[str, Chart]:
-    """The curve charts of one view: one trial (selected/best), two trials (compare), or many (all)."""
+    """The curve charts of one view: one trial (selected/best), two trials (compare), or many (all). A study
+    whose `metric` is not charted already (val_rmse, an own loop's val_f1) gets it, and its train_ twin where
+    there is one, in the accuracy chart's place."""
     if not numbers:
         return {name: Chart(TITLES[name], note="no trial selected") for name in PLOTS}
     single = len(numbers) == 1
@@ -159,7 +165,11 @@ def charts_for(
         who = f"last {len(numbers)} trials" if len(numbers) >= MAX_OVERLAY else f"{len(numbers)} trials"
     charts: dict[str, Chart] = {}
 
-    loss, acc = Chart(f"loss {who}"), Chart(f"accuracy {who}")
+    own = metric if isinstance(metric, str) and metric and metric not in CHARTED else None
+    # (train, val) columns of the second chart; an own metric not named val_... has no train twin
+    train_col, val_col = ("train_acc", "val_acc") if own is None else (
+        "train_" + own.removeprefix("val_") if own.startswith("val_") else None, own)  # fmt: skip
+    loss, acc = Chart(f"loss {who}"), Chart(f"{safe(own) if own else 'accuracy'} {who}")
     lr = Chart(f"learning rate {who}", log_y=True)
     grad = Chart(f"grad norm {who}", xlabel="epoch (norm before clipping)", hline=clip)
     for i, n in enumerate(numbers):
@@ -168,16 +178,18 @@ def charts_for(
         if single:
             loss.series += [Series("train", *_epoch_series(rows, "train_loss"), "cyan"),
                             Series("val", *_epoch_series(rows, "val_loss"), "orange")]  # fmt: skip
-            acc.series += [Series("train", *_epoch_series(rows, "train_acc"), "cyan"),
-                           Series("val", *_epoch_series(rows, "val_acc"), "orange")]  # fmt: skip
+            if train_col:
+                acc.series.append(Series("train", *_epoch_series(rows, train_col), "cyan"))
+            acc.series.append(Series("val" if train_col else None, *_epoch_series(rows, val_col), "orange"))
         elif len(numbers) == 2:
             loss.series += [Series(f"#{n} val", *_epoch_series(rows, "val_loss"), color),
                             Series(f"#{n} train", *_epoch_series(rows, "train_loss"), PALETTE[i + 2])]  # fmt: skip
-            acc.series += [Series(f"#{n} val", *_epoch_series(rows, "val_acc"), color),
-                           Series(f"#{n} train", *_epoch_series(rows, "train_acc"), PALETTE[i + 2])]  # fmt: skip
+            acc.series.append(Series(f"#{n} val" if train_col else f"#{n}", *_epoch_series(rows, val_col), color))
+            if train_col:
+                acc.series.append(Series(f"#{n} train", *_epoch_series(rows, train_col), PALETTE[i + 2]))
         else:
             loss.series.append(Series(None, *_epoch_series(rows, "val_loss"), color))
-            acc.series.append(Series(None, *_epoch_series(rows, "val_acc"), color))
+            acc.series.append(Series(None, *_epoch_series(rows, val_col), color))
         label = None if mode == "all" else (f"#{n}" if not single else None)
         lr.series.append(Series(label, *_epoch_series(rows, "lr"), color))
         grad.series.append(Series(label, *_epoch_series(rows, "grad_norm"), color))

@@ -1,4 +1,5 @@
-"""Trial detail: params, user attrs, failure reason, and diagnosis findings with their remedies."""
+"""Trial detail: params, the last epoch's own metrics, user attrs, failure reason, and diagnosis findings with
+their remedies."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from engine.report import extra_metrics
 from engine.store import TrialRow
 from engine.text import safe
 from tui.formatting import format_duration, format_value, state_text
@@ -30,7 +32,9 @@ def _kv_table(title: str, items: dict[str, Any]) -> Table:
 
 
 def trial_detail(row: TrialRow | None, attrs: dict[str, Any], findings: list[dict],
-                 duration_s: float | None = None) -> RenderableType:  # fmt: skip
+                 duration_s: float | None = None, epochs: list[dict] | None = None) -> RenderableType:  # fmt: skip
+    """`epochs`: the trial's epoch rows where the screen has them; the last one's metrics beyond the
+    engine's columns (val_rmse, r2, an own loop's names) are listed."""
     if row is None:
         return Text("no trial selected")
     head = Text.assemble(
@@ -44,6 +48,11 @@ def trial_detail(row: TrialRow | None, attrs: dict[str, Any], findings: list[dic
         hint = attrs.get("fail_hint") or ""
         parts.append(Text.assemble(("failed: ", "bold red"), safe(reason), ("  " + safe(hint)) if hint else ""))
     parts.append(_kv_table("params", dict(sorted(row.params.items()))))
+    if epochs:
+        last = epochs[-1]
+        extra = {name: last[name] for name in extra_metrics([last])}
+        if extra:
+            parts.append(_kv_table(f"metrics (epoch {last.get('epoch', '?')})", extra))
     shown = {k: attrs[k] for k in ATTR_ORDER if k in attrs}
     shown.update(
         {k: v for k, v in sorted(attrs.items()) if k not in shown and k not in ("fail_reason", "fail_hint")}
