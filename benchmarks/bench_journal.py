@@ -1,0 +1,110 @@
+"""First paint of a 10,000-trial study in an Optuna journal file beside the same trials in SQLite.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_journal.py [--trials 10000] [--repeats 3]
+
+The SQLite study is bench_tui.py's (tests/tui/builders.py `build_big_study`). The journal holds the same
+trials, written as Optuna's JournalStorage writes a study it runs: per trial one create, one line per
+param, one per reported value (12 epochs), one for the end. Lines go through JournalStorage's own methods
+onto a file backend that skips the fsync per line (the lines are the same; only building is faster).
+Measured as bench_tui.py measures the Study screen: from Enter (the screen pushed) to every trial painted,
+which for the journal includes reading the whole file, and the same from a cold start of the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_tui import PaintClock, _paint  # noqa: E402
+from tests.tui.builders import build_big_study  # noqa: E402
+
+EPOCHS = 12
+
+
+def build_journal_copy(sqlite_url: str, path: Path, name: str = "big") -> int:
+    """The SQLite study's trials replayed into a journal file through JournalStorage's methods."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    class UnsyncedFileBackend(JournalFileBackend):
+        def append_logs(self, logs):  # JournalFileBackend's format, without its lock and fsync per call
+            with open(path, "ab") as f:
+                f.write(("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode())
+
+    from engine.store import Store
+
+    source = Store(sqlite_url, read_only=True).optuna_study(name)
+    trials = source.get_trials(deepcopy=False)
+    storage = optuna.storages.JournalStorage(UnsyncedFileBackend(str(path)))
+    sid = storage.create_new_study(source.directions, name)
+    for t in trials:
+        tid = storage.create_new_trial(sid)
+        for key, value in t.params.items():
+            dist = t.distributions[key]
+            storage.set_trial_param(tid, key, dist.to_internal_repr(value), dist)
+        if t.value is not None:
+            for epoch in range(EPOCHS):
+                storage.set_trial_intermediate_value(tid, epoch, t.value * (epoch + 1) / EPOCHS)
+        storage.set_trial_state_values(tid, t.state, [t.value] if t.value is not None else None)
+    return len(trials)
+
+
+def first_paint(url: str, trials: int, repeats: int) -> tuple[float, float]:
+    from tui import data
+    from tui.app import TunetuiApp
+    from tui.widgets.trial_table import TrialTable
+
+    def median(factory, start_app: bool) -> float:
+        runs = []
+        for _ in range(repeats):
+            data._journals.clear()  # each run reads the file afresh, as a new `tunetui` process does
+            with PaintClock(TrialTable, lambda t: len(t.order), trials) as clock:
+                runs.append(asyncio.run(_paint(factory, clock, start_app))[0])
+        return statistics.median(runs)
+
+    enter = median(lambda: TunetuiApp(url), start_app=False)
+    cold = median(lambda: TunetuiApp(url, open_study="big"), start_app=True)
+    return enter, cold
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
+        sqlite_url = f"sqlite:///{tmp}/big.db"
+        build_big_study(sqlite_url, name="big", n_trials=args.trials)
+        journal = Path(tmp) / "big.log"
+        start = time.perf_counter()
+        n = build_journal_copy(sqlite_url, journal)
+        built = time.perf_counter() - start
+        lines = sum(1 for _ in journal.open("rb"))
+        print(f"journal: {n:,} trials, {lines:,} lines, {journal.stat().st_size / 1e6:.1f} MB (built in {built:.0f} s)")
+        start = time.perf_counter()
+        from engine.store import Store
+
+        store = Store(str(journal), read_only=True)
+        rows = store.trials(store.study_id("big"))
+        read = time.perf_counter() - start
+        sqlite = first_paint(sqlite_url, n, args.repeats)
+        journal_paint = first_paint(str(journal), n, args.repeats)
+    print("| measure | SQLite | journal |")
+    print("| --- | --- | --- |")
+    print(f"| read the study into {len(rows):,} trial rows (open included) | | {read:.2f} s |")
+    print(f"| Study screen: Enter to all {n:,} trials painted (open and read included) | {sqlite[0]:.2f} s "
+          f"| {journal_paint[0]:.2f} s |")  # fmt: skip
+    print(f"| the same from a cold start of the app | {sqlite[1]:.2f} s | {journal_paint[1]:.2f} s |")
+
+
+if __name__ == "__main__":
+    main()
