@@ -143,7 +143,7 @@ class TunetuiApp(App):
         self.push_screen(RestartScreen(message.study_name, self.studies_dir, candidates, recorded), chosen)
 
     def on_export_study(self, message: ExportStudy) -> None:
-        self.push_screen(ExportScreen(message.name))
+        self.push_screen(ExportScreen(message.name, specs_folder=self.studies_dir))
 
 
 def run_app(storage_url: str | None, studies_dir: str = "studies") -> None:

@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, RadioButton, RadioSet, Static
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
 
 from engine.files import write_private
 from engine.text import safe
 from tui.data import open_store
-from tui.messages import ExportFinished
+from tui.messages import Confirm, ExportFinished
 
 FORMATS = (("csv", "trials as CSV", "{name}.csv"), ("json", "trials as JSON", "{name}.json"),
            ("spec", "best trial as a spec (TOML)", "{name}-best.toml"))  # fmt: skip
@@ -41,39 +42,49 @@ def export_study(url: str, name: str, kind: str, path: Path) -> str:
 
 
 class ExportScreen(ModalScreen[None]):
+    """The highlighted format is the one exported; its path is offered until the user edits it. The best
+    spec is offered in the studies folder, so the Studies screen's `n` lists it next to the others."""
+
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "export", "Export"),
     ]
 
-    def __init__(self, study_name: str, folder: Path | None = None) -> None:
+    def __init__(self, study_name: str, folder: Path | None = None, specs_folder: Path | None = None) -> None:
         super().__init__()
         self.study_name = study_name
         self.folder = folder or Path.cwd()
+        self.specs_folder = specs_folder or self.folder
         self.kind = "csv"
         self.edited = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export-box"):
             yield Static(Text(safe(f"Export {self.study_name}")), id="export-title")
-            with RadioSet(id="export-kind"):
-                for i, (_, label, _) in enumerate(FORMATS):
-                    yield RadioButton(label, value=i == 0)
-            yield Input(str(self._default_path("csv")), id="export-path")
-            yield Static("up/down, space: format   tab: path   enter or ctrl+s: export   escape: cancel",
+            yield OptionList(*(Option(label, id=kind) for kind, label, _ in FORMATS), id="export-kind")
+            yield Input(str(self._default_path("csv")), id="export-path", select_on_focus=False)
+            yield Static("up/down: format   enter or ctrl+s: export   tab: path   escape: cancel",
                          id="export-hint")  # fmt: skip
+
+    def on_mount(self) -> None:
+        self.query_one("#export-kind", OptionList).highlighted = 0
 
     def _default_path(self, kind: str) -> Path:
         template = next(t for k, _, t in FORMATS if k == kind)
-        return self.folder / template.format(name=self.study_name)
+        folder = self.specs_folder if kind == "spec" else self.folder
+        return folder / template.format(name=self.study_name)
 
-    @on(RadioSet.Changed)
-    def _kind_changed(self, event: RadioSet.Changed) -> None:
-        self.kind = FORMATS[event.index][0]
+    @on(OptionList.OptionHighlighted, "#export-kind")
+    def _kind_changed(self, event: OptionList.OptionHighlighted) -> None:
+        self.kind = event.option.id
         if not self.edited:
-            box = self.query_one("#export-path", Input)
-            box.value = str(self._default_path(self.kind))
-            self.edited = False
+            self.query_one("#export-path", Input).value = str(self._default_path(self.kind))
+
+    @on(OptionList.OptionSelected, "#export-kind")
+    def _kind_chosen(self, event: OptionList.OptionSelected) -> None:
+        self.kind = event.option.id
+        path = Path(self.query_one("#export-path", Input).value) if self.edited else self._default_path(self.kind)
+        self._ask_or_export(self.kind, path.expanduser())
 
     @on(Input.Changed, "#export-path")
     def _path_edited(self, event: Input.Changed) -> None:
@@ -82,7 +93,15 @@ class ExportScreen(ModalScreen[None]):
     @on(Input.Submitted, "#export-path")
     def action_export(self) -> None:
         path = Path(self.query_one("#export-path", Input).value).expanduser()
-        self._export(self.kind, path)
+        self._ask_or_export(self.kind, path)
+
+    def _ask_or_export(self, kind: str, path: Path) -> None:
+        if not path.exists():
+            self._export(kind, path)
+            return
+        # an existing file is the user's: replaced only on an explicit yes
+        self.post_message(Confirm(f"{path.name} exists", f"Replace {path} with the {kind} export?",
+                                  yes="Replace", then=lambda: self._export(kind, path)))  # fmt: skip
 
     @work(thread=True, exclusive=True, group="export")
     def _export(self, kind: str, path: Path) -> None:

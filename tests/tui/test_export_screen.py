@@ -1,0 +1,66 @@
+"""The export dialog: Enter on the format list exports it, an existing file is replaced only after a yes,
+and the best spec lands in the studies folder, where the Studies screen's `n` lists it."""
+
+from __future__ import annotations
+
+from tests.tui.conftest import wait_for
+from tests.tui.screen_text import screen_text
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.export import ExportScreen
+from tui.screens.picker import SpecPicker
+from tui.screens.studies import StudiesScreen
+from tui.screens.study import StudyScreen
+from tui.widgets.trial_table import TrialTable
+
+
+async def open_export(app, pilot) -> None:
+    await wait_for(pilot, lambda: len(app.screen.query_one(TrialTable).rows) == 12, what="12 trials")
+    await pilot.press("e")
+    await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), what="the export dialog")
+
+
+async def test_enter_on_the_format_list_exports_that_format(small_store, make_app, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # trials are offered a path in the working folder
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_export(app, pilot)
+        await pilot.press("down", "enter")  # the format list has the focus: JSON, exported at once
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the export")
+    assert (tmp_path / "digits_mlp.json").read_text().startswith("[")
+    assert not (tmp_path / "digits_mlp.csv").exists()
+
+
+async def test_an_existing_file_is_replaced_only_after_yes(small_store, make_app, tmp_path):
+    target = tmp_path / "trials.csv"
+    target.write_text("mine\n")
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_export(app, pilot)
+        app.screen.query_one("#export-path").value = str(target)
+        app.screen.query_one("#export-path").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert "trials.csv exists" in screen_text(app)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), what="back to the dialog")
+        await pilot.pause(0.2)
+        assert target.read_text() == "mine\n"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the export")
+    assert target.read_text().startswith("number,")
+
+
+async def test_the_best_spec_is_offered_in_the_studies_folder_and_n_lists_it(small_store, make_app, studies_dir):
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_export(app, pilot)
+        await pilot.press("down", "down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the export")
+        assert 'name = "digits_mlp-best"' in (studies_dir / "digits_mlp-best.toml").read_text()
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudiesScreen), what="the Studies screen")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, SpecPicker), what="the spec picker")
+        assert "digits_mlp-best.toml" in screen_text(app)
