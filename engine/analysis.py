@@ -147,22 +147,32 @@ def parallel(rows: Iterable[TrialRow], names: Sequence[str], maximize: bool, bes
 class ContourGrid:
     x: Axis
     y: Axis
-    x_edges: tuple[float, ...]  # nx + 1 edges in axis positions (a categorical axis: one bin per category)
-    y_edges: tuple[float, ...]
+    x_edges: tuple[float, ...]  # nx + 1 edges in axis positions (one bin per category or distinct value
+    y_edges: tuple[float, ...]  # when there are no more of those than bins)
+    x_centers: tuple[float, ...]  # each bin's label position: the category, the distinct value, the middle
+    y_centers: tuple[float, ...]
     cells: tuple[tuple[float | None, ...], ...]  # cells[row][col], row 0 = the lowest y; None: no trial there
     count: int  # trials placed
 
 
-def _edges(axis: Axis, positions: list[float], bins: int) -> list[float]:
+def _bins(axis: Axis, positions: list[float], bins: int) -> tuple[list[float], list[float]]:
+    """(edges, centers) of an axis's bins: one per category, one per distinct value when there are at most
+    `bins` of them (an integer parameter's 1, 2, 3), else `bins` equal ones."""
     if axis.categories:
-        return [i - 0.5 for i in range(len(axis.categories) + 1)]
-    low, high = min(positions), max(positions)
-    if high == low:
-        low, high = low - 0.5, high + 0.5
-    return [low + (high - low) * i / bins for i in range(bins + 1)]
+        return [i - 0.5 for i in range(len(axis.categories) + 1)], [float(i) for i in range(len(axis.categories))]
+    distinct = sorted(set(positions))
+    if len(distinct) <= bins:
+        if len(distinct) == 1:
+            return [distinct[0] - 0.5, distinct[0] + 0.5], distinct
+        middles = [(a + b) / 2 for a, b in zip(distinct, distinct[1:], strict=False)]
+        first, last = distinct[0] - (middles[0] - distinct[0]), distinct[-1] + (distinct[-1] - middles[-1])
+        return [first, *middles, last], distinct
+    low, high = distinct[0], distinct[-1]
+    edges = [low + (high - low) * i / bins for i in range(bins + 1)]
+    return edges, [(a + b) / 2 for a, b in zip(edges, edges[1:], strict=False)]
 
 
-def _bin(edges: Sequence[float], position: float) -> int:
+def bin_index(edges: Sequence[float], position: float) -> int:
     for i in range(len(edges) - 2, -1, -1):
         if position >= edges[i]:
             return i
@@ -181,18 +191,19 @@ def contour(rows: Iterable[TrialRow], x_name: str, y_name: str, nx: int, ny: int
             placed.append((px, py, r.value))
     if not placed:
         return None
-    x_edges = _edges(x_axis, [p[0] for p in placed], nx)
-    y_edges = _edges(y_axis, [p[1] for p in placed], ny)
+    x_edges, x_centers = _bins(x_axis, [p[0] for p in placed], nx)
+    y_edges, y_centers = _bins(y_axis, [p[1] for p in placed], ny)
     sums: dict[tuple[int, int], list[float]] = {}
     for px, py, value in placed:
-        sums.setdefault((_bin(y_edges, py), _bin(x_edges, px)), []).append(value)  # type: ignore[arg-type]
+        sums.setdefault((bin_index(y_edges, py), bin_index(x_edges, px)), []).append(value)  # type: ignore[arg-type]
     cells = tuple(
         tuple(
             (sum(v) / len(v)) if (v := sums.get((row, col))) else None for col in range(len(x_edges) - 1)
         )
         for row in range(len(y_edges) - 1)
     )
-    return ContourGrid(x_axis, y_axis, tuple(x_edges), tuple(y_edges), cells, len(placed))
+    return ContourGrid(x_axis, y_axis, tuple(x_edges), tuple(y_edges), tuple(x_centers), tuple(y_centers), cells,
+                       len(placed))  # fmt: skip
 
 
 def edf(rows: Iterable[TrialRow]) -> list[tuple[float, float]]:

@@ -87,7 +87,15 @@ def test_contour_is_the_binned_mean_and_leaves_empty_cells_empty():
     grid = analysis.contour(rows, "x", "y", nx=2, ny=2)
     assert grid is not None and grid.count == 4
     assert grid.x_edges == (0.0, 0.5, 1.0) and grid.y_edges == (0.0, 0.5, 1.0)
+    assert grid.x_centers == (0.25, 0.75)
     assert grid.cells == ((2.0, 7.0), (None, 5.0))
+
+
+def test_contour_gives_each_distinct_value_its_own_bin_when_they_fit():
+    rows = [row(0, value=1.0, x=0.0, n=1), row(1, value=2.0, x=1.0, n=2), row(2, value=4.0, x=1.0, n=4)]
+    grid = analysis.contour(rows, "x", "n", nx=5, ny=5)
+    assert grid is not None and grid.y_centers == (1.0, 2.0, 4.0) and grid.y_edges == (0.5, 1.5, 3.0, 5.0)
+    assert grid.x_centers == (0.0, 1.0) and grid.cells == ((1.0, None), (None, 2.0), (None, 4.0))
 
 
 def test_contour_gives_a_categorical_axis_one_bin_per_category_and_none_without_shared_trials():

@@ -12,7 +12,17 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from engine.store import resolve_url
 from engine.text import safe, safe_lines
-from tui.messages import ChooseSpecToStart, Confirm, EditSpec, ExportStudy, LaunchSpec, NewStudy, OpenStudy
+from tui.messages import (
+    ChooseSpecToStart,
+    Confirm,
+    EditSpec,
+    ExportStudy,
+    LaunchSpec,
+    NewStudy,
+    OpenAnalysis,
+    OpenStudy,
+)
+from tui.screens.analysis import AnalysisScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.editor import EditorScreen
 from tui.screens.export import ExportScreen
@@ -144,6 +154,9 @@ class TunetuiApp(App):
 
     def on_export_study(self, message: ExportStudy) -> None:
         self.push_screen(ExportScreen(message.name, specs_folder=self.studies_dir))
+
+    def on_open_analysis(self, message: OpenAnalysis) -> None:
+        self.push_screen(AnalysisScreen(message.name))
 
 
 def run_app(storage_url: str | None, studies_dir: str = "studies") -> None:

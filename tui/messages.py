@@ -120,6 +120,13 @@ class ExportStudy(Message):
 
 
 @dataclass
+class OpenAnalysis(Message):
+    """Show the analysis views of this study."""
+
+    name: str
+
+
+@dataclass
 class ControlSent(Message):
     """A control request (pause, resume, stop, stop_now, kill) was written, or why not; or, with
     `answered`, the coordinator's answer to it."""

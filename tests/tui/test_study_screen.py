@@ -224,6 +224,8 @@ async def test_tabs_show_history_importance_detail_gradients_and_log(small_store
         await wait_for(pilot, lambda: plot.importances, timeout=30, what="importances")
         assert set(plot.importances) == {"lr", "layers", "width", "dropout", "optimizer"}
         assert "parameter importance (fANOVA)" in screen_text(app)
+        await wait_for(pilot, lambda: all(f"{n} {v:.2f}" in screen_text(app) for n, v in plot.importances.items()),
+                       what="each bar's number")  # fmt: skip
         await pilot.press("4")
         await wait_for(pilot, lambda: "overfitting" in screen_text(app), what="the finding")
         text = screen_text(app)

@@ -20,13 +20,13 @@ from textual.worker import get_current_worker
 
 from engine.store import Store, StoreError
 from engine.text import safe
-from tui.data import StudyWatcher, Want, open_store, param_importances
+from tui.data import StudyWatcher, Want
 from tui.messages import (
     ChooseSpecToStart,
     Confirm,
     ControlSent,
     ExportStudy,
-    ImportancesComputed,
+    OpenAnalysis,
     PollFailed,
     StudyUpdated,
 )
@@ -38,8 +38,6 @@ from tui.widgets.history_plot import HistoryPlot, ImportancePlot
 from tui.widgets.trial_table import TrialTable
 
 TABS = ("curves", "history", "importance", "detail", "grads", "log")
-MIN_IMPORTANCE_TRIALS = 8
-IMPORTANCE_EVERY_S = 10.0
 WIDE = 120  # columns from which the table and the panels sit side by side
 DRAW_EVERY_S = 1.0  # charts redraw at most this often while data streams in
 CHART_EVERY_S = 0.4  # ...and each visible chart adds this much (a chart costs ~12 ms to build and paint)
@@ -60,6 +58,7 @@ class StudyScreen(Screen):
         Binding("e", "export", "Export", tooltip="Export trials as CSV/JSON, or the best trial as a spec"),
         Binding("c", "compare", "Compare", tooltip="Pin a trial, move to another, c again: both curves"),
         Binding("f", "follow", "Follow", tooltip="Keep the cursor on the newest trial"),
+        Binding("a", "analysis", "Analysis", tooltip="Parallel coordinates, slice, contour, EDF, rank, timeline..."),
         Binding(
             "v", "view", "View", show=False, tooltip="Curves of: the selected trial / the best / all overlaid"
         ),
@@ -85,9 +84,6 @@ class StudyScreen(Screen):
         self.study_name = study_name
         self.model = StudyModel(study_name)
         self.want = Want()
-        self.importance_count = -1
-        self.importance_at = 0.0
-        self.importance_busy = False
         self.ticks = 0
         self.apply_s = 0.0  # time spent applying the last delta
         self.tick_costs: deque[tuple[float, float]] = deque(maxlen=2000)  # (query s, apply s): the benchmark
@@ -190,7 +186,7 @@ class StudyScreen(Screen):
         elif active == "history" and dirty.history:
             self._draw_soon("history")
         elif active == "importance":
-            self._maybe_importance()
+            self.query_one(ImportancePlot).update_for(self.model.complete_count())
         elif active == "detail" and dirty.detail:
             self._show_detail()
         elif active == "grads" and dirty.layers:
@@ -276,7 +272,7 @@ class StudyScreen(Screen):
         if active in ("curves", "history", "grads"):
             self._draw(active)
         elif active == "importance":
-            self._maybe_importance(force=True)
+            self.query_one(ImportancePlot).update_for(self.model.complete_count(), force=True)
         elif active == "detail":
             self._show_detail()
         elif active == "log":
@@ -292,12 +288,11 @@ class StudyScreen(Screen):
         self._show_active()
         self.refresh_bindings()
 
-    @staticmethod
-    def _pane_widgets(tab: str) -> list:
+    def _pane_widgets(self, tab: str) -> list:
         if tab == "history":
             return [HistoryPlot(id="history-plot")]
         if tab == "importance":
-            return [ImportancePlot(id="importance-plot")]
+            return [ImportancePlot(self.study_name, id="importance-plot")]
         if tab == "detail":
             return [VerticalScroll(Static("no trial selected", id="detail-view"), id="detail-scroll")]
         if tab == "grads":
@@ -319,42 +314,6 @@ class StudyScreen(Screen):
         if self._settle is not None:
             self._settle.stop()
         self._settle = self.set_timer(SETTLE_S, self._show_active)
-
-    # ------------------------------------------------------------ importance (a thread)
-    def _maybe_importance(self, force: bool = False) -> None:
-        complete = self.model.complete_count()
-        plot = self.query_one(ImportancePlot)
-        if complete < MIN_IMPORTANCE_TRIALS:
-            plot.set_importances(None, f"needs {MIN_IMPORTANCE_TRIALS} complete trials ({complete} so far)")
-            return
-        due = time.monotonic() - self.importance_at >= IMPORTANCE_EVERY_S or force
-        if self.importance_busy or complete == self.importance_count or not due:
-            return
-        self.importance_busy = True
-        self.importance_at = time.monotonic()
-        if not plot.importances:
-            plot.set_importances(None, f"computing from {complete} complete trials...")
-        self._importance(complete)
-
-    @work(thread=True, exclusive=True, group="importance")
-    def _importance(self, complete: int) -> None:
-        try:
-            store = open_store(self.app.storage_url)
-            if store is None:
-                raise StoreError("the store is gone")
-            try:
-                result = param_importances(store, self.study_name)
-            finally:
-                store.close()
-            self.post_message(ImportancesComputed(result, f"{complete} complete trials", complete))
-        except Exception as err:  # Optuna refuses some studies (e.g. one distinct value): say why
-            self.post_message(ImportancesComputed(None, f"not available: {err}", complete))
-
-    def on_importances_computed(self, message: ImportancesComputed) -> None:
-        self.importance_busy = False
-        self.importance_count = message.complete
-        for plot in self.query(ImportancePlot):
-            plot.set_importances(message.importances, message.note)
 
     # ------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple) -> bool | None:
@@ -533,6 +492,9 @@ class StudyScreen(Screen):
         else:
             self.app.call_from_thread(self.notify, text, severity="error", markup=False, timeout=10)
         self._wake.set()
+
+    def action_analysis(self) -> None:
+        self.post_message(OpenAnalysis(self.study_name))
 
     def action_export(self) -> None:
         if self.model.study_id is None:

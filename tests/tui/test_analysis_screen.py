@@ -1,0 +1,99 @@
+"""The Analysis screen (`a` on the Study screen): each view at 80x24 for a study with trials of every state,
+and a plain "not enough trials" for studies with 0 and 1 complete trials."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from tests.optuna_only import build_optuna_only_store
+from tests.tui.builders import build_study
+from tests.tui.conftest import wait_for
+from tests.tui.screen_text import screen_text
+
+VIEW_MARKS = {  # key -> what the view shows (its title, legend, or table heading)
+    "1": ("parallel coordinates (8 complete trials)", "best 1", "optimizer: adam < adamw < sgd"),
+    "2": ("dropout", "best #3", "page 1/3"),
+    "3": ("mean value per cell", "★", "·· no trial"),
+    "4": ("empirical distribution of the value", "8 distinct values"),
+    "5": ("trials ranked by value", "optimizer"),
+    "6": ("legend: █ complete  ▒ pruned  x fail  > running  · waiting", "#12   waiting  │(not started)",
+          "#9    fail     │"),
+    "7": ("val_acc per epoch", "#11 running", "#9 fail", "#5 pruned", "#4 complete"),
+}
+
+
+@pytest.fixture
+def every_state_store(tmp_path) -> str:
+    """12 trials (complete, pruned #5, failed #9, running #10 #11) and one waiting (#12)."""
+    url = f"sqlite:///{tmp_path}/states.db"
+    build_study(url, n_trials=12, running=2, heartbeat=None)
+    optuna.load_study(study_name="digits_mlp", storage=url).enqueue_trial({"lr": 1e-3})
+    return url
+
+
+async def _open_analysis(pilot, app, study: str) -> None:
+    await wait_for(pilot, lambda: getattr(app.screen, "study_name", None) == study, what="the Study screen")
+    await pilot.press("a")
+    await wait_for(pilot, lambda: type(app.screen).__name__ == "AnalysisScreen" and app.screen.loaded,
+                   what="the Analysis screen")  # fmt: skip
+
+
+async def test_every_view_renders_a_study_with_trials_of_every_state(every_state_store, make_app):
+    app = make_app(every_state_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_analysis(pilot, app, "digits_mlp")
+        for key, marks in VIEW_MARKS.items():
+            await pilot.press(key)
+            await wait_for(pilot, lambda marks=marks: all(m in screen_text(app) for m in marks), what=f"view {key}")
+        await pilot.press("2", "right_square_bracket")  # the next page of parameters
+        await wait_for(pilot, lambda: "page 2/3" in screen_text(app), what="slice page 2")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "StudyScreen", what="back on the Study screen")
+
+
+@pytest.mark.parametrize("complete", [0, 1])
+async def test_views_say_not_enough_trials_with_fewer_than_two_complete(tmp_path, make_app, complete):
+    url = f"sqlite:///{tmp_path}/few.db"
+    study = optuna.create_study(study_name="few", storage=url)
+    for value in [1.0] * complete:
+        study.add_trial(optuna.trial.create_trial(value=value, params={"x": 0.5},
+                                                  distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))  # fmt: skip
+    study.ask()  # one running trial
+    app = make_app(url, open_study="few")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_analysis(pilot, app, "few")
+        for key in "12345":
+            await pilot.press(key)
+            await wait_for(pilot, lambda: f"not enough trials: {complete} complete with a value" in screen_text(app),
+                           what=f"view {key}")  # fmt: skip
+        await pilot.press("6")
+        await wait_for(pilot, lambda: "running  │" in screen_text(app), what="the timeline")
+        await pilot.press("7")
+        await wait_for(pilot, lambda: "no trial has reported a value per epoch yet" in screen_text(app),
+                       what="no intermediate values")  # fmt: skip
+
+
+async def test_intermediate_values_of_a_study_run_by_optuna_alone_name_each_trial(tmp_path, make_app):
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    build_optuna_only_store(url)
+    app = make_app(url, open_study="plain")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_analysis(pilot, app, "plain")
+        await pilot.press("7")
+        await wait_for(pilot, lambda: "intermediate value per epoch" in screen_text(app), what="the chart")
+        text = screen_text(app)
+        assert all(label in text for label in ("#4 running", "#2 pruned", "#0 complete")), text
+        await pilot.press("1")  # one finite complete trial (#1 is +inf): not enough
+        await wait_for(pilot, lambda: "not enough trials: 1 complete with a value" in screen_text(app))
+
+
+async def test_value_views_of_a_two_objective_study_say_they_need_one_objective(tmp_path, make_app):
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    build_optuna_only_store(url)
+    app = make_app(url, open_study="pareto")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_analysis(pilot, app, "pareto")
+        await wait_for(pilot, lambda: "this view needs one objective; the study has 2" in screen_text(app))
+        await pilot.press("6")  # the timeline needs no value
+        await wait_for(pilot, lambda: "#2    complete │" in screen_text(app), what="the timeline")

@@ -1,0 +1,223 @@
+"""The analysis views drawn for a terminal: plotext charts (parallel coordinates, slice, EDF, intermediate
+values) and rich text (contour heat map, rank table, timeline bars). The numbers come from engine/analysis.py.
+Series are told apart by marker and legend, never by colour alone (NO_COLOR keeps every marker)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual_plotext import PlotextPlot
+
+from engine import analysis
+from engine.store import TrialRow
+from engine.text import safe
+from tui.data import downsample
+from tui.formatting import format_duration, format_value
+
+MARKERS = ("o", "x", "+", "*", "#", "@", "%", "&")  # intermediate values: one per trial shown
+PALETTE = ("cyan", "orange", "green", "magenta", "blue", "yellow", "red", "gray")
+SHADES = "░▒▓█"  # contour levels, low to high value
+STATE_MARKS = {"COMPLETE": "█", "PRUNED": "▒", "FAIL": "x", "RUNNING": ">", "WAITING": "·"}
+MAX_LINES = 200  # parallel coordinates: trials drawn besides the best (evenly picked)
+MAX_ROWS = 500  # rank table and timeline rows
+
+Draw = Callable[[object], None]  # given plotext's `plt`, draws one view
+
+
+class AnalysisPlot(PlotextPlot):
+    """A plotext chart whose drawing is a function set by the screen; `draws` counts builds (tests)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.draw: Draw | None = None
+        self.draws = 0
+
+    def show(self, draw: Draw) -> None:
+        self.draw = draw
+        self.refresh()
+
+    def render(self):
+        self.draws += 1
+        self.plt.clear_figure()
+        if self.draw is not None:
+            self.draw(self.plt)
+        return super().render()
+
+
+def _short(name: str, width: int) -> str:
+    name = safe(name)
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def parallel_draw(par: analysis.Parallel) -> Draw:
+    """One x position per axis (the objective first), each axis scaled 0..1; the best trials drawn last
+    with `*`, the others with `.` (at most MAX_LINES of them)."""
+    others = [line for line in par.lines if not line.best]
+    if len(others) > MAX_LINES:
+        others = [others[round(i * (len(others) - 1) / (MAX_LINES - 1))] for i in range(MAX_LINES)]
+    best = [line for line in par.lines if line.best]
+
+    def draw(plt) -> None:
+        for group, marker, color, label in ((others, ".", "gray", f"other trials ({len(others)})"),
+                                            (best, "*", "orange", f"best {len(best)}")):  # fmt: skip
+            for i, line in enumerate(group):
+                xs = [x for x, y in enumerate(line.ys) if y is not None]
+                ys = [y for y in line.ys if y is not None]
+                plt.plot(xs, ys, marker=marker, color=color, label=label if i == 0 else None)
+        width = max(4, 70 // max(1, len(par.axes)))
+        plt.xticks(list(range(len(par.axes))), [_short(a.name, width) for a in par.axes])
+        plt.yticks([0, 1], ["low", "high"])
+        plt.ylim(-0.05, 1.05)
+        plt.title(f"parallel coordinates ({len(par.lines)} complete trials)")
+
+    return draw
+
+
+def parallel_ranges(par: analysis.Parallel) -> str:
+    """Each axis's range as text (the chart's y axis is 0..1 for every axis)."""
+    parts = []
+    for axis, low, high in zip(par.axes, par.lows, par.highs, strict=True):
+        if axis.categories:
+            parts.append(f"{safe(axis.name)}: {' < '.join(safe(c) for c in axis.categories)}")
+        else:
+            parts.append(f"{safe(axis.name)}: {axis.label(low)}..{axis.label(high)}{' (log)' if axis.log else ''}")
+    return "   ".join(parts)
+
+
+def slice_draw(axis: analysis.Axis, points: list[analysis.SlicePoint], best: int | None) -> Draw:
+    """The value against one parameter: `o` every trial, `*` the best one."""
+
+    def draw(plt) -> None:
+        rest = [p for p in points if p.number != best]
+        top = [p for p in points if p.number == best]
+        for group, marker, color, label in ((rest, "o", "cyan", "trial"), (top, "*", "orange", f"best #{best}")):
+            if group:
+                plt.scatter([p.x for p in group], [p.value for p in group], marker=marker, color=color, label=label)
+        _axis_ticks(plt, axis, [p.x for p in points])
+        plt.title(f"{_short(axis.name, 24)}{' (log)' if axis.log else ''}")
+
+    return draw
+
+
+def _axis_ticks(plt, axis: analysis.Axis, positions: list[float]) -> None:
+    if axis.categories:
+        ticks = list(range(len(axis.categories)))
+        plt.xticks(ticks, [_short(c, 8) for c in axis.categories])
+        plt.xlim(-0.5, len(axis.categories) - 0.5)
+    elif axis.log and positions:
+        low, high = min(positions), max(positions)
+        ticks = [low, (low + high) / 2, high] if high > low else [low]
+        plt.xticks(ticks, [axis.label(t) for t in ticks])
+
+
+def edf_draw(steps: list[tuple[float, float]], maximize: bool) -> Draw:
+    """The share of complete trials with a value at most x, as a step line."""
+    xs, ys = [], []
+    previous = 0.0
+    for value, share in steps:
+        xs += [value, value]
+        ys += [previous, share]
+        previous = share
+
+    def draw(plt) -> None:
+        plt.plot(xs, ys, marker="braille", color="cyan", label=f"{len(steps)} distinct values")
+        plt.ylim(0, 1)
+        plt.title(f"empirical distribution of the value ({'higher' if maximize else 'lower'} is better)")
+        plt.xlabel("value")
+
+    return draw
+
+
+def intermediate_draw(series: Sequence[tuple[str, list, list]], what: str) -> Draw:
+    """Several trials' per-epoch values, each with its own marker and a legend entry naming it."""
+
+    def draw(plt) -> None:
+        for i, (label, xs, ys) in enumerate(series):
+            keep = [(x, y) for x, y in zip(xs, ys, strict=False) if y is not None and math.isfinite(y)]
+            if not keep:
+                continue
+            px, py = downsample([x for x, _ in keep], [y for _, y in keep], 400)
+            plt.plot(px, py, marker=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)], label=label)
+        plt.title(f"{safe(what)} per epoch")
+        plt.xlabel("epoch (step of trial.report)")
+
+    return draw
+
+
+def contour_text(grid: analysis.ContourGrid, maximize: bool, best: TrialRow | None) -> RenderableType:
+    """A heat map of the binned mean value: one shade per quarter of the value range (legend below), `··`
+    where no trial fell, `★` on the best trial's cell."""
+    values = [v for row in grid.cells for v in row if v is not None]
+    low, high = min(values), max(values)
+
+    def level(v: float) -> int:
+        return 0 if high == low else min(len(SHADES) - 1, int((v - low) / (high - low) * len(SHADES)))
+
+    best_cell = None
+    if best is not None:
+        bx, by = grid.x.position(best.params.get(grid.x.name)), grid.y.position(best.params.get(grid.y.name))
+        if bx is not None and by is not None:
+            best_cell = (analysis.bin_index(grid.y_edges, by), analysis.bin_index(grid.x_edges, bx))
+    label_width = 9
+    out = Text()
+    out.append(f"mean value per cell: {_short(grid.y.name, 20)} ↑ against {_short(grid.x.name, 20)} →, "
+               f"{grid.count} trials\n", style="bold")  # fmt: skip
+    for r in range(len(grid.cells) - 1, -1, -1):
+        out.append(f"{_short(grid.y.label(grid.y_centers[r]), label_width):>{label_width}} │")
+        for c, v in enumerate(grid.cells[r]):
+            if (r, c) == best_cell:
+                out.append("★ ", style="bold")
+            elif v is None:
+                out.append("··", style="dim")
+            else:
+                out.append(SHADES[level(v)] * 2)
+        out.append("\n")
+    cols = len(grid.cells[0])
+    out.append(" " * label_width + " └" + "─" * (2 * cols) + "\n")
+    first, last = grid.x.label(grid.x_centers[0]), grid.x.label(grid.x_centers[-1])
+    out.append(" " * (label_width + 2) + first + " " * max(1, 2 * cols - len(first) - len(last)) + last + "\n")
+    step = (high - low) / len(SHADES)
+    for i, shade in enumerate(SHADES):
+        out.append(f"{shade * 2} {format_value(low + i * step)}..{format_value(low + (i + 1) * step)}  ")
+    out.append(f"\n·· no trial  ★ the best trial ({'higher' if maximize else 'lower'} is better)")
+    return out
+
+
+def rank_table(ranked: list[tuple[int, TrialRow]], names: Sequence[str]) -> RenderableType:
+    table = Table(title=f"trials ranked by value, best first ({len(ranked)} complete)", expand=False,
+                  show_edge=False, pad_edge=False)  # fmt: skip
+    for column in ("rank", "#", "value", *(safe(n) for n in names)):
+        table.add_column(column, justify="right", no_wrap=True, max_width=12)
+    for rank, row in ranked[:MAX_ROWS]:
+        table.add_row(str(rank), str(row.number), format_value(row.value),
+                      *(safe(format_value(row.params.get(n))) for n in names))  # fmt: skip
+    if len(ranked) > MAX_ROWS:
+        table.caption = f"the best {MAX_ROWS} of {len(ranked)}"
+    return table
+
+
+def timeline_text(spans: list[analysis.Span], width: int) -> RenderableType:
+    """One row per trial (the newest MAX_ROWS), a bar from its start to its end, drawn with its state's mark."""
+    started = [s for s in spans if s.start is not None]
+    total = max((s.end or 0.0) for s in started) or 1.0
+    bar_width = max(10, width - 22)
+    out = Text()
+    out.append("legend: " + "  ".join(f"{mark} {state.lower()}" for state, mark in STATE_MARKS.items()) + "\n")
+    out.append(f"{'':>14}0s{format_duration(total):>{bar_width - 2}}\n", style="dim")
+    for s in spans[-MAX_ROWS:]:
+        mark = STATE_MARKS.get(s.state, "?")
+        out.append(f"#{s.number:<5}{s.state.lower():<9}│")
+        if s.start is None:
+            out.append("(not started)", style="dim")
+        else:
+            left = int(s.start / total * (bar_width - 1))
+            right = max(left + 1, math.ceil((s.end or s.start) / total * (bar_width - 1)))
+            out.append(" " * left + mark * (right - left))
+        out.append("\n")
+    if len(spans) > MAX_ROWS:
+        out.append(f"the newest {MAX_ROWS} of {len(spans)} trials", style="dim")
+    return out
