@@ -58,7 +58,7 @@ class StudyScreen(Screen):
         Binding("e", "export", "Export", tooltip="Export trials as CSV/JSON, or the best trial as a spec"),
         Binding("c", "compare", "Compare", tooltip="Pin a trial, move to another, c again: both curves"),
         Binding("f", "follow", "Follow", tooltip="Keep the cursor on the newest trial"),
-        Binding("a", "analysis", "Analysis", tooltip="Parallel coordinates, slice, contour, EDF, rank, timeline..."),
+        Binding("a", "analysis", "Plots", tooltip="Analysis views: parallel coordinates, slice, contour, EDF, rank, timeline..."),
         Binding(
             "v", "view", "View", show=False, tooltip="Curves of: the selected trial / the best / all overlaid"
         ),
