@@ -167,6 +167,62 @@ def refuse_another_study(url: str, spec) -> None:
         )
 
 
+@dataclass(frozen=True)
+class ExistingStudy:
+    """A study of the spec's name already in the store: a launch adds trials to it."""
+
+    trials: int
+    train_changes: list[str]  # the fixed [train] values this spec changes, "epochs 20 -> 2"
+    stored_spec: bool  # False: the study recorded no spec (Optuna alone made it), nothing to compare
+
+
+def existing_study(url: str, spec) -> ExistingStudy | None:
+    """What a launch of `spec` into `url` would add to: the study of its name, or None when there is none
+    (or no store yet). Read-only; the fixed [train] values are compared with the spec the study recorded."""
+    from engine.spec import SpecError, parse_spec
+    from engine.store import Store, StoreError, sqlite_path
+
+    db = sqlite_path(url)
+    if db is not None and not db.is_file():
+        return None
+    try:
+        store = Store(url, read_only=True)
+    except StoreError:
+        return None
+    try:
+        study_id = store.study_id(spec.study.name)
+        if study_id is None:
+            return None
+        counts = next((s["counts"] for s in store.studies() if s["study_id"] == study_id), {})
+        stored_text = store.study_attrs(study_id).get("spec_toml")
+    finally:
+        store.close()
+    trials = sum(counts.values())
+    if not isinstance(stored_text, str):
+        return ExistingStudy(trials, [], stored_spec=False)
+    try:
+        stored = parse_spec(stored_text, "the stored spec").fixed_train()
+    except SpecError:
+        return ExistingStudy(trials, [], stored_spec=False)
+    return ExistingStudy(trials, train_differences(stored, spec.fixed_train()), stored_spec=True)
+
+
+def train_differences(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Each fixed training value that differs, as "epochs 20 -> 2" ("default" where one side leaves it out)."""
+    out = []
+    for key in sorted(set(stored) | set(new)):
+        if stored.get(key, _DEFAULT) != new.get(key, _DEFAULT):
+            out.append(f"{key} {_shown(stored.get(key, _DEFAULT))} -> {_shown(new.get(key, _DEFAULT))}")
+    return out
+
+
+_DEFAULT = object()
+
+
+def _shown(value: Any) -> str:
+    return "default" if value is _DEFAULT else repr(value) if isinstance(value, str) else str(value)
+
+
 def prepare(request: RunRequest, storage: str | None, env_url: str | None = None) -> Prepared:
     """Every check a run makes before it starts anything: SpecError, UsageError or StoreUrlError if one
     fails. `storage` is the URL given explicitly; else the spec's (relative to the spec), else `env_url`

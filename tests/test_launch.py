@@ -14,8 +14,10 @@ from engine.launch import (
     UsageError,
     apply_overrides,
     child_argv,
+    existing_study,
     explain_refusal,
     prepare,
+    train_differences,
 )
 from engine.spec import SpecError
 from tests.conftest import STUDIES
@@ -84,3 +86,24 @@ def test_the_answer_of_a_start_names_what_happened(tmp_path):
     assert "exited (code 1) before it came up" in failed.report()
     hung = Detached("x", 42, log, up=False, exit_code=None)
     assert not hung.ok and "did not come up within 60s; stopped it (pid 42)" in hung.report()
+
+
+def test_train_differences_names_each_changed_value_and_what_a_side_leaves_to_the_default():
+    stored = {"epochs": 20, "activation": "relu", "seed": 0, "clip_norm": 5.0}
+    new = {"epochs": 2, "activation": "relu", "seed": 0, "dropout": 0.1}
+    assert train_differences(stored, new) == ["clip_norm 5.0 -> default", "dropout default -> 0.1", "epochs 20 -> 2"]
+    assert train_differences(new, dict(new)) == []
+
+
+def test_existing_study_counts_trials_and_compares_with_the_stored_spec(tmp_path):
+    from engine.spec import load_spec
+    from tests.tui.builders import build_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = load_spec(STUDIES / "digits_mlp.toml")
+    assert existing_study(url, spec) is None  # no store yet
+    build_study(url)
+    found = existing_study(url, spec)
+    assert found is not None and found.trials == 12 and found.stored_spec and found.train_changes == []
+    changed = spec.model_copy(update={"train": {**spec.train, "epochs": 3}})
+    assert existing_study(url, changed).train_changes == ["epochs 20 -> 3"]

@@ -17,6 +17,7 @@ from tui.messages import (
     Confirm,
     EditSpec,
     ExportStudy,
+    LaunchFinished,
     LaunchSpec,
     NewStudy,
     OpenAnalysis,
@@ -91,6 +92,7 @@ class TunetuiApp(App):
         self.clock = clock
         self.poll_s = poll_s
         self.open_study = open_study
+        self.launch_trials: dict[str, int] = {}  # study -> the trial count its last launch here asked for
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = True) -> None:  # fmt: skip
@@ -148,9 +150,18 @@ class TunetuiApp(App):
 
         def chosen(spec: Path | None) -> None:
             if spec is not None:
-                message.then(spec)
+                message.then(spec, self.launch_trials.get(message.study_name))
 
         self.push_screen(RestartScreen(message.study_name, self.studies_dir, candidates, recorded), chosen)
+
+    def on_launch_finished(self, message: LaunchFinished) -> None:
+        """A launch from the Launch screen: its trial count is the one `s` on the study starts again with."""
+        if not message.ok:
+            return
+        if message.trials is None:
+            self.launch_trials.pop(message.study_name, None)
+        else:
+            self.launch_trials[message.study_name] = message.trials
 
     def on_export_study(self, message: ExportStudy) -> None:
         self.push_screen(ExportScreen(message.name, specs_folder=self.studies_dir))

@@ -54,6 +54,7 @@ class LaunchFinished(Message):
     ok: bool
     study_name: str
     message: str = ""
+    trials: int | None = None  # the count asked for; it bubbles to the app, whose `s` asks for it again
 
 
 @dataclass
@@ -109,7 +110,7 @@ class ChooseSpecToStart(Message):
 
     study_name: str
     user_attrs: dict
-    then: Callable[[Path], None]
+    then: Callable[[Path, int | None], None]  # the spec, and the trial count last launched (None: the spec's)
 
 
 @dataclass

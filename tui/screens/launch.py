@@ -13,11 +13,12 @@ from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
+from textual.worker import get_current_worker
 
-from engine.launch import RunRequest, UsageError
+from engine.launch import ExistingStudy, RunRequest, UsageError
 from engine.spec import SpecError, StudySpec, load_spec
 from engine.store import StoreError, resolve_url
-from engine.text import safe_lines
+from engine.text import safe, safe_lines
 from tui.messages import EditSpec, LaunchFinished, OpenStudy
 
 
@@ -51,17 +52,16 @@ class LaunchScreen(Screen):
             yield Static("", id="launch-summary")
             with Grid(id="launch-form"):
                 yield Label("trials")
-                yield Input(id="launch-trials", type="integer", placeholder="spec's budget")
+                yield _field(id="launch-trials", type="integer", placeholder="spec's budget")
                 yield Label("workers")
-                yield Input(
-                    id="launch-workers", type="integer", placeholder="auto: one per GPU slot, 1 on CPU"
-                )
+                yield _field(id="launch-workers", type="integer", placeholder="auto: one per GPU slot, 1 on CPU")
                 yield Label("device")
-                yield Input(id="launch-device", placeholder="auto | cpu | cuda | cuda:0,cuda:1")
+                yield _field(id="launch-device", placeholder="auto | cpu | cuda | cuda:0,cuda:1")
                 yield Label("storage")
-                yield Input(id="launch-storage")
+                yield _field(id="launch-storage")
                 yield Label("overrides")
-                yield Input(id="launch-set", placeholder="e.g. train.epochs=2 budget.trial_timeout_s=60")
+                yield _field(id="launch-set", placeholder="e.g. train.epochs=2 budget.trial_timeout_s=60")
+            yield Static("", id="launch-existing")
             yield Button("Launch (ctrl+l)", id="launch-button", variant="success")
             yield Static("", id="launch-message")
         yield Footer(compact=True, show_command_palette=False)
@@ -74,6 +74,34 @@ class LaunchScreen(Screen):
     def on_screen_resume(self) -> None:
         self._load()  # the spec may have been edited
 
+    @on(Input.Changed, "#launch-storage, #launch-set")
+    def _target_changed(self) -> None:
+        if self.spec is not None:
+            self._read_existing(self.spec_path, self._overrides(), self._storage())
+
+    def _overrides(self) -> tuple[str, ...]:
+        try:
+            return tuple(o for o in shlex.split(self.query_one("#launch-set", Input).value) if "=" in o)
+        except ValueError:  # an open quote while typing
+            return ()
+
+    def _storage(self) -> str:
+        return resolve_url(self.query_one("#launch-storage", Input).value.strip() or None)
+
+    @work(thread=True, exclusive=True, group="existing")
+    def _read_existing(self, path: Path, overrides: tuple[str, ...], storage: str) -> None:
+        """Say, before the launch adds to it, that the study exists and what of its training this changes."""
+        from engine.launch import existing_study, load_run_spec
+
+        try:
+            spec, _ = load_run_spec(RunRequest(path, overrides=overrides))
+            found = existing_study(storage, spec)
+        except (SpecError, UsageError, StoreError, OSError):
+            found, spec = None, None  # the launch itself names what is wrong
+        text = existing_text(spec.study.name, found) if spec is not None and found else Text("")
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.query_one("#launch-existing", Static).update, text)
+
     def _load(self) -> None:
         summary = self.query_one("#launch-summary", Static)
         try:
@@ -83,6 +111,7 @@ class LaunchScreen(Screen):
             summary.update(f"[b]this spec has problems[/b] (ctrl+o to edit):\n{escape(safe_lines(err))}")
             return
         summary.update(spec_summary(self.spec))
+        self._read_existing(self.spec_path, self._overrides(), self._storage())
         trials = self.query_one("#launch-trials", Input)
         if not trials.value and self.spec.budget.n_trials:
             trials.value = str(self.spec.budget.n_trials)
@@ -142,7 +171,7 @@ class LaunchScreen(Screen):
             return
         if started.ok and storage != self.app.storage_url:
             self.app.storage_url = storage
-        self.post_message(LaunchFinished(started.ok, started.study_name, started.summary()))
+        self.post_message(LaunchFinished(started.ok, started.study_name, started.summary(), request.trials))
 
     def on_launch_finished(self, message: LaunchFinished) -> None:
         self.busy = False
@@ -157,6 +186,23 @@ class LaunchScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def existing_text(name: str, found: ExistingStudy) -> Text:
+    """The notice above the Launch button: the study exists, how many trials, what [train] changes."""
+    same = " (same [train])" if found.stored_spec and not found.train_changes else ""
+    text = Text.assemble((f"{safe(name)} exists in this store", "bold"),
+                         f": {found.trials} trials{same}; launching adds to them.")  # fmt: skip
+    if found.train_changes:
+        text.append(f"\n[train] differs from the stored spec: {safe(', '.join(found.train_changes))}")
+    elif not found.stored_spec:
+        text.append("\nIt recorded no spec: its [train] values cannot be compared.")
+    return text
+
+
+def _field(**kwargs) -> Input:
+    """A form field: focusing it keeps the text as it is (no select-all that the next key would replace)."""
+    return Input(select_on_focus=False, **kwargs)
 
 
 def _int_or_none(text: str, what: str) -> int | None:

@@ -477,13 +477,14 @@ class StudyScreen(Screen):
         self.post_message(ChooseSpecToStart(self.study_name, self.model.user_attrs, self._start))
 
     @work(thread=True, exclusive=True, group="launch")
-    def _start(self, spec: Path) -> None:
+    def _start(self, spec: Path, trials: int | None = None) -> None:
         from engine.launch import RunRequest, UsageError, explain_refusal, start_detached
         from engine.spec import SpecError
 
-        self.app.call_from_thread(self.notify, f"starting {self.study_name} from {spec.name}...", timeout=3)
+        count = f", {trials} trials as last launched" if trials else ""
+        self.app.call_from_thread(self.notify, f"starting {self.study_name} from {spec.name}{count}...", timeout=3)
         try:  # what `tunetui run SPEC --detach` does, with its checks and its answer
-            started = start_detached(RunRequest(spec), self.app.storage_url)
+            started = start_detached(RunRequest(spec, trials=trials), self.app.storage_url)
             ok, text = started.ok, started.summary()
         except (SpecError, UsageError, StoreError) as err:
             ok, text = False, explain_refusal(err)
