@@ -92,6 +92,7 @@ class _Pipe:
 def step_oom(device: torch.device, dry: bool) -> str:
     """The worker's own run_trial: an out-of-memory trial (a 2% memory cap on CUDA; injected on CPU),
     then a normal trial in the same process, with the memory it holds before, between and after."""
+    from engine.run.protocol import RunTrial, TrialDone
     from engine.trainer.train import FAIL_ALLOC_ENV
     from engine.trainer.worker_main import run_trial
 
@@ -104,9 +105,8 @@ def step_oom(device: torch.device, dry: bool) -> str:
     name = str(device)
     allocated = (lambda: torch.cuda.memory_allocated(device) / 2**20) if device.type == "cuda" else (lambda: 0.0)
 
-    def trial(number: int, config: dict, **extra: Any) -> dict:
-        message = {"number": number, "config": config, "task": task, "task_params": params, **extra}
-        return run_trial(_Pipe(), message, name)
+    def trial(number: int, config: dict, **extra: Any) -> TrialDone:
+        return run_trial(_Pipe(), RunTrial(number, config, task, params, **extra), name)
 
     trial(0, small)  # loads the task: its tensors are what the process holds between trials
     before = allocated()
@@ -124,15 +124,16 @@ def step_oom(device: torch.device, dry: bool) -> str:
     after = allocated()
     how = "a 2% memory cap (memory_fraction 0.02), width 128, batch 4096" if device.type == "cuda" else (
         f"no CUDA: the OOM is injected ({FAIL_ALLOC_ENV}=2)")  # fmt: skip
-    ok = oom.get("state") == "fail" and oom.get("reason") == "oom" and normal.get("state") == "complete"
+    oom_state, normal_state = ("fail" if done.failed else "complete" for done in (oom, normal))
+    ok = oom_state == "fail" and oom.reason == "oom" and normal_state == "complete"
     if not ok:
         raise RuntimeError(f"expected FAIL oom, then COMPLETE; got {oom} and {normal}")
     return "\n".join([
         "## A forced out-of-memory trial, then a normal one (the worker's run_trial)", "",
         f"OOM by {how}.", "",
         "| | state | reason | allocated MB after |", "| --- | --- | --- | ---: |",
-        f"| OOM trial | {oom.get('state')} | {oom.get('reason')} | {between:.1f} |",
-        f"| next trial | {normal.get('state')} | {normal.get('reason') or '-'} | {after:.1f} |", "",
+        f"| OOM trial | {oom_state} | {oom.reason} | {between:.1f} |",
+        f"| next trial | {normal_state} | {normal.reason or '-'} | {after:.1f} |", "",
         f"held before: {before:.1f} MB (the task's tensors). Result: **pass** "
         "(the OOM trial fails `oom`, its memory is freed, the next trial completes)",
     ])  # fmt: skip

@@ -64,6 +64,7 @@ class Pipe:
 
 
 def test_a_real_oom_is_freed_and_the_next_trial_runs():
+    from engine.run.protocol import RunTrial
     from engine.trainer.worker_main import run_trial
 
     task = {"name": "synthetic_cifar:build", "params": {"samples": 5120}}
@@ -72,18 +73,17 @@ def test_a_real_oom_is_freed_and_the_next_trial_runs():
     big = {**small, "layers": 3, "width": 128, "batch_size": 4096}
 
     def trial(number, config, **extra):
-        return run_trial(Pipe(), {"number": number, "config": config, "task": task, "task_params": params,
-                                  **extra}, "cuda:0")  # fmt: skip
+        return run_trial(Pipe(), RunTrial(number, config, task, params, **extra), "cuda:0")
 
-    assert trial(0, small)["state"] == "complete"  # the task's tensors are loaded and kept
+    assert not trial(0, small).failed  # the task's tensors are loaded and kept
     held = torch.cuda.memory_allocated(CUDA)
     try:
         oom = trial(1, big, memory_fraction=0.02)  # a real allocator OOM under a 2% cap
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, CUDA)
-    assert oom["state"] == "fail" and oom["reason"] == "oom", oom
+    assert oom.reason == "oom", oom
     assert torch.cuda.memory_allocated(CUDA) <= held + 2**20  # nothing of the failed trial is held
-    assert trial(2, small)["state"] == "complete"
+    assert not trial(2, small).failed
 
 
 # The plain `device = "cuda"` without a memory cap is what most specs say; on an H200 with torch 2.11 every
