@@ -75,6 +75,15 @@ def trial_summary(counts: dict[str, int]) -> str:
     return f"{total}" + (f" ({', '.join(parts)})" if parts else "")
 
 
+def diagnosis_summary(kinds: dict[str, int], counts: dict[str, int]) -> str:
+    """The most common finding among a study's ended trials: "3/12 trials: vanishing gradients"."""
+    if not kinds:
+        return ""
+    kind, trials = min(kinds.items(), key=lambda item: (-item[1], item[0]))  # most trials; ties by name
+    ended = sum(n for state, n in counts.items() if state not in ("RUNNING", "WAITING"))
+    return f"{trials}/{max(ended, trials)} trials: {kind.replace('_', ' ')}"
+
+
 def trial_letters(counts: dict[str, int]) -> str:
     """12: 10c 1p 1f (complete, running, pruned, failed, killed, waiting)"""
     parts = [f"{counts[state]}{letter}" for state, letter in COUNT_LETTERS if counts.get(state)]

@@ -249,6 +249,13 @@ class Store:
     def findings(self, study_id: int, number: int) -> list[dict]:
         return self._telemetry("tt_diagnosis", telemetry.findings, study_id, number)
 
+    def finding_kinds(self) -> dict[int, dict[str, int]]:
+        """Every study's finding kinds, each with how many trials have it: one grouped read for the list."""
+        if not self.has_table("tt_diagnosis"):
+            return {}
+        with self.reading() as conn:
+            return telemetry.finding_kinds(conn)
+
     def logs(self, study_id: int, number: int | None = None, limit: int = 50) -> list[dict]:
         return self._telemetry("tt_log", telemetry.log_rows, study_id, number, 0, limit)
 

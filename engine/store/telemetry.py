@@ -227,6 +227,19 @@ def finding_total(conn: sa.Connection, study_id: int) -> int:
     return int(conn.execute(_FINDING_TOTAL_SQL, {"sid": study_id}).scalar_one())
 
 
+_FINDING_KINDS_SQL = sa.select(tt_diagnosis.c.study_id, tt_diagnosis.c.kind, sa.func.count()).group_by(
+    tt_diagnosis.c.study_id, tt_diagnosis.c.kind
+)
+
+
+def finding_kinds(conn: sa.Connection) -> dict[int, dict[str, int]]:
+    """study id -> finding kind -> how many of its trials have it (one row per trial and kind: the key)."""
+    out: dict[int, dict[str, int]] = {}
+    for study_id, kind, trials in conn.execute(_FINDING_KINDS_SQL):
+        out.setdefault(study_id, {})[kind] = int(trials)
+    return out
+
+
 # ---------------------------------------------------------------- helpers
 
 

@@ -15,8 +15,16 @@ from textual.worker import get_current_worker
 from engine.store import StoreError
 from engine.text import safe
 from tui.data import delete_study, list_studies, open_store, short_url
-from tui.formatting import format_best, trial_letters, trial_summary
+from tui.formatting import diagnosis_summary, format_best, trial_letters, trial_summary
 from tui.messages import Confirm, EditSpec, NewStudy, OpenStudy, StudiesLoaded
+
+
+def with_diagnosis(store, studies: list[dict]) -> list[dict]:
+    """Each study's most common finding, from one grouped read (a store without telemetry: none)."""
+    kinds = store.finding_kinds() if store is not None and store.has_telemetry() else {}
+    for s in studies:
+        s["diagnosis"] = diagnosis_summary(kinds.get(s["study_id"], {}), s["counts"])
+    return studies
 
 
 def gpu_line() -> str:
@@ -60,7 +68,7 @@ class StudiesScreen(Screen):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         for key, label in (("name", "study"), ("status", "state"), ("trials", "trials c/r/p/f"), ("best", "best"),
-                           ("started", "started"), ("device", "device")):  # fmt: skip
+                           ("diagnosis", "diagnosis"), ("started", "started"), ("device", "device")):  # fmt: skip
             table.add_column(label, key=key)
         self.query_one("#studies-title", Static).update(
             Text(safe(f"tunetui: studies in {short_url(self.app.storage_url)}"))
@@ -81,7 +89,7 @@ class StudiesScreen(Screen):
             try:
                 if store is None:
                     store = open_store(self.app.storage_url)
-                self.post_message(StudiesLoaded(list_studies(store), gpus=gpu_line()))
+                self.post_message(StudiesLoaded(with_diagnosis(store, list_studies(store)), gpus=gpu_line()))
             except StoreError as err:
                 self.post_message(StudiesLoaded([], str(err), gpu_line()))
             self._wake.wait(1.0)
@@ -123,6 +131,7 @@ class StudiesScreen(Screen):
                 s["status"],
                 trial_letters(s["counts"]),
                 format_best(s),
+                s.get("diagnosis", ""),
                 s.get("started_text", ""),
                 s.get("device", ""),
             )  # fmt: skip
