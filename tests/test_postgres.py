@@ -59,7 +59,8 @@ def test_two_hosts_form_one_study_and_add_up_their_budgets(tmp_path, pg_url):
 
 
 def test_kill_and_stop_reach_the_host_that_runs_the_trial_and_every_host(tmp_path, pg_url):
-    spec = write_spec(tmp_path, "ctl", "slow", n_trials=50, epochs=30, task_params={"epoch_s": 0.1})
+    # 10 s trials: the victim must still run when `kill` (a new interpreter, slow on a loaded machine) lands
+    spec = write_spec(tmp_path, "ctl", "slow", n_trials=50, epochs=100, task_params={"epoch_s": 0.1})
     view = StoreView(pg_url)
     a = start(spec, pg_url, "--workers", "1", log=tmp_path / "a.log", env=host("host-a"))
     b = start(spec, pg_url, "--workers", "1", log=tmp_path / "b.log", env=host("host-b"))
@@ -72,11 +73,11 @@ def test_kill_and_stop_reach_the_host_that_runs_the_trial_and_every_host(tmp_pat
         ]
 
     victim = wait_for(lambda: running_on("host-b"), 60, "a trial running on host-b")[0]
-    wait_for(lambda: running_on("host-a"), 60, "a trial running on host-a")
     killed = tunetui("kill", "ctl", str(victim), storage=pg_url)
     assert killed.returncode == 0 and f"killing trial {victim}" in killed.stdout, (
         killed.stdout + killed.stderr
     )
+    wait_for(lambda: running_on("host-a"), 60, "a trial running on host-a")
     wait_for(lambda: view.trials("ctl")[victim]["state"] == "FAIL", 15, "the killed trial")
     assert view.trials("ctl")[victim]["reason"] == "killed"
 
