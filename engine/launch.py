@@ -79,7 +79,8 @@ def load_run_spec(request: RunRequest):
     """The spec as this run sees it (--set and --study-name applied), plus its text for the store."""
     import tomli_w
 
-    from engine.spec import check_depth, load_toml, parse_spec, read_spec_text
+    from engine.spec import parse_spec
+    from engine.spec_text import check_depth, load_toml, read_spec_text
 
     path = Path(request.spec)
     text = read_spec_text(path)

@@ -6,7 +6,8 @@ import optuna
 import pytest
 
 from engine.space import build_pruner, build_sampler, grid_size, suggest
-from engine.spec import SpecError, StudySpec, condition_holds, find_line, load_spec, parse_spec
+from engine.spec import SpecError, StudySpec, condition_holds, load_spec, parse_spec
+from engine.spec_text import find_line
 from tests.conftest import STUDIES
 
 HEAD = '[study]\nname = "t"\n'

@@ -18,7 +18,8 @@ from textual.widgets import Footer, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from engine.files import write_private
-from engine.spec import NAME_PATTERN, SpecError, SpecIssue, StudySpec, parse_spec
+from engine.spec import NAME_PATTERN, SpecError, StudySpec, parse_spec
+from engine.spec_text import SpecIssue
 from engine.text import safe
 from tui.data import short_path
 from tui.messages import Confirm
