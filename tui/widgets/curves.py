@@ -43,7 +43,25 @@ class Chart:
     xlabel: str = "epoch"
     hline: float | None = None  # e.g. the clip threshold
     log_y: bool = False
+    sci_y: bool = False  # y ticks as 1e-3, 3e-4 (learning rates), not plotext's 0.001000
     note: str = ""  # shown when there is nothing to draw
+
+
+def short_sci(value: float) -> str:
+    """3e-4, 1.5e-3, 1e0: the shortest scientific form of a tick value."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def sci_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Ticks of a log axis from low to high (both > 0): powers of ten, with 2x and 5x between them when the
+    range spans less than two decades; the ends themselves when no such value falls inside."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    steps = (1.0,) if last - first > 2 else (1.0, 2.0, 5.0)
+    ticks = [m * 10.0**e for e in range(first, last + 1) for m in steps if low <= m * 10.0**e <= high]
+    if len(ticks) < 2:
+        ticks = sorted({low, high, *ticks})
+    return ticks, [short_sci(t) for t in ticks]
 
 
 def _finite(xs: Sequence[float], ys: Sequence[float | None], positive: bool) -> tuple[list, list]:
@@ -74,7 +92,7 @@ class SeriesPlot(PlotextPlot):
             return Text(f"{chart.title}: {chart.note or 'no data yet'}", style="dim", justify="center")
         plt = self.plt
         plt.clear_figure()
-        drawn = 0
+        drawn, shown = 0, []
         for i, s in enumerate(chart.series):
             xs, ys = _finite(s.xs, s.ys, chart.log_y)
             if not xs:
@@ -86,10 +104,13 @@ class SeriesPlot(PlotextPlot):
             else:
                 plt.plot(xs, ys, color=color, label=s.label)
             drawn += 1
+            shown.extend(ys)
         if drawn and chart.hline is not None and math.isfinite(chart.hline):
             plt.hline(chart.hline, color="red")
         if drawn and chart.log_y:
             plt.yscale("log")
+        if drawn and chart.sci_y:
+            plt.yticks(*sci_ticks(min(shown), max(shown)))
         title = chart.title if drawn else f"{chart.title}: {chart.note or 'no data yet'}"
         plt.title(title)
         if drawn:
@@ -170,7 +191,7 @@ def charts_for(
     train_col, val_col = ("train_acc", "val_acc") if own is None else (
         "train_" + own.removeprefix("val_") if own.startswith("val_") else None, own)  # fmt: skip
     loss, acc = Chart(f"loss {who}"), Chart(f"{safe(own) if own else 'accuracy'} {who}")
-    lr = Chart(f"learning rate {who}", log_y=True)
+    lr = Chart(f"learning rate {who}", log_y=True, sci_y=True)
     grad = Chart(f"grad norm {who}", xlabel="epoch (norm before clipping)", hline=clip)
     for i, n in enumerate(numbers):
         rows = epochs.get(n, [])
@@ -197,7 +218,7 @@ def charts_for(
         # per-step series show the schedule's shape and the spikes that epoch means hide
         xs = [s["step"] for s in steps]
         lr = Chart(f"learning rate {who}", [Series(None, xs, [s.get("lr") for s in steps], "cyan")],
-                   xlabel="step", log_y=True)  # fmt: skip
+                   xlabel="step", log_y=True, sci_y=True)  # fmt: skip
         grad = Chart(f"grad norm {who}", [Series(None, xs, [s.get("grad_norm") for s in steps], "cyan")],
                      xlabel="step (norm before clipping)", hline=clip)  # fmt: skip
     if clip is not None:
