@@ -21,6 +21,7 @@ the simulator's processes and of the server's (postmaster and backends, from /pr
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing as mp
@@ -31,7 +32,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 import uuid
 from pathlib import Path
 
@@ -101,10 +101,10 @@ def coordinator(host: int, n_workers: int, url: str, args: argparse.Namespace, r
     import optuna
 
     from engine.pruning import PruneCopy
-    from engine.run.coordinator import Coordinator
     from engine.space import build_pruner, build_sampler, suggest
     from engine.spec import load_spec
     from engine.store import Store
+    from engine.store.optuna_tables import set_trial_user_attrs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load_spec(SPEC)
@@ -117,7 +117,7 @@ def coordinator(host: int, n_workers: int, url: str, args: argparse.Namespace, r
     study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=build_pruner(spec))
     study_id = store.study_id(STUDY)
     prune_copy = PruneCopy(study.pruner, study.direction)
-    set_attrs = Coordinator._set_attrs.__get__(types.SimpleNamespace(study=study))  # the coordinator's own
+    set_attrs = functools.partial(set_trial_user_attrs, study)  # the coordinator's own
     name = f"sim-host-{host}"
     inbox: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -145,8 +145,8 @@ def coordinator(host: int, n_workers: int, url: str, args: argparse.Namespace, r
         trial = study.ask()
         suggest(trial, spec)  # the search space's suggest calls, each a store write
         lat["ask"].append(time.perf_counter() - t0)
-        timed("attrs", set_attrs, trial._trial_id, {"host": name, "coordinator_pid": os.getpid(),
-              "device": "cpu", "optuna_version": optuna.__version__, "seed": trial.number}, trial)  # fmt: skip
+        timed("attrs", set_attrs, trial, {"host": name, "coordinator_pid": os.getpid(),
+              "device": "cpu", "optuna_version": optuna.__version__, "seed": trial.number})  # fmt: skip
         running[worker.index] = {"trial": trial, "reported": {}}
         worker.assignments.put(trial.number)
 

@@ -39,8 +39,9 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
     """Optuna's grid sampler without its `study.stop()` after the last point.
 
     `study.stop()` works only inside `study.optimize`; the coordinator uses ask/tell and, before asking,
-    counts the grid points no trial has started (`Coordinator._grid_points_left`), since Optuna would
-    hand out an already-started point again once every point has been asked for."""
+    counts the grid points no trial has started (engine/run/ledger.py `grid_points_left`, from the trials'
+    `grid_id` system attrs; Optuna's own `is_exhausted` is not used), since Optuna would hand out an
+    already-started point again once every point has been asked for."""
 
     def after_trial(self, study, trial, state, values) -> None:
         return None

@@ -11,7 +11,8 @@ import types
 import pytest
 
 from engine.gpus import read_gpus
-from engine.run.coordinator import Coordinator, CoordinatorError, RunOptions
+from engine.run.errors import CoordinatorError
+from engine.run.pool import plan as slots_plan
 from engine.spec import parse_spec
 from engine.store import Store
 
@@ -66,8 +67,7 @@ def nvml(monkeypatch):
 
 def plan(tmp_path, devices: str) -> list[tuple[str, str, int]]:
     spec = parse_spec(f'[study]\nname = "p"\n[devices]\n{devices}\n')
-    coordinator = Coordinator(spec, Store(f"sqlite:///{tmp_path}/s.db"), RunOptions(), log=lambda line: None)
-    return coordinator.slots_plan()
+    return slots_plan(spec, log=lambda line: None)
 
 
 def test_read_gpus_reports_use_and_memory(nvml):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine.run.coordinator import Coordinator, RunOptions
+from engine.run.pool import plan as slots_plan
 from engine.spec import parse_spec
 from engine.store import Store, StoreError
 from tests.helpers_run import StoreView, finish, start, write_spec
@@ -19,7 +19,7 @@ PARALLEL = min(4, CORES)  # `run` refuses more CPU workers than cores
 
 def plan(tmp_path, devices: str = "", **options) -> list[tuple[str, str, int]]:
     spec = parse_spec(f'[study]\nname = "p"\n[devices]\n{devices}\n')
-    return Coordinator(spec, Store(f"sqlite:///{tmp_path}/s.db"), RunOptions(**options)).slots_plan()
+    return slots_plan(spec, **options)
 
 
 def test_cpu_workers_split_the_cores(tmp_path):

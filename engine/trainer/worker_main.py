@@ -68,7 +68,7 @@ def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_p
     # decides what stops (it fails the trial `interrupted`, or lets it finish with --graceful).
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    # a group of its own: ending a worker (engine/run/coordinator.py _kill_worker) kills the group, task's
+    # a group of its own: ending a worker (engine/run/pool.py Pool.kill) kills the group, task's
     # processes included; the terminal's signals no longer reach it (they were ignored anyway)
     os.setpgrp()
     _guard_group()

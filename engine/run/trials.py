@@ -1,0 +1,298 @@
+"""The trials one run holds, from ask to tell: dispatch to a worker, report and prune each epoch, and every
+way a trial ends (complete, pruned, failed, killed by the user, its worker dead or past its time limit,
+orphaned by a dead coordinator, or finished by another host meanwhile)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from engine.pruning import PruneCopy
+from engine.report import KILLED
+from engine.run import ledger
+from engine.run.pool import WORKER_START_LIMIT_S, Pool, Slot
+from engine.run.protocol import Epoch, FromWorker, Log, Ready, RunTrial, StopTrial, TrialDone
+from engine.space import suggest
+from engine.spec import StudySpec
+from engine.store import Store
+from engine.store.optuna_tables import fail_trial, set_trial_user_attrs
+from engine.value import trial_value
+
+KILL_GRACE_S = 3.0  # a killed trial may stop at its next epoch (its worker lives on); then it is killed
+
+
+@dataclass
+class Progress:
+    """What the coordinator tells its caller after each finished trial (this host's run)."""
+
+    done: int = 0
+    target: int = 0
+    best: float | None = None
+    best_number: int | None = None
+
+
+class Trials:
+    def __init__(self, spec: StudySpec, store: Store, study: optuna.Study, study_id: int, pool: Pool,
+                 host: str, prune_copy: PruneCopy | None, *, spec_path: str | None, spec_commit: str | None,
+                 worker_max_trials: int | None, interrupted: Callable[[], bool],
+                 log: Callable[[str], None], on_progress: Callable[[Progress], None]):  # fmt: skip
+        self.spec, self.store, self.study, self.study_id, self.pool = spec, store, study, study_id, pool
+        self.host, self.prune_copy, self.log, self.on_progress = host, prune_copy, log, on_progress
+        self.spec_path, self.spec_commit, self.worker_max_trials = spec_path, spec_commit, worker_max_trials
+        self.interrupted = interrupted  # a signal arrived: workers are not replaced any more
+        self.metric = spec.study.metric
+        self.maximize = spec.study.direction == "maximize"
+        self.prunes = not isinstance(study.pruner, optuna.pruners.NopPruner)  # skip a store read per epoch
+        self.trial_timeout = spec.budget.trial_timeout_s
+        self.progress = Progress()
+        self.outcomes = ledger.RunOutcomes()
+
+    # ------------------------------------------------------------------ start and run
+    def dispatch(self, slot: Slot) -> None:
+        trial = self.study.ask()
+        attrs: dict[str, Any] = {
+            "host": self.host,
+            "coordinator_pid": os.getpid(),
+            "device": slot.device if not slot.visible else f"cuda:{slot.visible}",
+            "optuna_version": optuna.__version__,
+            "spec_commit": self.spec_commit,
+        }
+        try:
+            params = suggest(trial, self.spec)
+            seed = self.spec.study.seed + trial.number
+            config = self.spec.train_config(params, seed=seed)
+        except ValueError as err:  # pydantic's ValidationError too: sampled values the config refuses
+            set_trial_user_attrs(self.study, trial, {**attrs, "fail_reason": "bad_config", "fail_hint": str(err)[:500]})
+            self._tell(trial, state=TrialState.FAIL)
+            self.progress.done += 1
+            self.outcomes.ended(trial.number, TrialState.FAIL, "bad_config", str(err))
+            self.log(f"trial {trial.number}: FAIL (bad_config: {str(err).splitlines()[0]})")
+            self.on_progress(self.progress)
+            return
+        attrs.update(seed=seed, amp=config.amp, clip_norm=config.clip_norm)
+        set_trial_user_attrs(self.study, trial, attrs)
+        slot.take(trial)
+        task_params = self.spec.task_params(params)
+        if self.spec_path:  # user tasks import their module from the spec's folder
+            task_params["__spec_dir__"] = str(Path(self.spec_path).resolve().parent)
+        # the task as written (exclude_unset): the worker's TaskSpec then sees the same fields set, and a loop
+        # is not refused for the default `name` a full dump would carry beside it
+        self.pool.send(slot, RunTrial(trial.number, config.model_dump(), self.spec.task.model_dump(exclude_unset=True),
+                                      task_params, self.spec.devices.memory_fraction))  # fmt: skip
+
+    def handle(self, slot: Slot, message: FromWorker) -> None:
+        try:
+            if isinstance(message, Ready):
+                slot.ready, slot.failed_starts, slot.worker_pid = True, 0, message.pid
+            elif isinstance(message, Log):
+                self.store.write_log(self.study_id, message.number, [message.line])
+            elif isinstance(message, Epoch):
+                self._on_epoch(slot, message)
+            elif isinstance(message, TrialDone):
+                self._on_done(slot, message)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._taken(slot)
+
+    def kill(self, number: int) -> bool:
+        """Ask the worker running trial `number` to stop it at its next epoch; False: not ours."""
+        for slot in self.pool.busy():
+            if slot.trial.number == number:
+                slot.stop_reason = "user"
+                # the worker stops the trial at the end of its epoch and lives on; a hung trial is killed
+                slot.kill_deadline = time.time() + KILL_GRACE_S
+                self.pool.send(slot, StopTrial(number))
+                return True
+        return False
+
+    def check_workers(self) -> None:
+        """Replace dead workers; kill trials past their time limit or their kill grace."""
+        if self.interrupted():
+            return  # a terminal's signal may have reached the workers too: the trials are `interrupted`
+        for slot in self.pool.slots:
+            if slot.process is None:
+                continue
+            try:
+                self._check_worker(slot, time.time())
+            except optuna.exceptions.UpdateFinishedTrialError:
+                self._taken(slot)
+
+    def _check_worker(self, slot: Slot, now: float) -> None:
+        if not slot.process.is_alive():
+            code = self.pool.reap(slot)
+            if slot.trial is not None:
+                hint = f"the worker process exited with code {code}"
+                if code == -signal.SIGKILL:
+                    hint += " (SIGKILL: by a user, or the kernel's out-of-memory killer)"
+                self.fail(slot, "worker_died", hint)
+            self.log(f"worker {slot.index} exited (code {code}); starting a new one")
+            self.pool.spawn(slot)
+        elif slot.trial is not None and slot.kill_deadline is not None and now > slot.kill_deadline:
+            self.log(f"trial {slot.trial.number}: did not stop within {KILL_GRACE_S:g}s; killing its worker")
+            self.pool.kill(slot)
+            self._user_killed(slot)
+            self.pool.spawn(slot)
+        elif slot.trial is not None and self.trial_timeout and now - slot.trial_started > self.trial_timeout:
+            self.log(f"trial {slot.trial.number}: past its {self.trial_timeout:g}s limit; killing its worker")
+            self.pool.kill(slot)
+            self.fail(slot, "timeout", f"ran longer than trial_timeout_s={self.trial_timeout:g}")
+            self.pool.spawn(slot)
+        elif not slot.ready and now - slot.started > WORKER_START_LIMIT_S:
+            self.log(f"worker {slot.index} did not start within {WORKER_START_LIMIT_S:g}s; replacing it")
+            self.pool.replace(slot)
+
+    def _on_epoch(self, slot: Slot, message: Epoch) -> None:
+        trial = slot.trial
+        if trial is None or message.number != trial.number:
+            return
+        value = message.metrics.get(self.metric)
+        # once told to stop, the worker may still finish the epoch it was in: keep its telemetry, not its value
+        if slot.stop_reason is None and value is not None and math.isfinite(value):
+            trial.report(value, message.epoch)  # once per epoch, never per step (~2 ms on SQLite)
+            slot.reported[message.epoch] = value
+            if self.prunes and self._should_prune(slot):
+                slot.stop_reason = "pruned"
+                self.pool.send(slot, StopTrial(trial.number))
+        # Messages are handled in order, so this epoch is committed before the trial's `done` is told.
+        self.store.write_epoch(self.study_id, trial.number, message.epoch, message.metrics, message.steps,
+                               message.layers)  # fmt: skip
+
+    def _should_prune(self, slot: Slot) -> bool:
+        if self.prune_copy is None:
+            return slot.trial.should_prune()
+        return self.prune_copy.should_prune(slot.trial.number, slot.reported)
+
+    # ------------------------------------------------------------------ how trials end
+    def _on_done(self, slot: Slot, message: TrialDone) -> None:
+        trial = slot.trial
+        if trial is None or message.number != trial.number:
+            return
+        attrs = dict(message.attrs)
+        if message.findings:
+            self.store.write_findings(self.study_id, trial.number, message.findings)
+        if message.failed:
+            self.fail(slot, message.reason, message.hint, attrs)
+        elif slot.stop_reason == "user":
+            self._user_killed(slot, attrs)
+        elif slot.stop_reason == "pruned":
+            set_trial_user_attrs(self.study, trial, attrs)
+            self._tell(trial, state=TrialState.PRUNED)
+            self._finished(slot, TrialState.PRUNED, None)
+        else:
+            value, value_epoch = None, None
+            if slot.reported:  # the spec's value rule: best epoch, last epoch, or the mean of the last three
+                value, value_epoch = trial_value(list(slot.reported.values()), self.spec.study.value, self.maximize)
+            else:
+                final = message.metrics.get(self.metric)
+                value = final if final is not None and math.isfinite(final) else None
+            if value is None:
+                self.fail(slot, "no_metric", f"the trial reported no finite {self.metric}", attrs)
+            else:
+                set_trial_user_attrs(self.study, trial, {**attrs, "value_epoch": value_epoch})
+                self._tell(trial, value)
+                if self.prune_copy is not None:
+                    self.prune_copy.add(trial.number, value, slot.reported)
+                self._finished(slot, TrialState.COMPLETE, value)
+        if self.worker_max_trials and slot.trials_run >= self.worker_max_trials and not self.interrupted():
+            self.pool.retire(slot)
+
+    def fail(self, slot: Slot, reason: str, hint: str, attrs: dict | None = None) -> None:
+        trial = slot.trial
+        if trial is None:
+            return
+        set_trial_user_attrs(self.study, trial, {**(attrs or {}), "fail_reason": reason, "fail_hint": hint[:500]})
+        self._tell(trial, state=TrialState.FAIL)
+        self.store.write_log(self.study_id, trial.number, [f"FAIL {reason}: {hint}"])
+        self._finished(slot, TrialState.FAIL, None, counted=reason not in ledger.NOT_COUNTED, reason=reason,
+                       hint=hint)  # fmt: skip
+        self._maybe_retry(trial.number, trial.params, reason)
+
+    def _user_killed(self, slot: Slot, attrs: dict | None = None) -> None:
+        """A killed trial is `FAIL killed`, like `FAIL timeout`: never an ordinary PRUNED, which a pruner's
+        decision also gives, so the table, `show` and the exports can say it was killed."""
+        self.fail(slot, KILLED, "killed by the user before it finished", attrs)
+
+    def _finished(self, slot: Slot, state: TrialState, value: float | None, counted: bool = True,
+                  reason: str | None = None, hint: str = "") -> None:  # fmt: skip
+        number = slot.trial.number
+        self.outcomes.ended(number, state, reason, hint)
+        slot.release()
+        if counted:
+            self.progress.done += 1
+        if state == TrialState.COMPLETE:
+            self.refresh_best()
+        self.log(f"trial {number}: {state.name}" + (f" value={value:.4f}" if value is not None else "")
+                 + (f" ({reason})" if reason else ""))  # fmt: skip
+        self.on_progress(self.progress)
+
+    def abort_running(self, reason: str) -> None:
+        """Kill every running trial's worker now (stop --now: KILLED, or a signal: `interrupted`). The run
+        ends: the workers are not replaced."""
+        for slot in self.pool.busy():
+            self.pool.kill(slot)
+            if reason == KILLED:
+                self._user_killed(slot)
+            else:
+                self.fail(slot, reason, "the coordinator was stopped while the trial ran")
+
+    def abandon_running(self, hint: str) -> None:
+        """The coordinator itself failed: leave no RUNNING trial behind if the store still answers."""
+        for slot in self.pool.busy():
+            self.pool.kill(slot)
+            try:
+                self._fail_orphan(slot.trial, hint)
+            except Exception:  # noqa: BLE001 - the store may be what failed; the next coordinator recovers
+                pass
+            slot.trial = None
+
+    def recover_orphans(self) -> None:
+        """Fail every RUNNING trial whose coordinator is gone (ledger.orphans); re-enqueue it when asked."""
+        live = ledger.live_hosts(self.store.heartbeats(self.study_id), time.time())
+        mine = {s.trial.number for s in self.pool.busy()}
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for t, owner in ledger.orphans(running, self.host, mine, live, datetime.now()):
+            self._fail_orphan(t, f"its coordinator on {owner} died while it ran")
+            self.log(f"trial {t.number}: marked FAIL (orphaned, coordinator on {owner} gone)")
+            self._maybe_retry(t.number, t.params, "orphaned")
+
+    def _fail_orphan(self, trial: optuna.Trial | FrozenTrial, hint: str) -> None:
+        """FAIL a trial without telling it (an orphan, or one this coordinator abandons)."""
+        set_trial_user_attrs(self.study, trial, {"fail_reason": "orphaned", "fail_hint": hint[:500]})
+        fail_trial(self.study, trial)
+        self.store.write_log(self.study_id, trial.number, [f"FAIL orphaned: {hint}"])
+
+    def _maybe_retry(self, number: int, params: dict, reason: str) -> None:
+        if self.spec.study.retry_failed and reason in ledger.NOT_COUNTED and params:
+            self.study.enqueue_trial(params, user_attrs={"retry_of": number}, skip_if_exists=False)
+            self.log(f"trial {number}: re-enqueued with the same params")
+
+    def _taken(self, slot: Slot) -> None:
+        """Another coordinator finished our trial (it took our heartbeat for dead): drop it, uncounted."""
+        number = slot.trial.number if slot.trial is not None else "?"
+        self.log(f"trial {number}: finished by another coordinator meanwhile; dropping it")
+        slot.release()
+        self.pool.replace(slot)
+
+    def refresh_best(self) -> None:
+        try:
+            best = self.study.best_trial
+        except ValueError:
+            return
+        self.progress.best, self.progress.best_number = best.value, best.number
+
+    def _tell(self, trial: optuna.Trial, value: float | None = None, state: TrialState | None = None) -> None:
+        try:
+            self.study.tell(trial, value, state=state)
+        except ValueError as err:
+            if "Cannot tell a" in str(err):  # finished by someone else: see _taken
+                raise optuna.exceptions.UpdateFinishedTrialError(str(err)) from None
+            raise
