@@ -77,7 +77,7 @@ class LaunchScreen(Screen):
     @on(Input.Changed, "#launch-storage, #launch-set")
     def _target_changed(self) -> None:
         if self.spec is not None:
-            self._read_existing(self.spec_path, self._overrides(), self._storage())
+            self._read_existing(self.spec_path, self._overrides(), self._storage_url())
 
     def _overrides(self) -> tuple[str, ...]:
         try:
@@ -85,7 +85,7 @@ class LaunchScreen(Screen):
         except ValueError:  # an open quote while typing
             return ()
 
-    def _storage(self) -> str:
+    def _storage_url(self) -> str:
         return resolve_url(self.query_one("#launch-storage", Input).value.strip() or None)
 
     @work(thread=True, exclusive=True, group="existing")
@@ -111,7 +111,7 @@ class LaunchScreen(Screen):
             summary.update(f"[b]this spec has problems[/b] (ctrl+o to edit):\n{escape(safe_lines(err))}")
             return
         summary.update(spec_summary(self.spec))
-        self._read_existing(self.spec_path, self._overrides(), self._storage())
+        self._read_existing(self.spec_path, self._overrides(), self._storage_url())
         trials = self.query_one("#launch-trials", Input)
         if not trials.value and self.spec.budget.n_trials:
             trials.value = str(self.spec.budget.n_trials)
