@@ -1,4 +1,5 @@
-"""The numbers behind the analysis views (parallel coordinates, slice, contour, EDF, rank, timeline), from
+"""The numbers behind the analysis views (parallel coordinates, slice, contour, EDF, rank, timeline; for several
+objectives the Pareto front, each objective's history and the hypervolume history), from
 TrialRows alone: what optuna.visualization plots, computed here so a terminal can draw it. Pure: no store,
 no Textual, no torch; only complete trials with a finite value count as scored."""
 
@@ -9,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine import objectives
+from engine.objectives import as_costs, pareto_front, reference_point
 from engine.store import TrialRow
 
 LOG_SPAN = 100.0  # a positive numeric parameter spanning this factor or more is drawn on a log axis
@@ -243,3 +246,57 @@ def timeline(rows: Iterable[TrialRow], now: float) -> list[Span]:
         end = r.finished if r.finished is not None else max(now, r.started)
         spans.append(Span(r.number, r.state, r.started - origin, end - origin))
     return spans
+
+
+# ------------------------------------------------------------ several objectives
+def scored_all(rows: Iterable[TrialRow], objectives: int) -> list[TrialRow]:
+    """Complete trials with a finite value for each of `objectives` objectives, by number."""
+    done = [r for r in rows if r.state == "COMPLETE" and len(r.values) == objectives
+            and all(v is not None and math.isfinite(v) for v in r.values)]  # fmt: skip
+    return sorted(done, key=lambda r: r.number)
+
+
+def front(rows: Iterable[TrialRow], directions: Sequence[str]) -> list[TrialRow]:
+    """The complete trials on the Pareto front, by number."""
+    done = scored_all(rows, len(directions))
+    on_front = set(pareto_front({r.number: r.values for r in done}, directions))
+    return [r for r in done if r.number in on_front]
+
+
+@dataclass(frozen=True)
+class ObjectiveHistory:
+    numbers: tuple[int, ...]
+    values: tuple[float, ...]
+    best: tuple[float, ...]  # the best value so far, after each trial
+
+
+def objective_history(rows: Iterable[TrialRow], objective: int, direction: str) -> ObjectiveHistory:
+    """One objective's value per complete trial (those with a finite value for it), and the best so far."""
+    points = [(r.number, r.values[objective]) for r in sorted(rows, key=lambda r: r.number)
+              if r.state == "COMPLETE" and len(r.values) > objective and r.values[objective] is not None
+              and math.isfinite(r.values[objective])]  # type: ignore[arg-type]  # fmt: skip
+    maximize = str(direction).upper() == "MAXIMIZE"
+    best: list[float] = []
+    for _, value in points:
+        best.append(value if not best else (max if maximize else min)(best[-1], value))  # type: ignore[type-var]
+    return ObjectiveHistory(tuple(n for n, _ in points), tuple(v for _, v in points), tuple(best))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class HypervolumeHistory:
+    reference: tuple[float, ...]  # in the objectives' own terms (not negated)
+    numbers: tuple[int, ...]
+    volumes: tuple[float, ...]  # the front's hypervolume after each complete trial
+
+
+def hypervolume_history(rows: Iterable[TrialRow], directions: Sequence[str]) -> HypervolumeHistory | None:
+    """The hypervolume of the Pareto front after each complete trial, against one reference point for the
+    whole history: per objective the worst value among complete trials, moved 10% of the range further
+    (Optuna's plot_hypervolume_history asks the user for that point). None without a complete trial."""
+    done = scored_all(rows, len(directions))
+    if not done:
+        return None
+    costs = [as_costs(r.values, directions) for r in done]  # type: ignore[arg-type]  # scored: floats
+    reference = reference_point(costs)
+    volumes = objectives.hypervolume_history(costs, reference)
+    return HypervolumeHistory(as_costs(reference, directions), tuple(r.number for r in done), tuple(volumes))

@@ -51,3 +51,19 @@ def build_optuna_only_store(url: str) -> None:
         trial = pareto.ask()
         trial.suggest_float("lr", 1e-4, 1e-1, log=True)
         pareto.tell(trial, [acc, loss])
+
+
+def build_three_objective_store(url: str) -> None:
+    """`three` (maximize, minimize, minimize): four complete trials, #3 dominated by #0, and one trial of each
+    other state (pruned, failed, running, waiting)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="three", storage=optuna_storage(url),
+                                directions=["maximize", "minimize", "minimize"])  # fmt: skip
+    for values in ((0.9, 0.3, 5.0), (0.8, 0.1, 7.0), (0.7, 0.5, 1.0), (0.6, 0.4, 6.0)):
+        trial = study.ask()
+        trial.suggest_int("layers", 1, 4)
+        study.tell(trial, list(values))
+    for state in (optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL):
+        study.tell(study.ask(), state=state)
+    study.ask()  # RUNNING
+    study.enqueue_trial({"layers": 2})  # WAITING

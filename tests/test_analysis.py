@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from engine import analysis
+from engine import analysis, objectives
 from engine.store import TrialRow
 
 
@@ -121,3 +121,48 @@ def test_timeline_measures_spans_from_the_first_start_and_running_trials_end_now
         (3, "WAITING", None, None),
     ]
     assert [s.start for s in analysis.timeline([row(0, "WAITING")], now=1.0)] == [None]
+
+
+# ------------------------------------------------------------ several objectives
+def multi(number: int, *values: float | None, state: str = "COMPLETE") -> TrialRow:
+    return TrialRow(number=number, trial_id=number + 1, state=state, value=None, params={"x": number},
+                    started=None, finished=None, reason=None, epochs=0, flags=0, values=tuple(values))  # fmt: skip
+
+
+def test_hypervolume_of_known_fronts_is_exact():
+    staircase = [(1.0, 3.0), (2.0, 2.0), (3.0, 1.0)]  # strips 3x1 + 2x1 + 1x1
+    assert objectives.hypervolume(staircase, (4.0, 4.0)) == 6.0
+    assert objectives.hypervolume([*staircase, (3.0, 3.0), (5.0, 0.0)], (4.0, 4.0)) == 6.0  # dominated, outside
+    assert objectives.hypervolume([(0.0, 0.0, 0.0)], (1.0, 2.0, 3.0)) == 6.0
+    # boxes of 4 and 2 overlapping in a unit cube
+    assert objectives.hypervolume([(0.0, 0.0, 1.0), (1.0, 1.0, 0.0)], (2.0, 2.0, 2.0)) == 5.0
+    assert objectives.hypervolume([], (1.0, 1.0)) == 0.0
+
+
+def test_front_and_hypervolume_history_of_a_two_objective_study():
+    directions = ["MAXIMIZE", "MINIMIZE"]
+    rows = [multi(0, 0.7, 0.5), multi(1, 0.9, 0.3), multi(2, None, None, state="FAIL"), multi(3, 0.8, 0.1),
+            multi(4, 0.6, 0.6), multi(5, 0.95, math.nan), multi(6, state="RUNNING")]  # fmt: skip
+    assert [r.number for r in analysis.front(rows, directions)] == [1, 3]
+    history = analysis.hypervolume_history(rows, directions)
+    # worst: accuracy 0.6 (range 0.3), loss 0.6 (range 0.5) -> reference (0.57, 0.65)
+    assert history.reference == pytest.approx((0.57, 0.65))
+    assert history.numbers == (0, 1, 3, 4)
+    first = (0.7 - 0.57) * (0.65 - 0.5)
+    second = (0.9 - 0.57) * (0.65 - 0.3)  # #1 dominates #0
+    third = second + (0.8 - 0.57) * (0.3 - 0.1)
+    assert history.volumes == pytest.approx((first, second, third, third))
+    assert analysis.hypervolume_history([multi(0, state="RUNNING")], directions) is None
+
+
+def test_history_per_objective_keeps_the_best_so_far_in_its_direction():
+    rows = [multi(0, 0.7, 0.5), multi(1, 0.9, 0.6), multi(2, state="PRUNED"), multi(3, 0.8, 0.1)]
+    accuracy = analysis.objective_history(rows, 0, "MAXIMIZE")
+    loss = analysis.objective_history(rows, 1, "MINIMIZE")
+    assert (accuracy.numbers, accuracy.values, accuracy.best) == ((0, 1, 3), (0.7, 0.9, 0.8), (0.7, 0.9, 0.9))
+    assert (loss.values, loss.best) == ((0.5, 0.6, 0.1), (0.5, 0.5, 0.1))
+
+
+def test_reference_point_moves_a_constant_objective_too():
+    assert objectives.reference_point([(1.0, 2.0), (1.0, 4.0)]) == pytest.approx((1.1, 4.2))
+    assert objectives.reference_point([(0.0,), (0.0,)]) == pytest.approx((0.1,))

@@ -41,6 +41,7 @@ class StudyModel:
         self.study_id: int | None = None
         self.maximizing = True
         self.objectives = 1
+        self.directions: list[str] = ["MAXIMIZE"]  # one per objective
         self.status = "waiting"
         self.user_attrs: dict = {}
         self.coordinators: list[dict] = []
@@ -75,6 +76,7 @@ class StudyModel:
             self.study_id = delta.study_id
             self.maximizing = delta.direction == "MAXIMIZE"
             self.objectives = len(delta.directions)
+            self.directions = list(delta.directions)
             dirty.direction = True
         if delta.user_attrs is not None:
             self.user_attrs = delta.user_attrs

@@ -6,7 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from tests.optuna_only import build_optuna_only_store
+from tests.optuna_only import build_optuna_only_store, build_three_objective_store
 from tests.tui.builders import build_study
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
@@ -88,12 +88,67 @@ async def test_intermediate_values_of_a_study_run_by_optuna_alone_name_each_tria
         await wait_for(pilot, lambda: "not enough trials: 1 complete with a value" in screen_text(app))
 
 
-async def test_value_views_of_a_two_objective_study_say_they_need_one_objective(tmp_path, make_app):
+async def test_a_two_objective_study_opens_on_its_pareto_front_with_history_and_hypervolume(tmp_path, make_app):
     url = f"sqlite:///{tmp_path}/optuna.db"
-    build_optuna_only_store(url)
+    build_optuna_only_store(url)  # `pareto`: (0.9, 0.3) (0.8, 0.1) on the front, (0.7, 0.5) behind
     app = make_app(url, open_study="pareto")
     async with app.run_test(size=(80, 24)) as pilot:
         await _open_analysis(pilot, app, "pareto")
+        marks = ("Pareto front of 3 complete trials: ↑ objective 1 (min)", "trial (1)", "Pareto front (2)",
+                 "→ objective 0 (max)")
+        await wait_for(pilot, lambda: all(m in screen_text(app) for m in marks), what="the front's scatter")
+        await pilot.press("9")
+        marks = ("objective 0 (max): best 0.9", "objective 1 (min): best 0.1", "best so far")
+        await wait_for(pilot, lambda: all(m in screen_text(app) for m in marks), what="history per objective")
+        await pilot.press("0")
+        # reference: accuracy 0.7 - 0.02, loss 0.5 + 0.04; volume 0.22 x 0.24 + 0.12 x 0.2 = 0.0768
+        marks = ("hypervolume history (now 0.0768)", "reference point (0.68, 0.54)")
+        await wait_for(pilot, lambda: all(m in screen_text(app) for m in marks), what="the hypervolume")
+        await pilot.press("1")
         await wait_for(pilot, lambda: "this view needs one objective; the study has 2" in screen_text(app))
         await pilot.press("6")  # the timeline needs no value
         await wait_for(pilot, lambda: "#2    complete │" in screen_text(app), what="the timeline")
+
+
+async def test_a_three_objective_study_with_trials_of_every_state_shows_its_front_as_a_table(tmp_path, make_app):
+    url = f"sqlite:///{tmp_path}/three.db"
+    build_three_objective_store(url)
+    app = make_app(url, open_study="three")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_analysis(pilot, app, "three")
+        await wait_for(pilot, lambda: "Pareto front: 3 trials" in screen_text(app), what="the front's table")
+        text = screen_text(app)
+        assert "obj 2 (min)" in text and "layers" in text and "0.6" not in text, text  # #3 is behind #0
+        await pilot.press("9")
+        await wait_for(pilot, lambda: "page 1/2" in screen_text(app) and "objective 1 (min)" in screen_text(app))
+        await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda: "objective 2 (min): best 1" in screen_text(app), what="objective 2")
+        await pilot.press("0")
+        await wait_for(pilot, lambda: "hypervolume history" in screen_text(app), what="the hypervolume")
+        await pilot.press("6")
+        await wait_for(pilot, lambda: all(m in screen_text(app) for m in ("pruned", "fail", "running",
+                                                                          "(not started)")))  # fmt: skip
+
+
+@pytest.mark.parametrize("complete", [0, 1])
+async def test_pareto_views_say_not_enough_trials_with_fewer_than_two_complete(tmp_path, make_app, complete):
+    url = f"sqlite:///{tmp_path}/few.db"
+    study = optuna.create_study(study_name="few", storage=url, directions=["minimize", "minimize"])
+    for _ in range(complete):
+        study.tell(study.ask(), [1.0, 2.0])
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    app = make_app(url, open_study="few")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_analysis(pilot, app, "few")
+        for key in "890":
+            await pilot.press(key)
+            await wait_for(pilot, lambda: f"not enough trials: {complete} complete with a value for every "
+                           "objective" in screen_text(app), what=f"view {key}")  # fmt: skip
+
+
+async def test_pareto_views_of_a_one_objective_study_say_they_need_several(small_store, make_app):
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_analysis(pilot, app, "digits_mlp")
+        await pilot.press("8")
+        await wait_for(pilot, lambda: "this view needs several objectives; the study has 1" in screen_text(app))

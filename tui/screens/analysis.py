@@ -1,5 +1,6 @@
 """The Analysis screen: parallel coordinates, slice, contour, EDF, rank, timeline and intermediate values of
-one study, one view at a time (keys 1-7), read live on its own read-only connection."""
+one study (keys 1-7); for several objectives the Pareto front, each objective's history and the hypervolume
+history (keys 8, 9, 0). One view at a time, read live on its own read-only connection."""
 
 from __future__ import annotations
 
@@ -20,11 +21,16 @@ from engine import analysis
 from engine.store import StoreError
 from engine.text import safe
 from tui.data import StudyWatcher, Want
+from tui.formatting import format_value
 from tui.messages import PollFailed, StudyUpdated
 from tui.study_model import StudyModel
 from tui.widgets import analysis_views as views
 
-VIEWS = ("parallel", "slice", "contour", "edf", "rank", "timeline", "intermediate")
+VIEWS = ("parallel", "slice", "contour", "edf", "rank", "timeline", "intermediate", "pareto", "objectives",
+         "hypervolume")
+KEYS = dict(zip(VIEWS, "1234567890", strict=True))
+ONE_OBJECTIVE = ("parallel", "slice", "contour", "edf", "rank")  # views of the value of a one-objective study
+SEVERAL_OBJECTIVES = ("pareto", "objectives", "hypervolume")
 NAMES = {
     "parallel": "parallel",
     "slice": "slice",
@@ -33,6 +39,9 @@ NAMES = {
     "rank": "rank",
     "timeline": "timeline",
     "intermediate": "intermediate",
+    "pareto": "Pareto front",
+    "objectives": "objectives",
+    "hypervolume": "hypervolume",
 }
 MAX_SLICES = 3  # slice charts side by side (two below 120 columns)
 MIN_SCORED = 2  # complete trials with a value a value view needs
@@ -44,7 +53,7 @@ class AnalysisScreen(Screen):
     HELP_TITLE = "Analysis"
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        *(Binding(str(i + 1), f"view('{view}')", NAMES[view].capitalize(), show=False) for i, view in enumerate(VIEWS)),
+        *(Binding(KEYS[view], f"view('{view}')", NAMES[view].capitalize(), show=False) for view in VIEWS),
         Binding("left_square_bracket", "page(-1)", "Prev", key_display="[",
                 tooltip="Previous parameters (slice), x parameter (contour), trials (intermediate values)"),  # fmt: skip
         Binding("right_square_bracket", "page(1)", "Next", key_display="]",
@@ -60,6 +69,7 @@ class AnalysisScreen(Screen):
         self.view = view
         self.pages = dict.fromkeys(VIEWS, 0)
         self.other = 1  # contour: the y parameter's index (the x parameter's is the page)
+        self.chosen = False  # the user picked a view (else a study with several objectives opens on its front)
         self.want = Want()
         self.loaded = False
         self.deltas = 0  # deltas applied
@@ -119,6 +129,8 @@ class AnalysisScreen(Screen):
         self.deltas += 1
         first = not self.loaded and not message.delta.partial
         self.loaded = self.loaded or first
+        if dirty.direction and self.model.objectives > 1 and not self.chosen:
+            self.view = "pareto"
         if first or dirty.trials or dirty.curves or dirty.direction or self.deltas == self._want_from:
             self._show_soon()
 
@@ -139,8 +151,10 @@ class AnalysisScreen(Screen):
         model = self.model
         self.query_one("#analysis-title", Static).update(model.title(), layout=False)  # markup, names escaped
         tabs = Text()
-        for i, view in enumerate(VIEWS):
-            tabs.append(f" {i + 1} {NAMES[view]} ", style="reverse bold" if view == self.view else "")
+        hidden = ONE_OBJECTIVE if model.objectives > 1 else SEVERAL_OBJECTIVES  # their keys still answer
+        for view in VIEWS:
+            if view not in hidden or view == self.view:
+                tabs.append(f" {KEYS[view]} {NAMES[view]} ", style="reverse bold" if view == self.view else "")
         self.query_one("#analysis-views", Static).update(tabs)
         charts, caption, text = self._render_view() if self.loaded else ([], "", "reading the study...")
         for i, plot in enumerate(self.query(views.AnalysisPlot)):
@@ -165,8 +179,11 @@ class AnalysisScreen(Screen):
             return [], "", views.timeline_text(spans, self.size.width)
         if view == "intermediate":
             return self._intermediate()
+        if view in SEVERAL_OBJECTIVES:
+            return self._several_objectives()
         if model.objectives > 1:
-            return [], "", f"this view needs one objective; the study has {model.objectives}"
+            return [], "", (f"this view needs one objective; the study has {model.objectives}: "
+                            "8 Pareto front, 9 objectives, 0 hypervolume")  # fmt: skip
         done = analysis.scored(rows)
         if len(done) < MIN_SCORED:
             return [], "", (f"not enough trials: {len(done)} complete with a value "
@@ -201,6 +218,36 @@ class AnalysisScreen(Screen):
         if grid is None:
             return [], "", f"no complete trial has both {safe(x_name)} and {safe(y_name)}"
         return [], "", views.contour_text(grid, model.maximizing, best)
+
+    def _several_objectives(self):
+        """The Pareto front, each objective's history, or the hypervolume history."""
+        model, view = self.model, self.view
+        if model.objectives < 2:
+            return [], "", f"this view needs several objectives; the study has {model.objectives}"
+        directions = model.directions
+        done = analysis.scored_all(model.rows.values(), model.objectives)
+        if len(done) < MIN_SCORED:
+            return [], "", (f"not enough trials: {len(done)} complete with a value for every objective "
+                            f"({MIN_SCORED} needed for the {NAMES[view]} view)")  # fmt: skip
+        if view == "pareto":
+            front = analysis.front(done, directions)
+            if model.objectives == 2:
+                return [views.pareto_draw(done, front, directions)], "`*` on the Pareto front, `o` the others", ""
+            return [], "", views.pareto_table(front, directions, analysis.param_names(front))
+        if view == "objectives":
+            per_page = MAX_SLICES if self.size.width >= 120 else 2
+            pages = (model.objectives + per_page - 1) // per_page
+            page = self.pages["objectives"] % pages
+            shown = range(page * per_page, min(model.objectives, (page + 1) * per_page))
+            charts = [views.objective_history_draw(analysis.objective_history(done, i, directions[i]), i,
+                                                   directions[i]) for i in shown]  # fmt: skip
+            more = f": page {page + 1}/{pages} ([ ] pages)" if pages > 1 else ""
+            return charts, f"each objective by trial, `o` its value, the line its best so far{more}", ""
+        history = analysis.hypervolume_history(done, directions)
+        assert history is not None  # done is not empty
+        reference = ", ".join(format_value(v) for v in history.reference)
+        return [views.hypervolume_draw(history)], (f"reference point ({reference}): the worst value per "
+                                                   "objective among complete trials, 10% of its range further"), ""  # fmt: skip
 
     def _intermediate_numbers(self) -> list[int]:
         started = sorted((n for n, r in self.model.rows.items() if r.started is not None), reverse=True)
@@ -242,6 +289,7 @@ class AnalysisScreen(Screen):
 
     def action_view(self, view: str) -> None:
         self.view = view
+        self.chosen = True
         self._show()
         self.refresh_bindings()  # [ ] and , . apply to some views only
 
@@ -257,5 +305,5 @@ class AnalysisScreen(Screen):
         if action == "other":
             return self.view == "contour"
         if action == "page":
-            return self.view in ("slice", "contour", "intermediate")
+            return self.view in ("slice", "contour", "intermediate", "objectives")
         return True

@@ -221,3 +221,79 @@ def timeline_text(spans: list[analysis.Span], width: int) -> RenderableType:
     if len(spans) > MAX_ROWS:
         out.append(f"the newest {MAX_ROWS} of {len(spans)} trials", style="dim")
     return out
+
+
+def objective_label(index: int, direction: str) -> str:
+    """How an objective is named on axes and columns: its index and which way is better."""
+    return f"objective {index} ({'max' if str(direction).upper() == 'MAXIMIZE' else 'min'})"
+
+
+def pareto_draw(done: list[TrialRow], front: list[TrialRow], directions: Sequence[str]) -> Draw:
+    """Two objectives: every complete trial as `o`, the trials on the Pareto front as `*`."""
+    on_front = {r.number for r in front}
+
+    def draw(plt) -> None:
+        for group, marker, color, label in (([r for r in done if r.number not in on_front], "o", "cyan", "trial"),
+                                            (front, "*", "orange", "Pareto front")):  # fmt: skip
+            if group:
+                plt.scatter([r.values[0] for r in group], [r.values[1] for r in group], marker=marker, color=color,
+                            label=f"{label} ({len(group)})")  # fmt: skip
+        plt.xlabel(f"→ {objective_label(0, directions[0])}")
+        plt.title(f"Pareto front of {len(done)} complete trials: ↑ {objective_label(1, directions[1])}")
+
+    return draw
+
+
+def pareto_table(front: list[TrialRow], directions: Sequence[str], names: Sequence[str]) -> RenderableType:
+    """Three or more objectives: the front's trials, each objective's value and the parameters."""
+    table = Table(title=f"Pareto front: {len(front)} trials", expand=False, show_edge=False, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    for i, direction in enumerate(directions):
+        table.add_column(objective_label(i, direction).replace("objective", "obj"), justify="right", no_wrap=True)
+    for name in names:
+        table.add_column(safe(name), justify="right", no_wrap=True, max_width=12)
+    for row in front[:MAX_ROWS]:
+        table.add_row(str(row.number), *(format_value(v) for v in row.values),
+                      *(safe(format_value(row.params.get(n))) for n in names))  # fmt: skip
+    if len(front) > MAX_ROWS:
+        table.caption = f"the first {MAX_ROWS} of {len(front)}"
+    return table
+
+
+def _steps(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
+    """A line that holds each y until the next x (best so far, hypervolume)."""
+    out_x: list[float] = []
+    out_y: list[float] = []
+    for x, y in zip(xs, ys, strict=True):
+        if out_y:
+            out_x.append(x)
+            out_y.append(out_y[-1])
+        out_x.append(x)
+        out_y.append(y)
+    return out_x, out_y
+
+
+def objective_history_draw(history: analysis.ObjectiveHistory, index: int, direction: str) -> Draw:
+    """One objective's value per trial (`o`) and the best so far (a step line)."""
+
+    def draw(plt) -> None:
+        xs, ys = downsample(list(history.numbers), list(history.values), 1000)
+        plt.scatter(xs, ys, marker="o", color="cyan", label="value")
+        bx, by = downsample(*_steps(history.numbers, history.best), 1000)
+        plt.plot(bx, by, marker="braille", color="orange", label="best so far")
+        plt.title(f"{objective_label(index, direction)}: best {format_value(history.best[-1])}")
+        plt.xlabel("trial")
+
+    return draw
+
+
+def hypervolume_draw(history: analysis.HypervolumeHistory) -> Draw:
+    """The front's hypervolume after each complete trial, as steps."""
+
+    def draw(plt) -> None:
+        px, py = downsample(*_steps(history.numbers, history.volumes), 1000)
+        plt.plot(px, py, marker="braille", color="cyan", label="hypervolume")
+        plt.title(f"hypervolume history (now {format_value(history.volumes[-1])})")
+        plt.xlabel("trial")
+
+    return draw
