@@ -14,6 +14,7 @@ from engine.store import resolve_url
 from engine.text import safe, safe_lines
 from tui.messages import (
     ChooseSpecToStart,
+    CompareStudies,
     Confirm,
     EditSpec,
     ExportStudy,
@@ -24,6 +25,7 @@ from tui.messages import (
     OpenStudy,
 )
 from tui.screens.analysis import AnalysisScreen
+from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.editor import EditorScreen
 from tui.screens.export import ExportScreen
@@ -168,6 +170,9 @@ class TunetuiApp(App):
 
     def on_open_analysis(self, message: OpenAnalysis) -> None:
         self.push_screen(AnalysisScreen(message.name))
+
+    def on_compare_studies(self, message: CompareStudies) -> None:
+        self.push_screen(CompareScreen(message.first, message.second))
 
 
 def run_app(storage_url: str | None, studies_dir: str = "studies") -> None:

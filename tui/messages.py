@@ -76,6 +76,14 @@ class OpenStudy(Message):
 
 
 @dataclass
+class CompareStudies(Message):
+    """Show two studies' histories overlaid, beside the diff of their search spaces."""
+
+    first: str
+    second: str
+
+
+@dataclass
 class NewStudy(Message):
     """Pick a spec in the studies folder, then show the Launch screen for it."""
 

@@ -7,7 +7,7 @@ from textual.widgets import OptionList, TextArea
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.editor import EditorScreen, ForkScreen, set_study_name, space_diff
+from tui.screens.editor import EditorScreen, ForkScreen, set_study_name
 from tui.screens.studies import StudiesScreen
 
 
@@ -130,9 +130,3 @@ def test_set_study_name_replaces_only_the_study_table_name():
     text = '[study]\nname = "a"\n[task]\nname = "digits"\n'
     assert set_study_name(text, "b") == '[study]\nname = "b"\n[task]\nname = "digits"\n'
     assert set_study_name("[study]\nseed = 1\n", "c") == '[study]\nname = "c"\nseed = 1\n'
-
-
-def test_space_diff_is_empty_when_the_space_did_not_change():
-    text = '[space.lr]\ntype = "float"\nlow = 0.1\nhigh = 1.0\n'
-    assert space_diff(text, text + "\n[train]\nepochs = 3\n") == []
-    assert any(line.startswith("+high = 2.0") for line in space_diff(text, text.replace("1.0", "2.0")))

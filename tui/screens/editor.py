@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import re
-import tomllib
 from pathlib import Path
 
 from rich.text import Text
@@ -17,6 +15,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from engine.compare import space_diff
 from engine.files import write_private
 from engine.spec import NAME_PATTERN, SpecError, StudySpec, parse_spec
 from engine.spec_text import SpecIssue
@@ -44,22 +43,6 @@ def set_study_name(text: str, name: str) -> str:
             return "".join(lines)
     lines.insert(header + 1, new_line)
     return "".join(lines)
-
-
-def space_diff(before: str, after: str) -> list[str]:
-    """A unified diff of the [space] tables of two spec texts (normalised through TOML)."""
-    import tomli_w
-
-    def space_lines(text: str) -> list[str]:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError:
-            return ["<not valid TOML>"]
-        return tomli_w.dumps({"space": data.get("space", {})}).splitlines()
-
-    return list(
-        difflib.unified_diff(space_lines(before), space_lines(after), "original", "fork", lineterm="", n=1)
-    )
 
 
 class ForkScreen(ModalScreen[str | None]):

@@ -16,7 +16,7 @@ from engine.store import StoreError
 from engine.text import safe
 from tui.data import delete_study, list_studies, open_store, short_url
 from tui.formatting import diagnosis_summary, format_best, trial_letters, trial_summary
-from tui.messages import Confirm, EditSpec, NewStudy, OpenStudy, StudiesLoaded
+from tui.messages import CompareStudies, Confirm, EditSpec, NewStudy, OpenStudy, StudiesLoaded
 
 
 def with_diagnosis(store, studies: list[dict]) -> list[dict]:
@@ -42,6 +42,8 @@ class StudiesScreen(Screen):
         Binding("n", "new", "New", tooltip="Start a new study from a spec file in the studies folder"),
         Binding("E", "edit", "Edit spec", tooltip="Edit a spec file (validated as you type)"),
         Binding("d", "delete", "Delete", tooltip="Delete the selected study (asks first)"),
+        Binding("m", "mark", "Mark", show=False, tooltip="Mark the selected study to compare with another (m again: unmark)"),
+        Binding("c", "compare", "Compare", show=False, tooltip="Compare the marked study with the selected one"),
         Binding("slash", "filter", "Filter", key_display="/", tooltip="Show only studies whose name matches"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -51,6 +53,7 @@ class StudiesScreen(Screen):
         self.studies: list[dict] = []
         self.shown: list[tuple] = []
         self.filter_text = ""
+        self.marked: str | None = None  # the study `c` compares the selected one with
         self._wake = threading.Event()
         self._closing = False  # set on unmount: the polling thread ends now, not after its sleep
         self._visible = True  # False while another screen is on top
@@ -138,6 +141,7 @@ class StudiesScreen(Screen):
             for s in self.studies
             if needle in s["study_name"].lower()
         ]
+        rows = [(f"◆ {r[0]}" if r[0] == self.marked else r[0], *r[1:]) for r in rows]  # the mark, in words too
         if rows == self.shown:
             return
         keep = self.selected_name
@@ -145,9 +149,16 @@ class StudiesScreen(Screen):
         table.clear()
         for row in rows:
             # cells as Text: a study named "a[/]b" is a name, not markup; the key keeps the exact name
-            table.add_row(*(Text(safe(cell)) for cell in row), key=row[0])
-        if keep is not None and keep in [r[0] for r in rows]:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
+            name = row[0][2:] if row[0] == f"◆ {self.marked}" else row[0]
+            table.add_row(*(Text(safe(cell)) for cell in row), key=name)
+        if keep is not None and table.is_valid_row_index(index := self._index_of(keep)):
+            table.move_cursor(row=index, animate=False)
+
+    def _index_of(self, name: str) -> int:
+        try:
+            return self.query_one(DataTable).get_row_index(name)
+        except Exception:  # no such row (filtered out, deleted)
+            return -1
 
     @property
     def selected_name(self) -> str | None:
@@ -171,6 +182,22 @@ class StudiesScreen(Screen):
             self.notify("no study to open; press n to start one", severity="warning")
             return
         self.post_message(OpenStudy(name))
+
+    def action_mark(self) -> None:
+        name = self.selected_name
+        if name is None:
+            return
+        self.marked = None if self.marked == name else name
+        self._show()
+        if self.marked:
+            self.notify(f"marked {safe(name)}: select another study and press c to compare them")
+
+    def action_compare(self) -> None:
+        name = self.selected_name
+        if self.marked is None or name is None or name == self.marked:
+            self.notify("mark a study with m, then select another and press c", severity="warning")
+            return
+        self.post_message(CompareStudies(self.marked, name))
 
     def action_new(self) -> None:
         self.post_message(NewStudy())

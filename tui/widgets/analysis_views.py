@@ -297,3 +297,31 @@ def hypervolume_draw(history: analysis.HypervolumeHistory) -> Draw:
         plt.xlabel("trial")
 
     return draw
+
+
+def compare_draw(studies: Sequence[tuple[str, analysis.ObjectiveHistory]]) -> Draw:
+    """Two studies' histories overlaid: values as `o` / `x`, the best so far as lines of `*` / `+`."""
+
+    def draw(plt) -> None:
+        for (name, history), (marker, line, color) in zip(studies, (("o", "*", "cyan"), ("x", "+", "orange")),
+                                                          strict=False):  # fmt: skip
+            if not history.numbers:
+                continue
+            xs, ys = downsample(list(history.numbers), list(history.values), 1000)
+            plt.scatter(xs, ys, marker=marker, color=color, label=_short(name, 20))
+            bx, by = downsample(*_steps(history.numbers, history.best), 1000)
+            plt.plot(bx, by, marker=line, color=color, label=f"{_short(name, 14)} best")
+        plt.title("optimization history of both studies")
+        plt.xlabel("trial")
+
+    return draw
+
+
+def space_diff_text(diff: Sequence[str], source: str) -> RenderableType:
+    """A unified diff of two search spaces, `-` the first study's lines and `+` the second's."""
+    if not diff:
+        return Text(f"search space: the same ({source})")
+    out = Text(f"search space differences ({source}; - first, + second):\n", style="bold")
+    for line in diff[2:200]:
+        out.append(safe(line) + "\n", style="green" if line.startswith("+") else "red" if line.startswith("-") else "dim")
+    return out
