@@ -83,6 +83,9 @@ class TrainConfig(BaseModel):
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     compile: bool = False
     channels_last: bool = True  # CUDA conv nets only
+    # a task of data sets (LoaderTaskData): processes decoding batches beside the trial (0: in the trial's
+    # own process); None: min(4, half the cores)
+    loader_workers: int | None = Field(None, ge=0, le=64)
 
     # telemetry
     telemetry: bool = True  # off: no step samples, no layer stats (grad_norm only when clipping)

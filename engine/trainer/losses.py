@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine.config import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, TrainConfig
-from engine.trainer.tasks import TaskData, TaskError
+from engine.trainer.tasks import AnyTaskData, LoaderTaskData, TaskError
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class Criterion:
         }
 
 
-def criterion_for(config: TrainConfig, data: TaskData) -> Criterion:
+def criterion_for(config: TrainConfig, data: AnyTaskData) -> Criterion:
     """The criterion `config.loss` names, checked against what the task's targets are (TaskError)."""
     loss = config.loss
     regression_task = data.num_classes == 0
@@ -110,7 +110,10 @@ def criterion_for(config: TrainConfig, data: TaskData) -> Criterion:
         raise TaskError(f"loss 'bce_logits' needs two classes; the task has {data.num_classes}: "
                         'use loss = "cross_entropy"')  # fmt: skip
     if regression_task:
-        outputs = 1 if data.y_train.dim() == 1 else int(data.y_train.shape[1])
+        if isinstance(data, LoaderTaskData):  # one item's target: a number, or one value per output
+            outputs = torch.as_tensor(data.train_set[0][1]).numel()
+        else:
+            outputs = 1 if data.y_train.dim() == 1 else int(data.y_train.shape[1])
     else:
         outputs = 1 if loss == "bce_logits" else data.num_classes
     return Criterion(loss, outputs, smoothing=config.label_smoothing, delta=config.huber_delta)

@@ -8,10 +8,11 @@ from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.data import Subset
 
 from engine.files import private_dir, private_umask
 from engine.spec import StudySpec
-from engine.trainer.tasks import TaskData, load_task
+from engine.trainer.tasks import AnyTaskData, LoaderTaskData, load_task
 from engine.trainer.train import train
 
 WARMUP_STEPS = 3  # run before profiling: first-call allocations and lazy init are not the loop's cost
@@ -37,7 +38,7 @@ def profile_trial(
     if spec_dir is not None:
         task_params["__spec_dir__"] = str(spec_dir)
     data = load_task(spec.task, task_params, device, spec_dir=spec_dir)
-    batch = min(config.batch_size, len(data.y_train))
+    batch = min(config.batch_size, len(data.train_set) if isinstance(data, LoaderTaskData) else len(data.y_train))
 
     # warm up on a few batches, then profile exactly `steps` batches (one short epoch each)
     train(config, _slice(data, WARMUP_STEPS * batch, batch), device, lambda report: False)
@@ -75,9 +76,15 @@ def _device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def _slice(data: TaskData, rows: int, batch: int) -> TaskData:
+def _slice(data: AnyTaskData, rows: int, batch: int) -> AnyTaskData:
     """The task with exactly `rows` training rows (repeating the set when it is smaller) and one
     validation batch, so an epoch is exactly rows / batch steps and validation stays a small part."""
+    if isinstance(data, LoaderTaskData):
+        return dataclasses.replace(
+            data,
+            train_set=Subset(data.train_set, [i % len(data.train_set) for i in range(rows)]),
+            val_set=Subset(data.val_set, range(min(batch, len(data.val_set)))),
+        )
     index = torch.arange(rows, device=data.y_train.device) % len(data.y_train)
     return dataclasses.replace(
         data,

@@ -1,8 +1,10 @@
 """The training loop: one TrainConfig in, one report per epoch out.
 
-Data lives on the device and batches are drawn by a shuffled index (no DataLoader). The hot loop never
-syncs with the host: losses, accuracies, sampled step telemetry and layer statistics stay on the device
-and are copied in one transfer per epoch.
+A TaskData lives on the device and batches are drawn by a shuffled index (no DataLoader); a
+LoaderTaskData's data sets are read through DataLoaders (engine/trainer/feed.py) cut into the same
+batches. The two differ only in where an epoch's batches come from, chosen once per epoch. The hot loop
+never syncs with the host: losses, accuracies, sampled step telemetry and layer statistics stay on the
+device and are copied in one transfer per epoch.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import gc
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +22,11 @@ from torch import Tensor, nn
 
 from engine.config import TrainConfig
 from engine.diagnose import diagnose
+from engine.trainer.feed import LoaderFeed, target_moments, variance_of
 from engine.trainer.losses import Criterion, criterion_for, target_variance
 from engine.trainer.models import build_model, layer_names
 from engine.trainer.optim import build_optimizer, build_scheduler
-from engine.trainer.tasks import TaskData
+from engine.trainer.tasks import AnyTaskData, LoaderTaskData
 from engine.trainer.telemetry import (
     finite_or_none,
     histogram_picks,
@@ -83,7 +86,7 @@ class _History:
 
 
 def train(
-    config: TrainConfig, data: TaskData, device: torch.device, on_epoch: Callable[[EpochReport], bool]
+    config: TrainConfig, data: AnyTaskData, device: torch.device, on_epoch: Callable[[EpochReport], bool]
 ) -> TrainResult:
     """Train one trial. `on_epoch(report)` returning True stops it (pruned, killed) and train returns.
 
@@ -91,10 +94,14 @@ def train(
     """
     device = torch.device(device)
     history = _History()
+    feeds: list[LoaderFeed] = []  # the trial's loaders, if any: their workers end with the trial
     try:
-        return _train(config, data, device, on_epoch, history)
+        return _train(config, data, device, on_epoch, history, feeds)
     except torch.cuda.OutOfMemoryError:
         pass  # handled below, outside the except block, so the traceback's frames and tensors are freed
+    finally:
+        for feed in feeds:
+            feed.close()
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -103,10 +110,11 @@ def train(
 
 def _train(
     config: TrainConfig,
-    data: TaskData,
+    data: AnyTaskData,
     device: torch.device,
     on_epoch: Callable[[EpochReport], bool],
     history: _History,
+    feeds: list[LoaderFeed],
 ) -> TrainResult:
     criterion = criterion_for(config, data)
     torch.manual_seed(config.seed)
@@ -133,22 +141,29 @@ def _train(
     # fp16 overflows without loss scaling; bf16 has fp32's range and needs no GradScaler
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
 
-    # no-ops when the task already put its tensors on the device, as it should (and its labels are class
-    # indices: a regression's or bce_logits' targets become floats here, once per trial)
-    x_train, y_train = data.x_train.to(device), criterion.targets(data.y_train.to(device))
-    x_val, y_val = data.x_val.to(device), criterion.targets(data.y_val.to(device))
-    # R2's denominators: one host copy per trial, not per epoch
-    train_variance, val_variance = (
-        to_host(torch.stack([target_variance(y_train), target_variance(y_val)]))[0]
-        if criterion.regression else (0.0, 0.0)
-    )  # fmt: skip
-    n_train = len(y_train)
+    feed: LoaderFeed | None = None
+    train_moments = val_moments = None  # a regression's target sums from the loaders, per epoch (R2)
+    train_variance, val_variance = 0.0, 0.0
+    if isinstance(data, LoaderTaskData):
+        n_train, n_val = len(data.train_set), len(data.val_set)
+    else:
+        # no-ops when the task already put its tensors on the device, as it should (and its labels are class
+        # indices: a regression's or bce_logits' targets become floats here, once per trial)
+        x_train, y_train = data.x_train.to(device), criterion.targets(data.y_train.to(device))
+        x_val, y_val = data.x_val.to(device), criterion.targets(data.y_val.to(device))
+        # R2's denominators: one host copy per trial, not per epoch
+        if criterion.regression:
+            train_variance, val_variance = to_host(torch.stack([target_variance(y_train), target_variance(y_val)]))[0]
+        n_train, n_val = len(y_train), len(y_val)
     batch_size = min(config.batch_size, n_train)
     full_batches, remainder = divmod(n_train, batch_size)
     # a last batch of one row breaks batch norm and says little: drop it
     steps_per_epoch = full_batches + (1 if remainder > 1 else 0)
     layer_step = full_batches - 1 if full_batches else 0  # layer stats come from the last full batch
     scheduler, per_batch = build_scheduler(config, optimizer, steps_per_epoch)
+    if isinstance(data, LoaderTaskData):
+        feed = LoaderFeed(data.train_set, data.val_set, config, device, batch_size, steps_per_epoch, criterion.targets)
+        feeds.append(feed)
     augment = data.augment if config.augment and data.augment is not None else None
     generator = torch.Generator(device=device).manual_seed(config.seed)
     telemetry = config.telemetry
@@ -168,7 +183,14 @@ def _train(
         if is_cuda:
             torch.cuda.reset_peak_memory_stats(device)
         model.train()
-        order = torch.randperm(n_train, device=device, generator=generator)
+        if feed is None:
+            order = torch.randperm(n_train, device=device, generator=generator)
+            batches = _rows(x_train, y_train, order, batch_size, steps_per_epoch)
+        else:
+            if criterion.regression:
+                train_moments = target_moments(criterion.outputs, device)
+                val_moments = target_moments(criterion.outputs, device)
+            batches = feed.batches(feed.train_loader, train_moments)
         loss_sum = torch.zeros((), device=device)
         fit = criterion.zero_stats(device)  # correct predictions, or a regression's error sums
         norm_sum = torch.zeros((), device=device)
@@ -178,10 +200,8 @@ def _train(
         layer_stats: Tensor | None = None
         seen = 0
         lr = optimizer.param_groups[0]["lr"]
-        for i in range(steps_per_epoch):
+        for i, (xb, yb) in enumerate(batches):
             step += 1
-            index = order[i * batch_size : (i + 1) * batch_size]
-            xb, yb = x_train.index_select(0, index), y_train.index_select(0, index)
             if augment is not None:
                 xb = augment(xb, config)
             if channels_last:
@@ -244,12 +264,22 @@ def _train(
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - started
 
-        val_loss_sum, val_fit = _evaluate(forward, model, x_val, y_val, criterion, amp_dtype, channels_last, device)
+        if feed is None:
+            val_batches, full = _chunks(x_val, y_val, min(EVAL_BATCH, n_val)), min(EVAL_BATCH, n_val)
+        else:
+            val_batches, full = feed.batches(feed.val_loader, val_moments), batch_size
+        val_loss_sum, val_fit = _evaluate(forward, model, val_batches, full, criterion, amp_dtype, channels_last, device)
         scalars = torch.stack([loss_sum, val_loss_sum, norm_sum, clip_count])
         sample_values = torch.stack([v for _, _, v in samples]) if samples else None
-        scalars_h, fit_h, val_fit_h, samples_h, layers_h = to_host(
-            scalars, fit.reshape(-1), val_fit.reshape(-1), sample_values, layer_stats
+        variances = (
+            torch.stack([variance_of(train_moments), variance_of(val_moments)])
+            if train_moments is not None and val_moments is not None else None
+        )  # fmt: skip
+        scalars_h, fit_h, val_fit_h, samples_h, layers_h, variances_h = to_host(
+            scalars, fit.reshape(-1), val_fit.reshape(-1), sample_values, layer_stats, variances
         )
+        if variances_h is not None:
+            train_variance, val_variance = variances_h
         train_loss_sum, val_loss_h, norm_sum_h, clip_count_h = scalars_h
         steps = [
             step_row(number, epoch, lr_s, values, clip, scaler is not None)
@@ -261,8 +291,8 @@ def _train(
         metrics = {
             "train_loss": train_loss_sum / seen,
             **criterion.metrics("train", fit_h, seen, train_variance),
-            "val_loss": val_loss_h / len(y_val),
-            **criterion.metrics("val", val_fit_h, len(y_val), val_variance),
+            "val_loss": val_loss_h / n_val,
+            **criterion.metrics("val", val_fit_h, n_val, val_variance),
             "lr": lr,
             "grad_norm": finite_or_none(grad_norm),
             "clip_frac": clip_count_h / steps_per_epoch if clip is not None else 0.0,
@@ -293,15 +323,7 @@ def _train(
         if on_epoch(EpochReport(epoch, metrics, steps, layer_rows)) or stopped_early:
             break
 
-    test: dict[str, float] = {}
-    if data.x_test is not None and data.y_test is not None and len(data.y_test):
-        # once, on the final model; reported beside the study's metric, never used to choose trials
-        # eagerly: once per trial, not worth a compile for the test split's shapes
-        y_test = criterion.targets(data.y_test.to(device))
-        loss_sum, test_fit = _evaluate(model, model, data.x_test, y_test, criterion, amp_dtype, channels_last, device)
-        (loss_sum_h, variance), fit_h = to_host(torch.stack([loss_sum, target_variance(y_test)]), test_fit.reshape(-1))
-        test = {"test_loss": loss_sum_h / len(y_test), **criterion.metrics("test", fit_h, len(y_test), variance)}
-        test = {name: value for name, value in test.items() if value is not None}
+    test = _test(data, feed, model, criterion, amp_dtype, channels_last, device)
     return TrainResult(
         metrics=metrics,
         epochs_run=epoch,
@@ -337,18 +359,62 @@ def _failing_at_step(forward: Callable[[Tensor], Tensor], model: nn.Module, at_s
     return forward_or_fail
 
 
+def _rows(x: Tensor, y: Tensor, order: Tensor, batch_size: int, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """An epoch's training batches of device tensors, in the order of `order`."""
+    for i in range(steps):
+        index = order[i * batch_size : (i + 1) * batch_size]
+        yield x.index_select(0, index), y.index_select(0, index)
+
+
+def _chunks(x: Tensor, y: Tensor, chunk: int) -> Iterator[tuple[Tensor, Tensor]]:
+    for start in range(0, len(y), chunk):
+        yield x[start : start + chunk], y[start : start + chunk]
+
+
+def _test(
+    data: AnyTaskData,
+    feed: LoaderFeed | None,
+    model: nn.Module,
+    criterion: Criterion,
+    amp_dtype: torch.dtype | None,
+    channels_last: bool,
+    device: torch.device,
+) -> dict[str, float]:
+    """The test split's metrics, once, on the final model; reported beside the study's metric, never used
+    to choose trials. Eagerly: once per trial, not worth a compile for the test split's shapes."""
+    if feed is not None and isinstance(data, LoaderTaskData):
+        if data.test_set is None or not len(data.test_set):
+            return {}
+        rows = len(data.test_set)
+        moments = target_moments(criterion.outputs, device) if criterion.regression else None
+        loss_sum, test_fit = _evaluate(model, model, feed.test_batches(data.test_set, moments), 0, criterion,
+                                       amp_dtype, channels_last, device)  # fmt: skip
+        variance = variance_of(moments) if moments is not None else torch.zeros((), device=device)
+    elif not isinstance(data, LoaderTaskData) and data.x_test is not None and data.y_test is not None and len(data.y_test):
+        y_test = criterion.targets(data.y_test.to(device))
+        rows, chunk = len(y_test), min(EVAL_BATCH, len(y_test))
+        loss_sum, test_fit = _evaluate(model, model, _chunks(data.x_test.to(device), y_test, chunk), chunk, criterion,
+                                       amp_dtype, channels_last, device)  # fmt: skip
+        variance = target_variance(y_test)
+    else:
+        return {}
+    (loss_sum_h, variance_h), fit_h = to_host(torch.stack([loss_sum, variance]), test_fit.reshape(-1))
+    test = {"test_loss": loss_sum_h / rows, **criterion.metrics("test", fit_h, rows, variance_h)}
+    return {name: value for name, value in test.items() if value is not None}
+
+
 def _evaluate(
     forward: Callable[[Tensor], Tensor],
     model: nn.Module,
-    x_val: Tensor,
-    y_val: Tensor,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    full: int,
     criterion: Criterion,
     amp_dtype: torch.dtype | None,
     channels_last: bool,
     device: torch.device,
 ) -> tuple[Tensor, Tensor]:
-    """Summed validation loss (no label smoothing) and the criterion's sums (correct count, or error
-    sums), on the device."""
+    """Summed loss over `batches` (no label smoothing) and the criterion's sums (correct count, or error
+    sums), on the device. Batches of `full` rows run through `forward`, others through the eager model."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
     fit = criterion.zero_stats(device)
@@ -356,13 +422,11 @@ def _evaluate(
         torch.no_grad(),
         torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None),
     ):
-        chunk = min(EVAL_BATCH, len(y_val))
-        for start in range(0, len(y_val), chunk):
-            xb, yb = x_val[start : start + chunk], y_val[start : start + chunk]
+        for xb, yb in batches:
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             # a ragged last chunk runs eagerly: a compiled forward would recompile for its shape
-            logits = (forward if len(yb) == chunk else model)(xb)
+            logits = (forward if len(yb) == full else model)(xb)
             loss_sum += criterion.summed_loss(logits, yb)
             fit += criterion.stats(logits, yb)
     return loss_sum, fit

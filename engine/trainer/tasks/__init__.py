@@ -17,6 +17,10 @@ folder importable. The function is called as `function(params: dict, device: tor
   regression (`num_classes = 0`, trained with loss mse or huber) float targets, one column per output.
 - `build_model(config)` may build the model (else the engine's MLP/ResNet is used); `augment(batch, config)`
   may transform a training batch on the device (called only when `config.augment` is true).
+- Or, for data that does not fit on the device, it returns a `LoaderTaskData` of `torch.utils.data.Dataset`s
+  (a torchvision `ImageFolder` with its transforms, say): each item an `(x, y)` pair, `x` a float tensor
+  of `input_shape`, `y` a class index (or a regression's float target). The engine feeds them through
+  DataLoaders (engine/trainer/feed.py).
 
 Results are cached in-process: built-in tasks by (name, data_dir, subset, val_fraction, device), user tasks
 by that key plus their params, so a worker loads its data once and reuses it trial after trial.
@@ -35,6 +39,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from engine.config import TrainConfig
 from engine.spec import TaskSpec
@@ -88,18 +93,70 @@ class TaskData:
         return self
 
 
+@dataclass
+class LoaderTaskData:
+    """One task's data sets, read batch by batch (the data stays on the host until each batch is copied)."""
+
+    train_set: Dataset
+    val_set: Dataset
+    num_classes: int  # 0: a regression, whose items' y are float targets
+    input_shape: tuple[int, ...]  # of one item's x
+    build_model: Callable[[TrainConfig], nn.Module] | None = None
+    augment: Callable[[Tensor, TrainConfig], Tensor] | None = None  # a training batch, on the device
+    test_set: Dataset | None = None  # evaluated once on the final model, as TaskData's x_test
+
+    def check(self, name: str) -> LoaderTaskData:
+        """Raise TaskError when the sets are empty or their first items do not fit; return self."""
+        problems = []
+        for split, dataset in (("train_set", self.train_set), ("val_set", self.val_set), ("test_set", self.test_set)):
+            if dataset is None:
+                continue
+            try:
+                if len(dataset) < 1:
+                    problems.append(f"{split} is empty")
+                    continue
+                item = dataset[0]
+            except Exception as err:  # a user's data set: any error is its own
+                problems.append(f"{split} cannot be read: {type(err).__name__}: {err}")
+                continue
+            problems.extend(f"{split}[0] {p}" for p in self._item_problems(item))
+        if self.num_classes != 0 and self.num_classes < 2:
+            problems.append(f"num_classes must be at least 2, or 0 for a regression (got {self.num_classes})")
+        if problems:
+            raise TaskError(f"task {name!r} returned unusable data: " + "; ".join(problems))
+        return self
+
+    def _item_problems(self, item: Any) -> list[str]:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            return [f"is a {type(item).__name__}, not an (x, y) pair"]
+        x, y = item
+        if not (isinstance(x, Tensor) and x.is_floating_point()):
+            return [f"x is a {type(x).__name__}, not a float tensor (a transform such as ToTensor makes one)"]
+        if tuple(x.shape) != tuple(self.input_shape):
+            return [f"x has shape {tuple(x.shape)}, not {tuple(self.input_shape)}"]
+        label = torch.as_tensor(y)
+        if self.num_classes == 0 and not label.is_floating_point():
+            return ["y must be a float target in a regression (num_classes = 0)"]
+        if self.num_classes and (label.is_floating_point() or label.dim() != 0):
+            return [f"y must be a class index (an int), not {y!r}"[:200]]
+        return []
+
+
+AnyTaskData = TaskData | LoaderTaskData
+
+
 class TaskError(Exception):
     """A task that cannot be loaded: missing files, a bad user function, unusable tensors."""
 
 
 _builtin_cache: dict[tuple, TaskData] = {}
-_user_cache: OrderedDict[tuple, TaskData] = OrderedDict()
+_user_cache: OrderedDict[tuple, AnyTaskData] = OrderedDict()
 
 
 def load_task(
     task: TaskSpec, params: dict[str, Any], device: torch.device, spec_dir: str | Path | None = None
-) -> TaskData:
-    """The task's data on `device`, from the in-process cache when it was loaded before."""
+) -> AnyTaskData:
+    """The task's data on `device` (or its data sets), from the in-process cache when it was loaded before."""
     device = torch.device(device)
     spec_dir = spec_dir if spec_dir is not None else params.get("__spec_dir__")
     key = (task.name, str(Path(task.data_dir).expanduser()), task.subset, task.val_fraction, str(device))
@@ -142,7 +199,7 @@ def _load_builtin(task: TaskSpec, device: torch.device) -> TaskData:
 
 def _load_user(
     task: TaskSpec, params: dict[str, Any], device: torch.device, spec_dir: str | Path | None
-) -> TaskData:
+) -> AnyTaskData:
     function = resolve_user_function(task.name, spec_dir, "user task")
     full = {
         **params,
@@ -153,9 +210,10 @@ def _load_user(
         "__subset__": task.subset,
     }
     data = function(full, device)
-    if not isinstance(data, TaskData):
+    if not isinstance(data, (TaskData, LoaderTaskData)):
         raise TaskError(
-            f"user task {task.name!r} returned {type(data).__name__}, expected engine.trainer.tasks.TaskData"
+            f"user task {task.name!r} returned {type(data).__name__}, "
+            "expected engine.trainer.tasks.TaskData or LoaderTaskData"
         )
     return data
 
