@@ -4,7 +4,6 @@ history (keys 8, 9, 0). One view at a time, read live on its own read-only conne
 
 from __future__ import annotations
 
-import threading
 import time
 
 from rich.text import Text
@@ -15,14 +14,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
-from textual.worker import get_current_worker
 
 from engine import analysis
-from engine.store import StoreError
 from engine.text import safe
-from tui.data import StudyWatcher, Want
+from tui.data import Want
 from tui.formatting import format_value
 from tui.messages import PollFailed, StudyUpdated
+from tui.polling import StudyPolling
 from tui.study_model import StudyModel
 from tui.widgets import analysis_views as views
 
@@ -74,8 +72,7 @@ class AnalysisScreen(Screen):
         self.loaded = False
         self.deltas = 0  # deltas applied
         self._want_from = 0  # the delta from which the current `want` has surely been read
-        self._wake = threading.Event()
-        self._closing = False
+        self._polling = StudyPolling(self, study_name, slower=3)  # these views need no 3 Hz
         self._drawn_at = 0.0
         self._timer: Timer | None = None
 
@@ -98,28 +95,11 @@ class AnalysisScreen(Screen):
     # ------------------------------------------------------------ reading (a thread, like the Study screen)
     @work(thread=True, exclusive=True, group="analysis-poll")
     def poll(self) -> None:
-        worker = get_current_worker()
-        watcher = StudyWatcher(self.app.storage_url, self.study_name)
-        try:
-            while not worker.is_cancelled and not self._closing:
-                try:
-                    delta = watcher.poll(self.want)
-                except StoreError as err:
-                    self.post_message(PollFailed(str(err)))
-                    watcher.close()
-                    watcher = StudyWatcher(self.app.storage_url, self.study_name)
-                else:
-                    self.post_message(StudyUpdated(delta))
-                    if delta.partial:
-                        continue
-                self._wake.wait(self.app.poll_s * 3)  # these views need no 3 Hz
-                self._wake.clear()
-        finally:
-            watcher.close()
+        self._polling.run(lambda: self.want)
 
     def on_unmount(self) -> None:
-        self._closing = True
-        self._wake.set()
+        self._polling.close()
+
 
     def on_poll_failed(self, message: PollFailed) -> None:
         self.query_one("#analysis-title", Static).update(Text(f"{safe(self.study_name)} · {safe(message.error)}"))
@@ -281,7 +261,7 @@ class AnalysisScreen(Screen):
         if want != self.want:
             self.want = want
             self._want_from = self.deltas + 2  # the poll under way may have read the old one
-            self._wake.set()
+            self._polling.wake.set()
 
     # ------------------------------------------------------------ keys
     def action_back(self) -> None:

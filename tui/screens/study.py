@@ -20,7 +20,7 @@ from textual.worker import get_current_worker
 
 from engine.store import Store, StoreError
 from engine.text import safe
-from tui.data import StudyWatcher, Want
+from tui.data import Want
 from tui.messages import (
     ChooseSpecToStart,
     Confirm,
@@ -30,6 +30,7 @@ from tui.messages import (
     PollFailed,
     StudyUpdated,
 )
+from tui.polling import StudyPolling
 from tui.study_model import StudyModel
 from tui.widgets.curves import PLOTS, CurvesPanel, charts_for
 from tui.widgets.diagnosis import trial_detail
@@ -87,7 +88,7 @@ class StudyScreen(Screen):
         self.ticks = 0
         self.apply_s = 0.0  # time spent applying the last delta
         self.tick_costs: deque[tuple[float, float]] = deque(maxlen=2000)  # (query s, apply s): the benchmark
-        self._wake = threading.Event()
+        self._polling = StudyPolling(self, study_name)
         self._controls: queue.Queue[tuple[str, str | None, str]] = queue.Queue()  # requests to send
         self._control_lock = threading.Lock()
         self._settle: Timer | None = None
@@ -97,7 +98,6 @@ class StudyScreen(Screen):
         self._draw_timers: dict[str, Timer] = {}
         self._title_text = ""
         self._status_shown = ""
-        self._closing = False  # set on unmount: the polling thread ends now, not after its sleep
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -127,34 +127,16 @@ class StudyScreen(Screen):
     # ------------------------------------------------------------ polling (a thread)
     @work(thread=True, exclusive=True, group="study-poll")
     def poll(self) -> None:
-        worker = get_current_worker()
-        watcher = StudyWatcher(self.app.storage_url, self.study_name)
-        try:
-            while not worker.is_cancelled and not self._closing:
-                try:
-                    delta = watcher.poll(self.want)
-                except StoreError as err:
-                    self.post_message(PollFailed(str(err)))
-                    watcher.close()
-                    watcher = StudyWatcher(self.app.storage_url, self.study_name)
-                else:
-                    self.post_message(StudyUpdated(delta))
-                    if delta.partial:
-                        continue  # the rest of a big first read: no pause
-                self._wake.wait(self.app.poll_s)
-                self._wake.clear()
-        finally:
-            watcher.close()
+        self._polling.run(lambda: self.want)
 
     def on_unmount(self) -> None:
-        self._closing = True
-        self._wake.set()
+        self._polling.close()
 
     def _set_want(self) -> None:
         want = self.model.want()
         if want != self.want:
             self.want = want
-            self._wake.set()
+            self._polling.wake.set()
 
     # ------------------------------------------------------------ applying deltas (UI thread)
     def on_poll_failed(self, message: PollFailed) -> None:
@@ -492,7 +474,7 @@ class StudyScreen(Screen):
             self.app.call_from_thread(self.notify, f"started {self.study_name}", timeout=4)
         else:
             self.app.call_from_thread(self.notify, text, severity="error", markup=False, timeout=10)
-        self._wake.set()
+        self._polling.wake.set()
 
     def action_analysis(self) -> None:
         self.post_message(OpenAnalysis(self.study_name))
