@@ -93,3 +93,34 @@ def busy(params: dict, device: torch.device) -> TaskData:
     """CPU-bound, single-threaded trials for the parallel benchmark: an MLP on `rows` random rows (half for training)."""
     rows, features = int(params.get("rows", 2048)), int(params.get("features", 64))
     return _data(device, rows=rows, features=features, seed=1)
+
+
+class _StuckDecoder(torch.utils.data.Dataset):
+    """Items read normally in the trial's own process; in a loader worker each marks the worker
+    (`item-<pgid>-<pid>-<ns>` in `mark_dir`) and never returns, as a decoder stuck on a file."""
+
+    def __init__(self, rows: int, mark_dir: str):
+        self.data = _data(torch.device("cpu"), rows=rows)
+        self.mark_dir = mark_dir
+
+    def __len__(self) -> int:
+        return len(self.data.y_train)
+
+    def __getitem__(self, i: int):
+        if torch.utils.data.get_worker_info() is not None:
+            _mark({"mark_dir": self.mark_dir}, f"item-{os.getpgrp()}")
+            time.sleep(3600)
+        return self.data.x_train[i], int(self.data.y_train[i])
+
+
+def stuck_sets(params: dict, device: torch.device):
+    """A task of data sets (LoaderTaskData) whose loader workers hang: the trial ends only by its time
+    limit or a kill."""
+    from engine.trainer.tasks import LoaderTaskData
+
+    return LoaderTaskData(
+        train_set=_StuckDecoder(32, params["mark_dir"]),
+        val_set=_StuckDecoder(16, params["mark_dir"]),
+        num_classes=2,
+        input_shape=(4,),
+    )

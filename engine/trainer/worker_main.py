@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
 import sys
@@ -73,6 +74,10 @@ def worker_main(conn: Connection, slot: int, device: str, threads: int, parent_p
     os.setpgrp()
     _guard_group()
     _die_with_parent(parent_pid)
+    # a task of data sets decodes in DataLoader worker processes, which multiprocessing refuses to a
+    # daemonic process; the coordinator still ends this one as its daemon (its flag is its own copy), and
+    # the guard above kills them with this worker's group
+    multiprocessing.current_process().daemon = False
 
     import torch
 
