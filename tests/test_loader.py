@@ -165,3 +165,11 @@ def test_profile_runs_the_steps_of_a_task_of_data_sets(tmp_path):
     spec.train["loader_workers"] = 0
     table = profile_trial(spec, {"lr": 1e-2}, steps=2, trace_path=tmp_path / "t.json", device="cpu", spec_dir=EXAMPLES)
     assert "2 training step(s) of batch 8 on cpu" in table  # 8 training images: one batch holds them
+
+
+def test_a_trial_of_data_sets_stopped_by_its_pruner_ends_its_loader_workers():
+    data = LoaderTaskData(train_set=Noisy(64), val_set=Noisy(16), num_classes=2, input_shape=(4,))
+    config = TrainConfig(epochs=5, batch_size=16, loader_workers=1)
+    result = train(config, data, CPU, lambda report: report.epoch == 2)  # pruned after epoch 2
+    assert result.epochs_run == 2
+    assert multiprocessing.active_children() == []
