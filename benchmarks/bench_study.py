@@ -38,7 +38,7 @@ def main() -> None:
         for item in args.set:
             argv += ["--set", item]
         started = time.perf_counter()
-        subprocess.run(argv, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": python_path(dict(os.environ))},
+        subprocess.run(argv, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": python_path()},
                        stdout=subprocess.DEVNULL)  # fmt: skip
         wall = time.perf_counter() - started
         store = Store(url, read_only=True)

@@ -193,7 +193,7 @@ def step_slots(device: torch.device, dry: bool) -> str:
 batch_size = 256\nepochs = {epochs}\noptimizer = "sgd"\nmomentum = 0.9\n[space.lr]\ntype = "float"
 low = 0.01\nhigh = 0.1\nlog = true\n[devices]\n{devices}\n""")  # fmt: skip
             url = f"sqlite:///{folder}/store.db"
-            env = {**os.environ, "PYTHONPATH": python_path(dict(os.environ))}
+            env = {**os.environ, "PYTHONPATH": python_path()}
             env.pop("TUNETUI_STORAGE", None)
             sampler = _Sampler(url, name) if per_gpu == 1 else None
             started = time.perf_counter()

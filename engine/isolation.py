@@ -12,6 +12,7 @@ import ctypes
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,7 +42,7 @@ def reexec_hiding_url(argv: list[str], storage: str | None) -> None:
     os.execve(sys.executable, args, env)
 
 
-def python_path(env: dict[str, str]) -> str:
+def python_path(env: Mapping[str, str] = os.environ) -> str:
     """$PYTHONPATH for a child that runs this checkout's `engine`: the checkout first, then what the
     environment already had (a site folder of extra packages on a GPU machine, say)."""
     root = str(Path(__file__).resolve().parent.parent)

@@ -29,7 +29,7 @@ def store_url(tmp_path) -> str:
 
 def run_cli(*args: str, timeout: float = 240, cwd: Path | None = None, env: dict | None = None):
     """Run `python -m engine.cli ARGS` for real; returns the CompletedProcess (text)."""
-    full_env = {**os.environ, "PYTHONPATH": python_path(dict(os.environ)), **(env or {})}
+    full_env = {**os.environ, "PYTHONPATH": python_path(), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", *args],
         capture_output=True,

@@ -75,7 +75,7 @@ def _toml(value: Any) -> str:
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": python_path(dict(os.environ)), "PYTHONUNBUFFERED": "1", **(extra or {})}
+    return {**os.environ, "PYTHONPATH": python_path(), "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
 def start(
