@@ -75,13 +75,14 @@ def trial_summary(counts: dict[str, int]) -> str:
     return f"{total}" + (f" ({', '.join(parts)})" if parts else "")
 
 
-def diagnosis_summary(kinds: dict[str, int], counts: dict[str, int]) -> str:
-    """The most common finding among a study's ended trials: "3/12 trials: vanishing gradients"."""
+def diagnosis_summary(kinds: dict[str, int], counts: dict[str, int], short: bool = False) -> str:
+    """The most common finding among a study's ended trials: "3/12 trials: vanishing gradients" ("3/12
+    vanishing gradients" when `short`, for narrow terminals)."""
     if not kinds:
         return ""
     kind, trials = min(kinds.items(), key=lambda item: (-item[1], item[0]))  # most trials; ties by name
     ended = sum(n for state, n in counts.items() if state not in ("RUNNING", "WAITING"))
-    return f"{trials}/{max(ended, trials)} trials: {kind.replace('_', ' ')}"
+    return f"{trials}/{max(ended, trials)}{'' if short else ' trials:'} {kind.replace('_', ' ')}"
 
 
 def trial_letters(counts: dict[str, int]) -> str:

@@ -23,7 +23,7 @@ def rows(app) -> int:
 async def test_lists_every_study_with_state_trials_best_started_and_device(small_store, make_app):
     build_study(small_store, name="second", n_trials=3, seed=4)
     app = make_app(small_store)
-    async with app.run_test(size=(120, 24)) as pilot:  # 80 columns scroll to started and device (the diagnosis)
+    async with app.run_test(size=(120, 24)) as pilot:  # below 120 columns `started` is left out
         await wait_for(pilot, lambda: rows(app) == 2, what="two studies")
         text = screen_text(app)
         assert "digits_mlp" in text and "second" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 from rich.text import Text
 from textual import on, work
@@ -18,13 +19,48 @@ from tui.data import delete_study, list_studies, open_store, short_url
 from tui.formatting import diagnosis_summary, format_best, trial_letters, trial_summary
 from tui.messages import CompareStudies, Confirm, EditSpec, NewStudy, OpenStudy, StudiesLoaded
 
+WIDE = 120  # from this width every column shows in full; narrower, "started" goes and long cells are cut
+COLUMNS = (("name", "study"), ("status", "state"), ("trials", "trials c/r/p/f"), ("best", "best"),
+           ("diagnosis", "diagnosis"), ("started", "started"), ("device", "device"))  # fmt: skip
+NARROW_MAX = {"name": 20, "device": 8}  # widest these cells get below WIDE (the diagnosis takes the rest)
+
+
+class Column(NamedTuple):
+    key: str
+    label: str
+    width: int | None  # None: as wide as its widest cell
+    source: str  # the row's text it shows
+
 
 def with_diagnosis(store, studies: list[dict]) -> list[dict]:
     """Each study's most common finding, from one grouped read (a store without telemetry: none)."""
     kinds = store.finding_kinds() if store is not None and store.has_telemetry() else {}
     for s in studies:
         s["diagnosis"] = diagnosis_summary(kinds.get(s["study_id"], {}), s["counts"])
+        s["diagnosis_short"] = diagnosis_summary(kinds.get(s["study_id"], {}), s["counts"], short=True)
     return studies
+
+
+def fit_columns(rows: list[dict[str, str]], width: int) -> list[Column]:
+    """The columns for a terminal `width` columns wide: all of them from WIDE; narrower, every header on
+    screen (an 80-column terminal must not scroll sideways): no "started", a short trials label, name and
+    device cut to NARROW_MAX, the short diagnosis in what is left."""
+    if width >= WIDE:
+        return [Column(key, label, None, key) for key, label in COLUMNS]
+    columns = []
+    for key, label in COLUMNS:
+        label = "trials" if key == "trials" else label
+        natural = max([len(label), *(len(row[key]) for row in rows)])
+        if key != "started":
+            columns.append(Column(key, label, min(natural, NARROW_MAX.get(key, natural)), key))
+    # each column has a cell of padding either side; 2 more for the vertical scrollbar
+    left = width - 2 - sum(c.width + 2 for c in columns if c.key != "diagnosis") - 2
+    return [c._replace(width=max(len(c.label), left), source="diagnosis_short") if c.key == "diagnosis" else c
+            for c in columns]  # fmt: skip
+
+
+def cut(text: str, width: int | None) -> str:
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
 def gpu_line() -> str:
@@ -52,6 +88,7 @@ class StudiesScreen(Screen):
         super().__init__()
         self.studies: list[dict] = []
         self.shown: list[tuple] = []
+        self.columns: list[Column] = []
         self.filter_text = ""
         self.marked: str | None = None  # the study `c` compares the selected one with
         self._wake = threading.Event()
@@ -70,9 +107,6 @@ class StudiesScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label in (("name", "study"), ("status", "state"), ("trials", "trials c/r/p/f"), ("best", "best"),
-                           ("diagnosis", "diagnosis"), ("started", "started"), ("device", "device")):  # fmt: skip
-            table.add_column(label, key=key)
         self.query_one("#studies-title", Static).update(
             Text(safe(f"tunetui: studies in {short_url(self.app.storage_url)}"))
         )
@@ -125,32 +159,36 @@ class StudiesScreen(Screen):
             self._status_text = text
             self.query_one("#studies-status", Static).update(Text(safe(text)))
 
+    def on_resize(self) -> None:
+        self._show()
+
+    def _cells(self, study: dict) -> dict[str, str]:
+        """A study's texts, made safe (no markup, no terminal bytes) before they are measured and cut."""
+        name = study["study_name"]
+        return {key: safe(text) for key, text in (
+            ("name", f"◆ {name}" if name == self.marked else name),  # the mark, in words too
+            ("status", study["status"]), ("trials", trial_letters(study["counts"])), ("best", format_best(study)),
+            ("diagnosis", study.get("diagnosis", "")), ("diagnosis_short", study.get("diagnosis_short", "")),
+            ("started", study.get("started_text", "")), ("device", study.get("device", "")))}  # fmt: skip
+
     def _show(self) -> None:
         table = self.query_one(DataTable)
         needle = self.filter_text.lower()
-        rows = [
-            (
-                s["study_name"],
-                s["status"],
-                trial_letters(s["counts"]),
-                format_best(s),
-                s.get("diagnosis", ""),
-                s.get("started_text", ""),
-                s.get("device", ""),
-            )  # fmt: skip
-            for s in self.studies
-            if needle in s["study_name"].lower()
-        ]
-        rows = [(f"◆ {r[0]}" if r[0] == self.marked else r[0], *r[1:]) for r in rows]  # the mark, in words too
-        if rows == self.shown:
+        studies = [s for s in self.studies if needle in s["study_name"].lower()]
+        rows = [self._cells(s) for s in studies]
+        columns = fit_columns(rows, self.size.width)
+        shown = [tuple(cut(row[c.source], c.width) for c in columns) for row in rows]
+        if (columns, shown) == (self.columns, self.shown):
             return
         keep = self.selected_name
-        self.shown = rows
-        table.clear()
-        for row in rows:
+        table.clear(columns=columns != self.columns)
+        if columns != self.columns:
+            for column in columns:
+                table.add_column(column.label, key=column.key, width=column.width)
+        self.columns, self.shown = columns, shown
+        for study, cells in zip(studies, shown, strict=True):
             # cells as Text: a study named "a[/]b" is a name, not markup; the key keeps the exact name
-            name = row[0][2:] if row[0] == f"◆ {self.marked}" else row[0]
-            table.add_row(*(Text(safe(cell)) for cell in row), key=name)
+            table.add_row(*(Text(cell) for cell in cells), key=study["study_name"])
         if keep is not None and table.is_valid_row_index(index := self._index_of(keep)):
             table.move_cursor(row=index, animate=False)
 
