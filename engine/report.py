@@ -56,6 +56,18 @@ def extra_metrics(epochs: Iterable[dict]) -> list[str]:
     return list(names)
 
 
+def duration_text(seconds: float) -> str:
+    """A duration as people read it: 4.2s, 42s, 4m10s, 1h02m."""
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f}s"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 def fixed_number(value: float | None) -> str:
     """4 decimals, for values on one scale side by side (the CLI's best values); '-' for none."""
     return "-" if value is None else f"{value:.4f}"

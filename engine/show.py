@@ -93,6 +93,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "direction": study["direction"].lower(),
         "counts": study["counts"],
         "coordinators": study["coordinators"],
+        "progress": _progress(store, study, trials),
         "best": None,
     }
     if best is not None:
@@ -113,7 +114,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     info["diagnosis"] = {n: [f["kind"] for f in fs] for n, fs in flagged}
     if args.json:
         return _print_json(info)
-    console = _study_header(study)
+    console = _study_header(study, info["progress"])
     if reasons:
         console.print("failures: " + ", ".join(f"{markup_safe(k)} {v}" for k, v in reasons.items()),
                       highlight=False)  # fmt: skip
@@ -156,13 +157,26 @@ def _print_json(info: dict) -> int:
     return EXIT_OK
 
 
-def _study_header(study: dict):
-    """A console for `show`, with the study's name, status and counts by state printed first."""
+def _progress(store, study: dict, trials: list) -> dict | None:
+    """The live runs' trials against their targets and the ETA (engine/progress.py); None when none runs."""
+    import time
+    from dataclasses import asdict
+
+    from engine.progress import run_progress
+
+    progress = run_progress(trials, store.study_attrs(study["study_id"]), study["coordinators"], time.time())
+    return None if progress is None else {**asdict(progress), "text": progress.text()}
+
+
+def _study_header(study: dict, progress: dict | None = None):
+    """A console for `show`, with the study's name, status, counts by state and a live run's progress first."""
     from rich.console import Console
 
     console = Console()
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items())) or "no trials"
     console.print(f"[bold]{markup_safe(study['study_name'])}[/] ({study['status']}): {counts}", highlight=False)
+    if progress is not None:
+        console.print(f"run: {progress['text']}", highlight=False)
     return console
 
 
@@ -180,12 +194,13 @@ def _show_pareto(store, study: dict, trials: list, args: argparse.Namespace) -> 
         "directions": [d.lower() for d in study["directions"]],
         "counts": study["counts"],
         "coordinators": study["coordinators"],
+        "progress": _progress(store, study, trials),
         "best": None,  # several objectives: no single best
         "pareto_front": [{"number": t.number, "values": list(t.values), "params": t.params} for t in front],
     }
     if args.json:
         return _print_json(info)
-    console = _study_header(study)
+    console = _study_header(study, info["progress"])
     console.print(f"objectives: {', '.join(info['directions'])}", highlight=False)
     console.print(f"Pareto front: {len(front)} trial(s)", highlight=False)
     for t in front:

@@ -144,7 +144,7 @@ class StudyDelta:
     directions: list[str] = field(default_factory=lambda: ["MAXIMIZE"])  # one per objective
     status: str = "waiting"
     coordinators: list[dict] = field(default_factory=list)
-    user_attrs: dict[str, Any] | None = None  # sent once
+    user_attrs: dict[str, Any] | None = None  # sent first, then when a coordinator starts or ends
     trials: list[TrialRow] = field(default_factory=list)  # new or changed rows
     epochs: dict[int, list[dict]] = field(default_factory=dict)
     steps: dict[int, list[dict]] = field(default_factory=dict)
@@ -154,6 +154,7 @@ class StudyDelta:
     first: bool = False  # the first delta with trial rows: the whole study
     partial: bool = False  # rows without params (a big study's first read): poll again at once
     elapsed_s: float = 0.0  # time spent querying
+    polled_at: float = 0.0  # when it was read (time.time()): the "now" of the run's ETA
 
     @property
     def empty(self) -> bool:
@@ -187,6 +188,7 @@ class StudyWatcher:
         self.detail_for: int | None = None
         self.steps_for: int | None = None
         self.counts: dict[str, int] = {}
+        self.runs: tuple = ()  # (host, started, state) of each coordinator, as the study attrs were read
 
     def close(self) -> None:
         if self.store is not None:
@@ -194,7 +196,7 @@ class StudyWatcher:
 
     def poll(self, want: Want) -> StudyDelta:
         start = time.perf_counter()
-        delta = StudyDelta(name=self.name)
+        delta = StudyDelta(name=self.name, polled_at=time.time())
         if self.store is None:
             self.store = open_store(self.url)
             if self.store is None:
@@ -233,6 +235,11 @@ class StudyWatcher:
             for state in self.state.values():
                 self.counts[state] = self.counts.get(state, 0) + 1
         delta.coordinators = store.heartbeats(sid)
+        runs = tuple(sorted((b["host"], b.get("started") or 0, b.get("state") or "") for b in delta.coordinators))
+        if runs != self.runs:  # a run started or ended: its target (`run_target:<host>`), why it stopped
+            if delta.user_attrs is None:
+                delta.user_attrs = store.study_attrs(sid)
+            self.runs = runs
         delta.status = study_status(self.counts, delta.coordinators)
         delta.elapsed_s = time.perf_counter() - start
         return delta
@@ -253,7 +260,8 @@ class StudyWatcher:
         news = []
         for row in rows:
             tid, number, state = row.trial_id, row.number, row.state
-            sig = (state, row.value, row.values, row.epochs, row.flags, len(row.params), row.finished, row.reason)
+            sig = (state, row.value, row.values, row.epochs, row.flags, len(row.params), row.finished, row.reason,
+                   row.host)  # fmt: skip
             if self.sig.get(number) != sig:
                 news.append(row)
                 self.sig[number] = sig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.report import KILLED, best_text, short_number
+from engine.report import KILLED, best_text, duration_text, short_number
 from engine.store import TrialRow
 from engine.text import safe
 
@@ -51,16 +51,7 @@ def format_values(row: TrialRow) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{max(0.0, seconds):.1f}s"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return "" if seconds is None else duration_text(seconds)
 
 
 def format_best(study: dict) -> str:

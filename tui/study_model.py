@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from engine.progress import RunProgress, run_progress
 from engine.report import counts_as_best, is_better
 from engine.store import TrialRow
 from engine.text import markup_safe, safe
@@ -61,6 +62,7 @@ class StudyModel:
         self.follow = False
         self.error: str | None = None
         self.expected: str | None = None  # the state an answered control leads to, until the store agrees
+        self.polled_at = 0.0  # when the latest delta was read
 
     # ------------------------------------------------------------ data in
     def apply(self, delta: StudyDelta) -> Dirty:
@@ -80,6 +82,7 @@ class StudyModel:
             dirty.direction = True
         if delta.user_attrs is not None:
             self.user_attrs = delta.user_attrs
+        self.polled_at = delta.polled_at
         best_before = self.best
         for row in delta.trials:
             self.rows[row.number] = row
@@ -117,7 +120,7 @@ class StudyModel:
             self.details[detail.number] = detail
         dirty.detail = bool(delta.details) or (self.selected is not None and self.selected in
                                                {r.number for r in delta.trials})  # fmt: skip
-        dirty.title = dirty.trials or changed_status or delta.first
+        dirty.title = dirty.trials or changed_status or delta.first or delta.user_attrs is not None
         dirty.history = dirty.trials or delta.first
         return dirty
 
@@ -174,6 +177,10 @@ class StudyModel:
     def complete_count(self) -> int:
         return sum(1 for r in self.rows.values() if r.state == "COMPLETE")
 
+    def progress(self) -> RunProgress | None:
+        """The live runs' trials against their targets, with an ETA (None when no run is active)."""
+        return run_progress(self.rows.values(), self.user_attrs, self.coordinators, self.polled_at)
+
     def clip(self, number: int | None) -> float | None:
         """The gradient clip threshold of a trial: its clip_norm/clip param, else the user attr."""
         if number is None:
@@ -202,6 +209,9 @@ class StudyModel:
         else:
             parts.append(f"best {format_value(best.value)} #{best.number}" if best else "best -")
             parts.append(f"trials {trial_letters(counts)}")
+            progress = self.progress()
+            if progress is not None:
+                parts.append(progress.text())
         view = self.view if self.view != "compare" else f"compare #{self.pinned}"
         parts.append(f"view {view}" + (" +follow" if self.follow else ""))
         if self.error:

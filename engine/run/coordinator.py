@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from engine.progress import target_key
 from engine.pruning import PruneCopy, supports
 from engine.report import KILLED
 from engine.run import ledger
@@ -98,7 +99,7 @@ class Coordinator:
         crashed_before = ledger.crashed_before(self.store.heartbeats(self.study_id), self.host)
         trials.recover_orphans()
         done = ledger.counted(self.study.get_trials(deepcopy=False), self.host)
-        key = ledger.target_key(self.host)
+        key = target_key(self.host)
         target, new = ledger.target(done, self.study.user_attrs.get(key), crashed_before, self.options.n_trials,
                                     self.spec.budget.n_trials)  # fmt: skip
         if new:

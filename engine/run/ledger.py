@@ -17,31 +17,21 @@ from datetime import datetime
 
 from optuna.trial import FrozenTrial, TrialState
 
+from engine.progress import NOT_COUNTED, counts_toward
 from engine.report import KILLED
 from engine.store import LIVE_STATES
 
 ORPHAN_STALE_S = 60.0  # another host's coordinator is dead when its heartbeat is this old
-# Failure reasons that mean "this trial did not get its chance": they do not count toward the budget.
-NOT_COUNTED = frozenset({"orphaned", "interrupted"})
 SAME_FAILURE_LIMIT = 5  # this many trials in a row failing with the same reason and message stop the run
 # failures that depend on the sampled values, the user or the coordinator, not on the task alone: they
 # never make a streak (a region of bad learning rates is not a broken task)
 VARYING_FAILURES = frozenset({"nan_loss", "oom", "bad_config", "timeout", KILLED, *NOT_COUNTED})
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-
-
-def target_key(host: str) -> str:
-    return f"run_target:{host}"
 
 
 def counted(trials: Iterable[FrozenTrial], host: str) -> int:
     """Finished trials of `host` that count toward its budget."""
     return sum(
-        1
-        for t in trials
-        if t.state in FINISHED
-        and t.user_attrs.get("host") == host
-        and not (t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") in NOT_COUNTED)
+        1 for t in trials if counts_toward(t.state.name, t.user_attrs.get("host"), t.user_attrs.get("fail_reason"), host)
     )
 
 

@@ -229,4 +229,5 @@ def trial_row(t: Any, trial_id: int | None = None) -> TrialRow:
         reason=t.user_attrs.get("fail_reason"),
         epochs=0,
         flags=0,
+        host=t.user_attrs.get("host"),
     )

@@ -138,9 +138,9 @@ PARAMS_SQL = sa.text(
         JOIN trials t ON t.trial_id = p.trial_id WHERE {_CHANGED}"""
 ).bindparams(_AGAIN)
 ATTR_SQL = sa.text(
-    f"""SELECT a.trial_id, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
-        WHERE {_CHANGED} AND a.key = :key"""
-).bindparams(_AGAIN)
+    f"""SELECT a.key, a.trial_id, a.value_json FROM trial_user_attributes a JOIN trials t ON t.trial_id = a.trial_id
+        WHERE {_CHANGED} AND a.key IN :keys"""
+).bindparams(_AGAIN, sa.bindparam("keys", expanding=True))
 MORE_VALUES_SQL = sa.text(
     f"""SELECT v.trial_id, v.objective, v.value, v.value_type FROM trial_values v
         JOIN trials t ON t.trial_id = v.trial_id WHERE {_CHANGED} AND v.objective > 0"""
@@ -166,12 +166,15 @@ def trial_params(conn: sa.Connection, study_id: int, since: int = 0, again: Sequ
     return params
 
 
-def trial_attr(
-    conn: sa.Connection, study_id: int, key: str, since: int = 0, again: Sequence[int] = ()
-) -> dict:
-    """trial_id -> the value of one user attr (e.g. fail_reason), for the trials that have it."""
-    bind = {**_changed(study_id, since, again), "key": key}
-    return {tid: decode_json(v) for tid, v in conn.execute(ATTR_SQL, bind)}
+def trial_attrs_of(
+    conn: sa.Connection, study_id: int, keys: Sequence[str], since: int = 0, again: Sequence[int] = ()
+) -> dict[str, dict]:
+    """key -> trial_id -> the value of a few user attrs (e.g. fail_reason, host) in one read, for the trials
+    that have them."""
+    found: dict[str, dict] = {key: {} for key in keys}
+    for key, tid, value in conn.execute(ATTR_SQL, {**_changed(study_id, since, again), "keys": list(keys)}):
+        found[key][tid] = decode_json(value)
+    return found
 
 
 def more_values(conn: sa.Connection, study_id: int, since: int = 0, again: Sequence[int] = ()) -> dict:

@@ -31,6 +31,7 @@ class TrialRow:
     epochs: int
     flags: int  # diagnosis findings
     values: tuple[float | None, ...] = ()  # every objective's value; `value` is None when there are several
+    host: str | None = None  # the host whose coordinator ran it (user attr `host`; none for Optuna alone)
 
     @property
     def duration_s(self) -> float | None:
@@ -40,7 +41,7 @@ class TrialRow:
 
 
 def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, flags: dict,
-              more_values: dict | None = None) -> TrialRow:  # fmt: skip
+              more_values: dict | None = None, hosts: dict | None = None) -> TrialRow:  # fmt: skip
     """A TrialRow from a row of `optuna_tables.trial_base_rows` (trial_id, number, state, datetime_start,
     datetime_complete, value, value_type) and the per-trial lookups keyed by trial_id or number
     (`more_values`: trial_id -> {objective: value} of objectives 1.. of a multi-objective study)."""
@@ -63,6 +64,7 @@ def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, fl
         reason=reasons.get(tid),
         epochs=int(epochs.get(number) or 0),
         flags=int(flags.get(number) or 0),
+        host=(hosts or {}).get(tid),
     )
 
 
@@ -73,16 +75,18 @@ def trial_rows(conn: sa.Connection, study_id: int, since: int = 0, again: Sequen
 
     `several_objectives=False` skips the read of objectives 1.. (a study known to have one);
     `telemetry_tables=False` (a store made by Optuna alone) leaves epochs and flags at 0; with
-    `params_limit`, params and failure reasons are read only when at most that many rows came back (a
+    `params_limit`, params, failure reasons and hosts are read only when at most that many rows came back (a
     big study's first paint: the rows now, their params on a later read)."""
     base = optuna_tables.trial_base_rows(conn, study_id, since, again)
     if not base:
         return []
     params: dict[int, dict[str, Any]] = {}
     reasons: dict[int, Any] = {}
+    hosts: dict[int, Any] = {}
     if params_limit is None or len(base) <= params_limit:
         params = optuna_tables.trial_params(conn, study_id, since, again)
-        reasons = optuna_tables.trial_attr(conn, study_id, "fail_reason", since, again)
+        attrs = optuna_tables.trial_attrs_of(conn, study_id, ("fail_reason", "host"), since, again)
+        reasons, hosts = attrs["fail_reason"], attrs["host"]
     more = optuna_tables.more_values(conn, study_id, since, again) if several_objectives else {}
     epochs: dict[int, int] = {}
     flags: dict[int, int] = {}
@@ -90,7 +94,7 @@ def trial_rows(conn: sa.Connection, study_id: int, since: int = 0, again: Sequen
         numbers = None if since == 0 or len(base) > BIG_IN else [row[1] for row in base]
         epochs = telemetry.last_epochs(conn, study_id, numbers)
         flags = telemetry.finding_counts(conn, study_id, numbers)
-    return [trial_row(row, params, reasons, epochs, flags, more) for row in base]
+    return [trial_row(row, params, reasons, epochs, flags, more, hosts) for row in base]
 
 
 def studies(conn: sa.Connection, heartbeats: list[dict]) -> list[dict]:

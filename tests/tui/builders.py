@@ -59,6 +59,7 @@ def build_study(
     heartbeat: str | None = "finished",
     seed: int = 0,
     start: datetime = BASE_TIME,
+    host: str | None = None,
 ) -> int:
     """A study whose every value and timestamp is fixed by `seed`; returns its study_id."""
     rng = random.Random(seed)
@@ -77,6 +78,8 @@ def build_study(
         value = round(min(0.995, max(0.05, quality + rng.uniform(-0.02, 0.02))), 4)
         done = epochs if state == TrialState.COMPLETE else (2 if state == TrialState.PRUNED else 1)
         attrs = {"seed": i, "device": "cpu", "amp": "off", "clip_norm": 5.0, "torch": "2.5.1"}
+        if host is not None:  # the coordinator's host, as a run records it
+            attrs["host"] = host
         if state == TrialState.FAIL:
             attrs.update(fail_reason="nan_loss", fail_hint="the loss became NaN: lower lr or clip gradients")
         trial = optuna.trial.create_trial(
