@@ -75,6 +75,7 @@ def build_parser() -> ArgumentParser:
     show.add_argument("study")
     show.add_argument("--trial", type=int, help="show one trial in detail")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--artifacts", metavar="DIR", help="the saved weights' folder (default: beside the store)")
     storage_arg(show)
 
     export = sub.add_parser(
@@ -85,6 +86,11 @@ def build_parser() -> ArgumentParser:
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     export.add_argument("--best-spec", metavar="FILE", help="write the best params as a runnable spec")
     export.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files per trial")
+    export.add_argument("--weights", action="store_true",
+                        help="write a trial's saved weights (a state_dict) to -o FILE (default: the best trial's)")
+    export.add_argument("--trial", type=int, help="with --weights: this trial's weights")
+    export.add_argument("--force", action="store_true", help="with --weights: overwrite an existing file")
+    export.add_argument("--artifacts", metavar="DIR", help="the saved weights' folder (default: beside the store)")
     storage_arg(export)
 
     for name, text in (("stop", "stop a study: running trials finish, no new ones start"),
@@ -296,6 +302,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from engine.files import write_private
 
     store = open_store(args)
+    if args.weights:
+        return export_weights(store, args)
     if args.best_spec:
         write_private(args.best_spec, best_spec_toml(store, args.study))
         print(f"wrote {args.best_spec}", file=sys.stderr)
@@ -312,6 +320,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     writer(rows, args.output, stream=sys.stdout)
     if args.output:
         print(f"wrote {len(rows)} trial(s) to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def export_weights(store, args: argparse.Namespace) -> int:
+    """`export --weights [--trial N] -o FILE`: exit 2 when there is nothing to write or FILE exists."""
+    from engine.report import find_study
+    from engine.weights import artifact_dir, study_weights, write_weights
+
+    if not args.output:
+        raise UsageError("--weights needs -o FILE (the weights are a binary state_dict)")
+    study = find_study(store, args.study)
+    folder = artifact_dir(store.url, args.artifacts)
+    every = study_weights(store, study["study_name"], folder)
+    numbers = ", ".join(str(w.number) for w in every) or "none"
+    saved, which = every, f"study {study['study_name']}"
+    if args.trial is not None:
+        saved, which = [w for w in every if w.number == args.trial], f"trial {args.trial}"
+    elif every and len(study["directions"]) == 1:
+        best = store.optuna_study(study["study_name"]).best_trial.number
+        saved, which = [w for w in every if w.number == best], f"the best trial ({best})"
+    if not saved:
+        raise UsageError(f"{which} has no saved weights in {folder} (trials with weights: {numbers}; "
+                         "see [train] save_weights)")  # fmt: skip
+    if len(saved) > 1:
+        raise UsageError(f"weights of several trials are saved ({numbers}): pick one with --trial N")
+    try:
+        write_weights(saved[0], folder, args.output, args.force)
+    except FileExistsError as err:
+        raise UsageError(str(err)) from None
+    print(f"wrote the weights of trial {saved[0].number} ({saved[0].size:,} bytes) to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -87,6 +87,12 @@ class TrainConfig(BaseModel):
     # own process); None: min(4, half the cores)
     loader_workers: int | None = Field(None, ge=0, le=64)
 
+    # what a trial leaves on disk: its final model's state_dict through Optuna's artifact store (engine/weights.py;
+    # "best": only the best trial's, or the Pareto front's), and a checkpoint per epoch that a run killed
+    # mid-trial resumes from (engine/trainer/checkpoint.py)
+    save_weights: Literal["best", "all", "none"] = "best"
+    checkpoint: bool = False
+
     # telemetry
     telemetry: bool = True  # off: no step samples, no layer stats (grad_norm only when clipping)
     step_every: int = Field(10, ge=1)  # keep every k-th optimizer step's sample

@@ -112,6 +112,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     info["fail_reasons"] = reasons
     flagged = [(t.number, store.findings(sid, t.number)) for t in trials if t.flags]
     info["diagnosis"] = {n: [f["kind"] for f in fs] for n, fs in flagged}
+    info["weights"] = _weights(store, study, args)
     if args.json:
         return _print_json(info)
     console = _study_header(study, info["progress"])
@@ -131,6 +132,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             shown = ", ".join(f"{safe(k)} {fixed_number(v)}" for k, v in final.items() if k not in ("lr", "epoch_time_s"))
             console.print(f"  final epoch: {shown}", highlight=False, markup=False)
         _print_findings(console, info["best"]["findings"])
+    _print_weights(console, info["weights"])
     if flagged:
         console.print(
             f"diagnosis: {len(flagged)} trial(s) flagged; `tunetui show {markup_safe(args.study)} --trial N` for details"
@@ -197,6 +199,7 @@ def _show_pareto(store, study: dict, trials: list, args: argparse.Namespace) -> 
         "progress": _progress(store, study, trials),
         "best": None,  # several objectives: no single best
         "pareto_front": [{"number": t.number, "values": list(t.values), "params": t.params} for t in front],
+        "weights": _weights(store, study, args),
     }
     if args.json:
         return _print_json(info)
@@ -206,7 +209,26 @@ def _show_pareto(store, study: dict, trials: list, args: argparse.Namespace) -> 
     for t in front:
         console.print(f"  #{t.number}: values ({_values_text(t.values)})", highlight=False)
         _print_params(console, t.params)
+    _print_weights(console, info["weights"])
     return EXIT_OK
+
+
+def _weights(store, study: dict, args: argparse.Namespace) -> list[dict]:
+    """The trials' saved weights in the artifact folder: trial, file name (as the store says it), bytes."""
+    from engine.weights import artifact_dir, study_weights
+
+    folder = artifact_dir(store.url, getattr(args, "artifacts", None))
+    saved = study_weights(store, study["study_name"], folder)
+    return [{"trial": w.number, "file": w.filename, "bytes": w.size, "artifact_id": w.artifact_id} for w in saved]
+
+
+def _print_weights(console, weights: list[dict]) -> None:
+    if not weights:
+        return
+    console.print(f"saved weights ({len(weights)}; `tunetui export --weights --trial N -o FILE` writes one):",
+                  highlight=False)  # fmt: skip
+    for w in weights:
+        console.print(f"  #{w['trial']}: {safe(w['file'])} ({w['bytes']:,} bytes)", highlight=False, markup=False)
 
 
 def _print_findings(console, findings: list[dict]) -> None:

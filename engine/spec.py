@@ -155,6 +155,8 @@ class DevicesSection(Strict):
 
 class StorageSection(Strict):
     url: str | None = None  # default: sqlite:///.tunetui/tunetui.db (or TUNETUI_STORAGE)
+    # the folder of the trials' saved weights (Optuna's artifact store); default beside the store (engine/weights.py)
+    artifacts: str | None = None
 
 
 # ---------------------------------------------------------------- search space

@@ -63,6 +63,7 @@ def test_run_first_makes_a_private_store(tmp_path, spec):
     work = fresh(tmp_path)
     tunetui("run", str(spec), "--quiet", cwd=work)
     assert (work / ".tunetui" / "tunetui.db").exists()
+    assert len(list((work / ".tunetui" / "tunetui.artifacts").iterdir())) == 1  # the trial's saved weights
     assert wrong_modes(work) == []
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from tests.conftest import STUDIES, run_cli
 from tests.helpers_run import StoreView
@@ -88,6 +89,10 @@ def test_a_watched_loop_completes_its_trials_with_the_engines_telemetry(tmp_path
                             "WHERE trial_number = :n ORDER BY epoch, position", n=t.number)  # fmt: skip
         assert [(row[0], row[1]) for row in layers] == [(e, name) for e in (1, 2, 3) for name in ("0", "2")]
         assert all(row[2] > 0 and row[3] > 0 and '"counts"' in row[4] for row in layers)
+    # the watched model's weights are kept (save_weights = "best", the default): the best trial's state_dict
+    files = list((tmp_path / "store.artifacts").iterdir())
+    assert len(files) == 1
+    assert sorted(torch.load(files[0], weights_only=True)) == ["0.bias", "0.weight", "2.bias", "2.weight"]
 
 
 def test_an_unwatched_loop_records_its_metrics_and_no_layer_telemetry(tmp_path):

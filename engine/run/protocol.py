@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+WEIGHTS_TEMP_PREFIX = "tunetui-weights-"  # a worker's private temporary folder for one trial's weights file
+
 
 @dataclass(frozen=True)
 class RunTrial:
@@ -68,6 +70,9 @@ class TrialDone:
     metrics: dict[str, float] = field(default_factory=dict)  # the last epoch's
     reason: str | None = None  # "nan_loss" | "oom" | "error" | ...
     hint: str = ""
+    # the final model's state_dict in the worker's private temporary folder (engine/weights.py): the
+    # coordinator uploads it to Optuna's artifact store, or discards it
+    weights_file: str | None = None
 
     @property
     def failed(self) -> bool:

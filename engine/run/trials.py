@@ -25,8 +25,9 @@ from engine.run.protocol import Epoch, FromWorker, Log, Ready, RunTrial, StopTri
 from engine.space import suggest
 from engine.spec import StudySpec
 from engine.store import Store
-from engine.store.optuna_tables import fail_trial, set_trial_user_attrs
+from engine.store.optuna_tables import fail_trial, set_trial_user_attrs, study_storage
 from engine.value import trial_value
+from engine.weights import WeightKeeper, artifact_dir, discard
 
 KILL_GRACE_S = 3.0  # a killed trial may stop at its next epoch (its worker lives on); then it is killed
 
@@ -56,6 +57,9 @@ class Trials:
         self.trial_timeout = spec.budget.trial_timeout_s
         self.progress = Progress()
         self.outcomes = ledger.RunOutcomes()
+        self.weights = WeightKeeper(artifact_dir(store.url, spec.storage.artifacts),
+                                    spec.train_config({}).save_weights)  # fmt: skip
+        self.weights.adopt(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), study_storage(study))
 
     # ------------------------------------------------------------------ start and run
     def dispatch(self, slot: Slot) -> None:
@@ -173,6 +177,12 @@ class Trials:
 
     # ------------------------------------------------------------------ how trials end
     def _on_done(self, slot: Slot, message: TrialDone) -> None:
+        try:
+            self._end(slot, message)
+        finally:
+            discard(message.weights_file)  # uploaded (a copy) or not wanted
+
+    def _end(self, slot: Slot, message: TrialDone) -> None:
         trial = slot.trial
         if trial is None or message.number != trial.number:
             return
@@ -197,13 +207,23 @@ class Trials:
             if value is None:
                 self.fail(slot, "no_metric", f"the trial reported no finite {self.metric}", attrs)
             else:
+                self._upload_weights(trial, message.weights_file)  # before tell: a finished trial's attrs are fixed
                 set_trial_user_attrs(self.study, trial, {**attrs, "value_epoch": value_epoch})
                 self._tell(trial, value)
                 if self.prune_copy is not None:
                     self.prune_copy.add(trial.number, value, slot.reported)
                 self._finished(slot, TrialState.COMPLETE, value)
+                self.weights.keep_best(t.number for t in self.study.best_trials)
         if self.worker_max_trials and slot.trials_run >= self.worker_max_trials and not self.interrupted():
             self.pool.retire(slot)
+
+    def _upload_weights(self, trial: optuna.Trial, path: str | None) -> None:
+        if not path or self.weights.mode == "none":
+            return
+        try:
+            self.weights.upload(trial, path)
+        except OSError as err:  # a full disk costs the weights, not the trial
+            self.log(f"trial {trial.number}: weights not saved: {err}")
 
     def fail(self, slot: Slot, reason: str, hint: str, attrs: dict | None = None) -> None:
         trial = slot.trial

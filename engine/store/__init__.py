@@ -17,6 +17,7 @@ from engine.store.urls import (
     resolve_url,
     sqlite_path,
     state_dir,
+    state_path,
     with_driver,
     without_password,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "resolve_url",
     "sqlite_path",
     "state_dir",
+    "state_path",
     "study_status",
     "with_driver",
     "without_password",

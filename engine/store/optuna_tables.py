@@ -253,6 +253,11 @@ def fail_trial(study: Any, trial: Any) -> None:
     study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
+def study_storage(study: Any) -> Any:
+    """A study's storage object (private in Optuna), which `get_all_artifact_meta` needs for a FrozenTrial."""
+    return study._storage
+
+
 def frozen_trial_id(trial: Any) -> int:
     """The storage's id of a FrozenTrial (private in Optuna: no public attribute holds it); a journal
     numbers its trials across studies in creation order, as the RDB storage does."""

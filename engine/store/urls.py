@@ -76,6 +76,11 @@ def sqlite_path(url: str) -> Path | None:
 
 def state_dir(url: str) -> Path:
     """Where logs, pid files and locks of this store's coordinators live (0700)."""
+    return private_dir(state_path(url))
+
+
+def state_path(url: str) -> Path:
+    """`state_dir` without creating it (for readers)."""
     db = sqlite_path(url)
     if db is not None:
         path = db.parent / f"{db.stem}.state"
@@ -83,7 +88,7 @@ def state_dir(url: str) -> Path:
         digest = hashlib.sha256(without_password(url).encode()).hexdigest()[:16]  # no hash of a password
         root = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
         path = root / "tunetui" / digest
-    return private_dir(path)
+    return path
 
 
 def _parsed(url: str) -> sa.engine.URL | None:

@@ -36,7 +36,7 @@ EpochSender = Callable[[int, dict[str, Any], list[dict], list[dict]], None]  # e
 
 class TrialContext:
     """What a loop gets: `params` (sampled values, [train] and [task.params]), `device`, `epochs` (the budget),
-    `seed` (the trial's), `report(epoch, metrics) -> bool` and `watch(model, optimizer)`."""
+    `seed` (the trial's), `report(epoch, metrics) -> bool`, `watch(model, optimizer)` and `save_weights(model)`."""
 
     def __init__(self, params: dict[str, Any], device: torch.device, config: TrainConfig, metric: str,
                  send: EpochSender, stop_requested: Callable[[], bool]):  # fmt: skip
@@ -49,6 +49,8 @@ class TrialContext:
         self._send = send
         self._stop_requested = stop_requested
         self._watcher: Watcher | None = None
+        self.model: nn.Module | None = None  # whose weights the trial keeps: save_weights', else watch's
+        self._model_chosen = False
         self._started = time.perf_counter()
         self.history: list[dict] = []  # epoch rows sent, for the diagnosis
         self.steps: list[dict] = []
@@ -61,6 +63,13 @@ class TrialContext:
         if self._watcher is not None:
             self._watcher.close()
         self._watcher = Watcher(model, optimizer, self._config)
+        if not self._model_chosen:
+            self.model = model
+
+    def save_weights(self, model: nn.Module) -> None:
+        """Keep this model's weights as the trial's (saved when the loop returns, as `[train] save_weights`
+        says); without a call, the model given to `watch` is kept."""
+        self.model, self._model_chosen = model, True
 
     def report(self, epoch: int, metrics: dict[str, Any]) -> bool:
         """Send this epoch's metrics (numbers: floats, ints, 0-d tensors); True: stop training now."""
@@ -124,6 +133,7 @@ class TrialContext:
 class LoopResult:
     metrics: dict[str, float | None]  # the last report's
     findings: list[dict] = field(default_factory=list)
+    model: nn.Module | None = None  # ctx.save_weights' model, else watch's (None: no weights)
 
 
 def run_loop(task: TaskSpec, config: TrainConfig, task_params: dict[str, Any], device: torch.device,
@@ -155,4 +165,4 @@ def run_loop(task: TaskSpec, config: TrainConfig, task_params: dict[str, Any], d
     if not ctx.history:
         raise TrialFailed("no_report", "the loop never called report")
     last = {k: v for k, v in ctx.history[-1].items() if k != "epoch"}
-    return LoopResult(metrics=last, findings=ctx.findings(None))
+    return LoopResult(metrics=last, findings=ctx.findings(None), model=ctx.model)

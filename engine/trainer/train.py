@@ -73,6 +73,7 @@ class TrainResult:
     test: dict[str, float] = field(
         default_factory=dict
     )  # test_loss and test_acc (or test_rmse, ...) where the task has a test split
+    model: nn.Module | None = None  # the trained model (its weights may be saved)
 
 
 @dataclass
@@ -331,6 +332,7 @@ def _train(
         stopped_early=stopped_early,
         findings=history.findings(config, None),
         test=test,
+        model=model,
     )
 
 

@@ -140,6 +140,19 @@ def run_trial(conn: Connection, message: RunTrial, device_name: str) -> TrialDon
         attrs["train_time_s"] = round(time.time() - started, 3)
         return TrialDone(number, attrs, **fields)
 
+    stopped = [False]  # pruned or killed: no weights to keep
+
+    def check_stop() -> bool:
+        stopped[0] = stopped[0] or stop_requested(conn, number)
+        return stopped[0]
+
+    def weights(model) -> str | None:
+        if model is None or stopped[0] or config.save_weights == "none":
+            return None
+        from engine.trainer.checkpoint import weights_file
+
+        return weights_file(model, number)
+
     try:
         config = TrainConfig(**message.config)
         task = TaskSpec(**message.task)
@@ -162,20 +175,20 @@ def run_trial(conn: Connection, message: RunTrial, device_name: str) -> TrialDon
                                  if v is not None and k not in ("epoch_time_s", "mem_peak_mb"))  # fmt: skip
                 log(f"epoch {epoch}: {shown}")
 
-            result = run_loop(task, config, message.task_params, device, send, lambda: stop_requested(conn, number))
-            return done(metrics=result.metrics, findings=result.findings)
+            result = run_loop(task, config, message.task_params, device, send, check_stop)
+            return done(metrics=result.metrics, findings=result.findings, weights_file=weights(result.model))
         data = load_task(task, message.task_params, device)
 
         def on_epoch(report) -> bool:
             conn.send(Epoch(number, report.epoch, report.metrics, report.steps, report.layers))
             shown = " ".join(f"{k}={report.metrics[k]:.4f}" for k in LOGGED if report.metrics.get(k) is not None)
             log(f"epoch {report.epoch}: {shown}")
-            return stop_requested(conn, number)
+            return check_stop()
 
         result = train(config, data, device, on_epoch)
         attrs.update(getattr(result, "attrs", {}) or {})
         attrs.update({k: round(float(v), 6) for k, v in result.test.items()})
-        return done(metrics=result.metrics, findings=result.findings)
+        return done(metrics=result.metrics, findings=result.findings, weights_file=weights(result.model))
     except TrialFailed as failure:
         log(f"trial failed: {failure.reason}: {failure.hint}")
         return done(reason=failure.reason, hint=failure.hint, findings=getattr(failure, "findings", []))

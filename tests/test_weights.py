@@ -1,0 +1,159 @@
+"""Saved weights: the coordinator uploads a trial's state_dict to Optuna's artifact store and keeps what
+`[train] save_weights` asks; `show` lists them and `export --weights` writes one out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from engine.weights import WeightKeeper, artifact_dir, saved_weights, study_weights
+from tests.conftest import run_cli
+
+SPEC = """
+[study]
+name = "kept"
+seed = 3
+
+[budget]
+n_trials = 2
+
+[sampler]
+kind = "random"
+
+[pruner]
+kind = "none"
+
+[task]
+name = "digits"
+
+[train]
+epochs = 1
+layers = 1
+width = 16
+{train}
+
+[space.lr]
+type = "float"
+low = 1e-3
+high = 1e-1
+log = true
+"""
+
+
+def test_the_artifact_folder_is_beside_the_store_unless_the_spec_names_one(tmp_path):
+    assert artifact_dir(f"sqlite:///{tmp_path}/s/study.db") == tmp_path / "s" / "study.artifacts"
+    assert artifact_dir("sqlite:///x.db", str(tmp_path / "mine")) == tmp_path / "mine"
+    pg = artifact_dir("postgresql://u:secret@host/db")
+    assert pg.name == "artifacts" and "secret" not in str(pg)
+
+
+def _trial_with_file(study: optuna.Study, tmp_path: Path, value: float, keeper: WeightKeeper) -> int:
+    trial = study.ask()
+    path = tmp_path / f"trial-{trial.number}-weights.pt"
+    path.write_bytes(b"w" * (trial.number + 1))
+    keeper.upload(trial, str(path))
+    study.tell(trial, value)
+    keeper.keep_best(t.number for t in study.best_trials)
+    return trial.number
+
+
+@pytest.mark.parametrize("mode, kept", [("best", [1]), ("all", [0, 1, 2])])
+def test_best_keeps_only_the_best_trials_file_and_all_keeps_every_one(tmp_path, mode, kept):
+    url = f"sqlite:///{tmp_path}/study.db"
+    study = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    folder = tmp_path / "artifacts"
+    keeper = WeightKeeper(folder, mode)
+    for value in (0.5, 0.9, 0.7):
+        _trial_with_file(study, tmp_path, value, keeper)
+    trials = study.get_trials()
+    found = saved_weights(trials, study._storage, folder)
+    assert [w.number for w in found] == kept
+    assert [w.filename for w in found] == [f"trial-{n}-weights.pt" for n in kept]
+    assert [w.size for w in found] == [n + 1 for n in kept]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(w.artifact_id for w in found)
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in folder.iterdir())
+    # a later run of "best" adopts the files of earlier runs, and drops them for a better trial
+    later = WeightKeeper(folder, "best")
+    later.adopt(trials, study._storage)
+    _trial_with_file(study, tmp_path, 0.95, later)
+    assert [w.number for w in saved_weights(study.get_trials(), study._storage, folder)] == [3]
+
+
+def test_an_artifact_id_from_the_store_never_becomes_a_path(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    study = optuna.create_study(storage=url, study_name="s")
+    trial = study.ask()
+    outside = tmp_path / "secret"
+    outside.write_text("not an artifact")
+    record = {"artifact_id": "../secret", "filename": "x.pt", "mimetype": "a", "encoding": None}
+    study._storage.set_trial_system_attr(trial._trial_id, "artifacts:../secret", json.dumps(record))
+    study.tell(trial, 1.0)
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    assert saved_weights(study.get_trials(), study._storage, folder) == []
+
+
+def test_a_loop_of_its_own_keeps_the_model_it_saves_else_the_one_it_watches():
+    from engine.config import TrainConfig
+    from engine.trainer.context import TrialContext
+
+    ctx = TrialContext({}, torch.device("cpu"), TrainConfig(), "val_acc", lambda *a: None, lambda: False)
+    watched, chosen = torch.nn.Linear(2, 1), torch.nn.Linear(2, 2)
+    ctx.watch(watched, torch.optim.SGD(watched.parameters(), lr=0.1))
+    assert ctx.model is watched
+    ctx.save_weights(chosen)
+    ctx.watch(watched, torch.optim.SGD(watched.parameters(), lr=0.1))
+    assert ctx.model is chosen
+    ctx.close()
+
+
+def test_a_run_saves_the_best_trials_weights_that_show_lists_and_export_writes(tmp_path):
+    spec = tmp_path / "kept.toml"
+    spec.write_text(SPEC.format(train=""), encoding="utf-8")
+    url = f"sqlite:///{tmp_path}/store.db"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    result = run_cli("run", str(spec), "--storage", url, "--workers", "1", "--quiet", cwd=tmp_path,
+                     env={"TMPDIR": str(temp)})  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    study = optuna.load_study(study_name="kept", storage=url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    folder = tmp_path / "store.artifacts"
+    from engine.store import Store
+
+    saved = study_weights(Store(url, read_only=True), "kept", folder)
+    assert [w.number for w in saved] == [study.best_trial.number]  # "best" is the default
+    assert len(list(folder.iterdir())) == 1
+    assert list(temp.glob("tunetui-weights-*")) == []  # the worker's temporary copy is gone
+
+    shown = run_cli("show", "kept", "--storage", url, "--json")
+    assert shown.returncode == 0, shown.stderr
+    listed = json.loads(shown.stdout)["weights"]
+    assert [(w["trial"], w["file"], w["bytes"]) for w in listed] == [
+        (study.best_trial.number, f"trial-{study.best_trial.number}-weights.pt", saved[0].size)
+    ]
+    assert "saved weights (1" in run_cli("show", "kept", "--storage", url).stdout
+
+    out = tmp_path / "best.pt"
+    written = run_cli("export", "kept", "--weights", "-o", str(out), "--storage", url)
+    assert written.returncode == 0, written.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+    state = torch.load(out, weights_only=True)
+    # the engine's MLP on digits: 64 inputs, one hidden layer of 16, 10 classes; it loads into that shape
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    assert {tuple(v.shape) for v in state.values()} == {(16, 64), (16,), (10, 16), (10,)}
+    model.load_state_dict(dict(zip(model.state_dict(), state.values(), strict=True)))
+
+    again = run_cli("export", "kept", "--weights", "-o", str(out), "--storage", url)
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert run_cli("export", "kept", "--weights", "-o", str(out), "--force", "--storage", url).returncode == 0
+    other = 1 - study.best_trial.number
+    missing = run_cli("export", "kept", "--weights", "--trial", str(other), "-o", str(tmp_path / "o.pt"),
+                      "--storage", url)  # fmt: skip
+    assert missing.returncode == 2 and f"trial {other} has no saved weights" in missing.stderr
+    assert not (tmp_path / "o.pt").exists()
