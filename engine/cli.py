@@ -76,6 +76,8 @@ def build_parser() -> ArgumentParser:
     show.add_argument("--trial", type=int, help="show one trial in detail")
     show.add_argument("--json", action="store_true")
     show.add_argument("--artifacts", metavar="DIR", help="the saved weights' folder (default: beside the store)")
+    show.add_argument("--improvement", action="store_true",
+                      help="estimate now the improvement left (Optuna's terminator; takes seconds: it imports torch)")
     storage_arg(show)
 
     export = sub.add_parser(

@@ -94,6 +94,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         "counts": study["counts"],
         "coordinators": study["coordinators"],
         "progress": _progress(store, study, trials),
+        **_when_to_stop(store, study, getattr(args, "improvement", False)),
         "best": None,
     }
     if best is not None:
@@ -116,6 +117,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         return _print_json(info)
     console = _study_header(study, info["progress"])
+    _print_when_to_stop(console, info)
     if reasons:
         console.print("failures: " + ", ".join(f"{markup_safe(k)} {v}" for k, v in reasons.items()),
                       highlight=False)  # fmt: skip
@@ -168,6 +170,27 @@ def _progress(store, study: dict, trials: list) -> dict | None:
 
     progress = run_progress(trials, store.study_attrs(study["study_id"]), study["coordinators"], time.time())
     return None if progress is None else {**asdict(progress), "text": progress.text()}
+
+
+def _when_to_stop(store, study: dict, estimate_now: bool) -> dict:
+    """Optuna's terminator estimate of the improvement left (the latest a run recorded, or computed now with
+    --improvement) and why the last run stopped early, if it did (engine/terminator.py)."""
+    from engine import terminator
+
+    attrs = store.study_attrs(study["study_id"])
+    estimate = terminator.recorded(attrs)
+    if estimate_now:
+        estimate = terminator.estimate_study(store, study["study_name"])
+    shown = None if estimate is None else {**estimate.record(), "error": estimate.error, "text": estimate.text()}
+    return {"improvement": shown, "stopped_by": terminator.stopped_by(attrs)}
+
+
+def _print_when_to_stop(console, info: dict) -> None:
+    if info["improvement"] is not None:
+        error = info["improvement"]["error"]
+        console.print(info["improvement"]["text"] + (f" ({error})" if error else ""), highlight=False, markup=False)
+    if info["stopped_by"] and info["status"] != "running":
+        console.print(f"stopped: {info['stopped_by']}", highlight=False, markup=False)
 
 
 def _study_header(study: dict, progress: dict | None = None):

@@ -18,6 +18,7 @@ from engine.store.optuna_tables import decode_json
 UNFINISHED = ("RUNNING", "WAITING")
 FIRST_PAINT_ROWS = 2000  # a first read bigger than this comes in two polls: rows, then their params
 LOG_LINES = 200  # the latest log lines of the trial shown
+ATTRS_EVERY_S = 5.0  # while a coordinator runs, its study attrs (the terminator's estimate) are read this often
 
 
 _journals: dict[str, Store] = {}
@@ -189,6 +190,7 @@ class StudyWatcher:
         self.steps_for: int | None = None
         self.counts: dict[str, int] = {}
         self.runs: tuple = ()  # (host, started, state) of each coordinator, as the study attrs were read
+        self.attrs_read_at = 0.0
 
     def close(self) -> None:
         if self.store is not None:
@@ -236,10 +238,12 @@ class StudyWatcher:
                 self.counts[state] = self.counts.get(state, 0) + 1
         delta.coordinators = store.heartbeats(sid)
         runs = tuple(sorted((b["host"], b.get("started") or 0, b.get("state") or "") for b in delta.coordinators))
-        if runs != self.runs:  # a run started or ended: its target (`run_target:<host>`), why it stopped
+        running = any(b["alive"] for b in delta.coordinators)
+        # a run started or ended (its target `run_target:<host>`, why it stopped), or a live run's estimate
+        if runs != self.runs or (running and delta.polled_at - self.attrs_read_at >= ATTRS_EVERY_S):
             if delta.user_attrs is None:
                 delta.user_attrs = store.study_attrs(sid)
-            self.runs = runs
+            self.runs, self.attrs_read_at = runs, delta.polled_at
         delta.status = study_status(self.counts, delta.coordinators)
         delta.elapsed_s = time.perf_counter() - start
         return delta

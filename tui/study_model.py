@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from engine.progress import RunProgress, run_progress
 from engine.report import counts_as_best, is_better
 from engine.store import TrialRow
+from engine.terminator import Estimate, recorded, stopped_by
 from engine.text import markup_safe, safe
 from tui.data import StudyDelta, TrialDetail, Want
 from tui.formatting import count_key, format_value, trial_letters
@@ -63,6 +64,7 @@ class StudyModel:
         self.error: str | None = None
         self.expected: str | None = None  # the state an answered control leads to, until the store agrees
         self.polled_at = 0.0  # when the latest delta was read
+        self.estimate: Estimate | None = None  # the terminator's estimate asked for with `T`
 
     # ------------------------------------------------------------ data in
     def apply(self, delta: StudyDelta) -> Dirty:
@@ -181,6 +183,19 @@ class StudyModel:
         """The live runs' trials against their targets, with an ETA (None when no run is active)."""
         return run_progress(self.rows.values(), self.user_attrs, self.coordinators, self.polled_at)
 
+    def improvement(self) -> Estimate | None:
+        """The terminator's latest estimate: the run's recorded one, or the one `T` asked for (if as recent)."""
+        stored = recorded(self.user_attrs)
+        if self.estimate is None or (stored is not None and stored.complete > self.estimate.complete):
+            return stored
+        return self.estimate
+
+    def status_text(self) -> str:
+        """The status word; a run the terminator's estimate stopped reads "stopped: terminator"."""
+        status = self.shown_status()
+        why = stopped_by(self.user_attrs)
+        return f"stopped: {why.partition(':')[0]}" if status == "stopped" and why else status
+
     def clip(self, number: int | None) -> float | None:
         """The gradient clip threshold of a trial: its clip_norm/clip param, else the user attr."""
         if number is None:
@@ -203,15 +218,17 @@ class StudyModel:
             key = count_key(row)
             counts[key] = counts.get(key, 0) + 1
         best = self.rows.get(self.best) if self.best is not None else None
-        parts = [f"[b]{markup_safe(self.study_name)}[/b]", self.shown_status()]
+        parts = [f"[b]{markup_safe(self.study_name)}[/b]", self.status_text()]
         if self.study_id is None:
             parts.append("waiting for the study to appear in the store")
         else:
             parts.append(f"best {format_value(best.value)} #{best.number}" if best else "best -")
             parts.append(f"trials {trial_letters(counts)}")
-            progress = self.progress()
+            progress, estimate = self.progress(), self.improvement()
             if progress is not None:
                 parts.append(progress.text())
+            if estimate is not None:
+                parts.append(estimate.short())
         view = self.view if self.view != "compare" else f"compare #{self.pinned}"
         parts.append(f"view {view}" + (" +follow" if self.follow else ""))
         if self.error:

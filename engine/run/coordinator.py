@@ -26,6 +26,7 @@ from engine.progress import target_key
 from engine.pruning import PruneCopy, supports
 from engine.report import KILLED
 from engine.run import ledger
+from engine.run.early_stop import ImprovementCheck
 from engine.run.errors import CoordinatorError, StoreLost
 from engine.run.lease import Lease, host_name
 from engine.run.pool import Pool, SlotPlan, device_summary, plan
@@ -35,6 +36,7 @@ from engine.run.trials import Progress, Trials
 from engine.space import grid_size
 from engine.spec import StudySpec
 from engine.store import Store, StoreError
+from engine.terminator import stopped_key
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -81,6 +83,8 @@ class Coordinator:
         self.control_seen = 0  # highest tt_control id this coordinator has looked at
         self.control_backlog: list[dict] = []  # requests sent while no coordinator ran, still fresh
         self.failure: str | None = None  # why the run failed as a whole (exit 1), for the caller to print
+        self.stopped_early: str | None = None  # why the run stopped before its target (the terminator's estimate)
+        self.improvement: ImprovementCheck | None = None  # the opt-in stop when little improvement is left
 
     def run(self) -> int:
         """Run the study to its budget (or until stopped). Returns the process exit code."""
@@ -104,6 +108,12 @@ class Coordinator:
                                     self.spec.budget.n_trials)  # fmt: skip
         if new:
             self.study.set_user_attr(key, target)
+        if self.study.user_attrs.get(stopped_key(self.host)):  # a new run: the last one's early stop is history
+            self.study.set_user_attr(stopped_key(self.host), None)
+        budget = self.spec.budget
+        if budget.stop_when_improvement_below is not None:
+            self.improvement = ImprovementCheck(budget.stop_when_improvement_below, budget.stop_min_trials,
+                                                self.host, self.log)  # fmt: skip
         trials.progress.target, trials.progress.done = target, done
         trials.refresh_best()
         self._control_start()
@@ -120,7 +130,7 @@ class Coordinator:
             if self.first_signal is not None:
                 final = "interrupted"
             else:
-                final = "stopped" if self.stopped_by_user else "finished"
+                final = "stopped" if self.stopped_by_user or self.stopped_early else "finished"
             if self.first_signal is None and exit_code == 0:
                 self.failure = trials.outcomes.verdict(self.spec.study.name)
                 if self.failure:
@@ -133,6 +143,8 @@ class Coordinator:
             trials.abandon_running(f"the coordinator failed: {type(err).__name__}: {err}")
             raise
         finally:
+            if self.improvement is not None:
+                self.improvement.close()
             self.pool.shutdown()
             try:
                 if final is not None:
@@ -196,6 +208,16 @@ class Coordinator:
             for slot, message in self.pool.receive(timeout=0.2):
                 trials.handle(slot, message)
             trials.check_workers()
+            if self.improvement is not None and not self.state.stopping:
+                self._stop_early(self.improvement.turn(self.study, progress.done))
+
+    def _stop_early(self, why: str | None) -> None:
+        """The terminator's estimate says little improvement is left: no new trials; recorded for `show`."""
+        if why is None:
+            return
+        self.log(f"stopping: {why}")
+        self.state, self.stopped_early = RunState.STOPPING, why
+        self.study.set_user_attr(stopped_key(self.host), why)
 
     # ------------------------------------------------------------------ control, signals, heartbeat
     def _control_start(self) -> None:

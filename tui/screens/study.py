@@ -21,6 +21,7 @@ from textual.worker import get_current_worker
 from engine.store import Store, StoreError
 from engine.text import safe
 from tui.data import Want
+from tui.improvement import EstimateKey
 from tui.messages import (
     ChooseSpecToStart,
     Confirm,
@@ -45,7 +46,7 @@ CHART_EVERY_S = 0.4  # ...and each visible chart adds this much (a chart costs ~
 SETTLE_S = 0.12  # after the cursor stops for this long, the panels show the new trial
 
 
-class StudyScreen(Screen):
+class StudyScreen(EstimateKey, Screen):
     HELP_TITLE = "Study"
     BINDINGS = [
         Binding("escape", "back", "Back", show=False),
@@ -59,6 +60,7 @@ class StudyScreen(Screen):
         Binding("e", "export", "Export", tooltip="Export trials as CSV/JSON, or the best trial as a spec"),
         Binding("c", "compare", "Compare", tooltip="Pin a trial, move to another, c again: both curves"),
         Binding("f", "follow", "Follow", tooltip="Keep the cursor on the newest trial"),
+        Binding("T", "estimate", "Gain left", show=False, tooltip="Estimate the improvement left now (Optuna's terminator)"),
         Binding("a", "analysis", "Plots", tooltip="Analysis views: parallel coordinates, slice, contour, EDF, rank, timeline..."),
         Binding(
             "v", "view", "View", show=False, tooltip="Curves of: the selected trial / the best / all overlaid"
