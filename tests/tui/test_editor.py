@@ -130,3 +130,36 @@ def test_set_study_name_replaces_only_the_study_table_name():
     text = '[study]\nname = "a"\n[task]\nname = "digits"\n'
     assert set_study_name(text, "b") == '[study]\nname = "b"\n[task]\nname = "digits"\n'
     assert set_study_name("[study]\nseed = 1\n", "c") == '[study]\nname = "c"\nseed = 1\n'
+
+
+async def test_the_problem_lines_are_marked_in_the_text_until_fixed(small_store, make_app, studies_dir):
+    from tui.widgets.spec_text_area import PROBLEM_STYLE, SpecTextArea
+
+    app = make_app(small_store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        editor = await open_editor(pilot, app, studies_dir)
+        replace_text(editor, "n_trials = 30", "n_trials = 0")
+        replace_text(editor, "low = 3e-4", "low = -1.0")
+        await wait_for(pilot, lambda: len(editor.issues) == 2, what="two problems")
+        lines = editor.text.splitlines()
+        budget = lines.index("n_trials = 0") + 1
+        space = next(i for i, s in enumerate(lines, 1) if s.strip() == "[space.lr]")
+        assert sorted(issue.line for issue in editor.issues) == [budget, space]
+        area = editor.query_one(SpecTextArea)
+        assert area.problem_lines == {budget - 1, space - 1}
+        await pilot.press("tab", "enter")  # jump to the first problem: its line is on screen
+        row = area.cursor_location[0]
+        assert row in area.problem_lines
+        await pilot.press("down")  # the cursor's line has its own background: look at the problem line from below
+        await pilot.pause(0.1)
+        drawn = area.render_line(row - area.scroll_offset.y)
+        assert any(seg.style and seg.style.bgcolor == PROBLEM_STYLE.bgcolor and seg.style.underline
+                   for seg in drawn if seg.text.strip())  # fmt: skip
+        clean = area.render_line(row + 1 - area.scroll_offset.y)
+        assert not any(seg.style and seg.style.bgcolor == PROBLEM_STYLE.bgcolor for seg in clean)
+        replace_text(editor, "n_trials = 0", "n_trials = 30")
+        replace_text(editor, "low = -1.0", "low = 3e-4")
+        await wait_for(pilot, lambda: editor.spec is not None, what="valid again")
+        assert area.problem_lines == frozenset()
+        assert not any(seg.style and seg.style.bgcolor == PROBLEM_STYLE.bgcolor
+                       for seg in area.render_line(row - area.scroll_offset.y))  # fmt: skip

@@ -22,6 +22,7 @@ from engine.spec_text import SpecIssue
 from engine.text import safe
 from tui.data import short_path
 from tui.messages import Confirm
+from tui.widgets.spec_text_area import SpecTextArea
 
 DEBOUNCE_S = 0.3
 
@@ -115,18 +116,18 @@ class EditorScreen(Screen):
                 yield OptionList(id="editor-issues")
         yield Footer(compact=True, show_command_palette=False)
 
-    def _text_area(self) -> TextArea:
+    def _text_area(self) -> SpecTextArea:
         try:
             text = self.path.read_text(encoding="utf-8")
         except OSError as err:
             text = f"# cannot read {self.path}: {err}\n"
         self.saved_text = self.original_text = text
         try:
-            area = TextArea.code_editor(
+            area = SpecTextArea.code_editor(
                 text, language="toml", id="editor-text", soft_wrap=False, tab_behavior="focus"
             )
         except Exception:  # tree-sitter present but without TOML: plain text still edits fine
-            area = TextArea.code_editor(
+            area = SpecTextArea.code_editor(
                 text, language=None, id="editor-text", soft_wrap=False, tab_behavior="focus"
             )
         return area
@@ -160,6 +161,7 @@ class EditorScreen(Screen):
         except SpecError as err:
             self.spec = None
             self.issues = err.issues
+        self.query_one(SpecTextArea).mark_problems(issue.line for issue in self.issues)
         status = self.query_one("#editor-status", Static)
         issues = self.query_one("#editor-issues", OptionList)
         issues.clear_options()
