@@ -20,11 +20,13 @@ from engine.spec import (
 )
 
 
-def suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
-    """Sample every dimension whose `when` conditions hold, in the order the spec declares them."""
-    params: dict[str, Any] = {}
+def suggest(trial: optuna.Trial, spec: StudySpec, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Sample every dimension whose `when` conditions hold, in the order the spec declares them; with the
+    trial's `overrides` (engine/enqueue.py) in the result instead, never sampled: its Optuna params then
+    hold only values it trained with."""
+    params: dict[str, Any] = dict(overrides or {})
     for name, dim in spec.space.items():
-        if not dim.holds(params):
+        if name in params or not dim.holds(params):
             continue
         if isinstance(dim, FloatDim):
             params[name] = trial.suggest_float(name, dim.low, dim.high, log=dim.log, step=dim.step)

@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from engine.enqueue import OVERRIDES_KEY, overrides_from
 from engine.pruning import PruneCopy
 from engine.report import KILLED
 from engine.run import ledger
@@ -71,8 +72,8 @@ class Trials:
             "optuna_version": optuna.__version__,
             "spec_commit": self.spec_commit,
         }
-        try:
-            params = suggest(trial, self.spec)
+        try:  # an enqueued trial may carry overrides (engine/enqueue.py): applied, never sampled
+            params = suggest(trial, self.spec, overrides_from(trial.user_attrs.get(OVERRIDES_KEY), self.spec))
             seed = self.spec.study.seed + trial.number
             config = self.spec.train_config(params, seed=seed)
         except ValueError as err:  # pydantic's ValidationError too: sampled values the config refuses

@@ -76,6 +76,12 @@ class JournalStore:
     def request(self, study_id: int, action: str, arg: str | None = None) -> int:
         raise StoreError(NO_COORDINATOR)
 
+    def check_writable(self) -> None:
+        raise StoreError(f"{self.file}: {READ_ONLY}; nothing was written")
+
+    def set_user_attr(self, study_id: int, number: int | None, key: str, value: Any) -> None:
+        self.check_writable()
+
     def has_table(self, table: Any) -> bool:
         return False
 

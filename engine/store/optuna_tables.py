@@ -214,6 +214,36 @@ def attr_by_number(conn: sa.Connection, study_id: int, key: str) -> dict[int, An
     return {n: decode_json(v) for n, v in conn.execute(sa.text(sql), {"sid": study_id, "key": key})}
 
 
+# ---------------------------------------------------------------- user attrs written by the workbench
+# Optuna refuses to set a user attr of a finished trial (UpdateFinishedTrialError), but a note belongs on
+# exactly those: the row is written here, as Optuna writes it (JSON text, one row per trial or study and key).
+
+_ATTR_TABLES = {  # owner -> (table, owner column)
+    "trial": ("trial_user_attributes", "trial_id"),
+    "study": ("study_user_attributes", "study_id"),
+}
+
+
+def trial_id(conn: sa.Connection, study_id: int, number: int) -> int | None:
+    sql = "SELECT trial_id FROM trials WHERE study_id = :sid AND number = :n"
+    row = conn.execute(sa.text(sql), {"sid": study_id, "n": number}).first()
+    return int(row[0]) if row else None
+
+
+def write_user_attr(conn: sa.Connection, owner: str, owner_id: int, key: str, value: Any) -> None:
+    """Set (or with None, remove) one user attr of a trial (`owner` "trial", a trial_id) or a study ("study",
+    a study_id), in the caller's transaction, whatever the trial's state."""
+    check_optuna_version()
+    table, column = _ATTR_TABLES[owner]
+    bind = {"id": owner_id, "key": key, "value": json.dumps(value)}
+    if value is None:
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :id AND key = :key"), bind)
+        return
+    where = f"{column} = :id AND key = :key"
+    if conn.execute(sa.text(f"UPDATE {table} SET value_json = :value WHERE {where}"), bind).rowcount == 0:
+        conn.execute(sa.text(f"INSERT INTO {table} ({column}, key, value_json) VALUES (:id, :key, :value)"), bind)
+
+
 # ---------------------------------------------------------------- Optuna's private API (the coordinator)
 
 

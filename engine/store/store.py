@@ -16,6 +16,10 @@ from engine.store.queries import TrialRow
 from engine.store.schema import ensure_schema, metadata
 from engine.store.urls import journal_path, resolve_url, sqlite_path
 
+OPTUNA_ALONE_READ_ONLY = (
+    "this store was made by Optuna alone (it has no tunetui tables): tunetui only reads it; nothing was written"
+)
+
 
 class Store:
     """One store, opened for the coordinator (read-write) or for viewers (read-only on SQLite).
@@ -142,6 +146,25 @@ class Store:
         present = {t for t in metadata.tables if self.has_table(t)}
         with self._writing() as conn:
             telemetry.delete_study(conn, study_id, present)
+
+    # ------------------------------------------------------------ the workbench's writes (notes)
+    def check_writable(self) -> None:
+        """Notes and enqueued trials go only to stores tunetui runs studies in: a store made by Optuna alone
+        is read, never written."""
+        if not self.has_table("tt_control"):
+            raise StoreError(OPTUNA_ALONE_READ_ONLY)
+
+    def set_user_attr(self, study_id: int, number: int | None, key: str, value: Any) -> None:
+        """One user attr of trial `number` (None: of the study), whatever the trial's state; None removes it."""
+        self.check_writable()
+        with self._writing() as conn:
+            if number is None:
+                optuna_tables.write_user_attr(conn, "study", study_id, key, value)
+                return
+            trial_id = optuna_tables.trial_id(conn, study_id, number)
+            if trial_id is None:
+                raise StoreError(f"no trial #{number} in this study")
+            optuna_tables.write_user_attr(conn, "trial", trial_id, key, value)
 
     # ------------------------------------------------------------ control (CLI, TUI -> coordinator)
     def request(self, study_id: int, action: str, arg: str | None = None) -> int:
