@@ -16,6 +16,8 @@ from tui.messages import (
     ChooseSpecToStart,
     CompareStudies,
     Confirm,
+    EditNote,
+    EditParams,
     EditSpec,
     ExportStudy,
     LaunchFinished,
@@ -35,6 +37,7 @@ from tui.screens.picker import SpecPicker
 from tui.screens.restart import RestartScreen, recorded_spec, specs_naming
 from tui.screens.studies import StudiesScreen
 from tui.screens.study import StudyScreen
+from tui.screens.trial_forms import NoteScreen, ParamsScreen
 
 
 class ScreenCommands(Provider):
@@ -144,6 +147,20 @@ class TunetuiApp(App):
                 message.then()
 
         self.push_screen(ConfirmScreen(message.title, message.detail, yes=message.yes), answered)
+
+    def on_edit_note(self, message: EditNote) -> None:
+        def typed(text: str | None) -> None:
+            if text is not None:
+                message.then(text)
+
+        self.push_screen(NoteScreen(message.title, message.note, message.limit), typed)
+
+    def on_edit_params(self, message: EditParams) -> None:
+        def checked(result) -> None:
+            if result is not None:
+                message.then(result)
+
+        self.push_screen(ParamsScreen(message.title, message.fields, message.note, message.check), checked)
 
     def on_choose_spec_to_start(self, message: ChooseSpecToStart) -> None:
         # the store is data: the spec (and so the task code) to run is one the user picks here

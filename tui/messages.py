@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual.message import Message
 
@@ -144,3 +145,25 @@ class ControlSent(Message):
     text: str
     action: str = ""
     answered: bool = False
+
+
+@dataclass
+class EditNote(Message):
+    """Show the note form; `then` gets the text typed (not called on escape)."""
+
+    title: str
+    note: str
+    limit: int
+    then: Callable[[str], None]
+
+
+@dataclass
+class EditParams(Message):
+    """Show the parameters form of a trial to enqueue; `check` turns the fields' texts into the result or
+    problems, `then` gets the result (not called on escape)."""
+
+    title: str
+    fields: list
+    note: str
+    check: Callable[[dict[str, str]], tuple]
+    then: Callable[[Any], None]

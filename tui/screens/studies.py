@@ -13,11 +13,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
+from engine.notes import NOTE_KEY, NOTE_MAX, write_note
 from engine.store import StoreError
 from engine.text import safe
 from tui.data import delete_study, list_studies, open_store, short_url
 from tui.formatting import diagnosis_summary, format_best, trial_letters, trial_summary
-from tui.messages import CompareStudies, Confirm, EditSpec, NewStudy, OpenStudy, StudiesLoaded
+from tui.messages import CompareStudies, Confirm, EditNote, EditSpec, NewStudy, OpenStudy, StudiesLoaded
+from tui.trial_actions import writable_store
 
 WIDE = 120  # from this width every column shows in full; narrower, "started" goes and long cells are cut
 COLUMNS = (("name", "study"), ("status", "state"), ("trials", "trials c/r/p/f"), ("best", "best"),
@@ -78,6 +80,7 @@ class StudiesScreen(Screen):
         Binding("n", "new", "New", tooltip="Start a new study from a spec file in the studies folder"),
         Binding("E", "edit", "Edit spec", tooltip="Edit a spec file (validated as you type)"),
         Binding("d", "delete", "Delete", tooltip="Delete the selected study (asks first)"),
+        Binding("N", "note", "Note", show=False, tooltip="A note on the selected study"),
         Binding("m", "mark", "Mark", show=False, tooltip="Mark the selected study to compare with another (m again: unmark)"),
         Binding("c", "compare", "Compare", show=False, tooltip="Compare the marked study with the selected one"),
         Binding("slash", "filter", "Filter", key_display="/", tooltip="Show only studies whose name matches"),
@@ -266,6 +269,28 @@ class StudiesScreen(Screen):
             return
         self.app.call_from_thread(self.notify, f"deleted {name}")
         self.refresh_now()
+
+    def action_note(self) -> None:
+        if self.selected_name is not None:
+            self._note(self.selected_name)
+
+    @work(thread=True, group="studies-note")
+    def _note(self, name: str, text: str | None = None) -> None:
+        """Read the study's note and ask for the new one (text None), or write `text`."""
+        try:
+            with writable_store(self.app.storage_url) as store:
+                study_id = store.study_id(name)
+                if study_id is None:
+                    raise StoreError(f"no study named {name!r}")
+                if text is None:
+                    note = str(store.study_attrs(study_id).get(NOTE_KEY) or "")
+                    self.post_message(EditNote(f"Note on study {name}", note, NOTE_MAX, lambda t: self._note(name, t)))
+                    return
+                note = write_note(store, study_id, None, text)
+        except StoreError as err:
+            self.app.call_from_thread(self.notify, f"no note written: {err}", severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"note {'saved on' if note else 'removed from'} study {name}")
 
     def action_filter(self) -> None:
         box = self.query_one("#studies-filter", Input)

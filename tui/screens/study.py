@@ -33,6 +33,7 @@ from tui.messages import (
 )
 from tui.polling import StudyPolling
 from tui.study_model import StudyModel
+from tui.trial_actions import TRIAL_ACTION_BINDINGS, TrialActions
 from tui.widgets.curves import PLOTS, CurvesPanel, charts_for
 from tui.widgets.diagnosis import trial_detail
 from tui.widgets.histogram import GradientPanel
@@ -46,7 +47,7 @@ CHART_EVERY_S = 0.4  # ...and each visible chart adds this much (a chart costs ~
 SETTLE_S = 0.12  # after the cursor stops for this long, the panels show the new trial
 
 
-class StudyScreen(EstimateKey, Screen):
+class StudyScreen(EstimateKey, TrialActions, Screen):
     HELP_TITLE = "Study"
     BINDINGS = [
         Binding("escape", "back", "Back", show=False),
@@ -80,6 +81,7 @@ class StudyScreen(EstimateKey, Screen):
         Binding("right_square_bracket", "layer(1)", "Next layer (Grads tab)", key_display="]", show=False),
         Binding("comma", "epoch(-1)", "Prev epoch (Grads tab)", key_display=",", show=False),
         Binding("full_stop", "epoch(1)", "Next epoch (Grads tab)", key_display=".", show=False),
+        *TRIAL_ACTION_BINDINGS,  # N, Q, R, F: tui/trial_actions.py
     ]
 
     def __init__(self, study_name: str) -> None:
@@ -231,7 +233,7 @@ class StudyScreen(EstimateKey, Screen):
         if row is not None and row.started is not None:
             duration = (row.finished or self.app.clock()) - row.started
         view = trial_detail(row, detail.attrs if detail else {}, detail.findings if detail else [], duration,
-                            self.model.epochs.get(selected))  # fmt: skip
+                            self.model.epochs.get(selected), study_note=self.model.user_attrs.get("note"))  # fmt: skip
         self.query_one("#detail-view", Static).update(view)
 
     def _show_grads(self) -> None:

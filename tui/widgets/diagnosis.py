@@ -12,10 +12,11 @@ from rich.text import Text
 
 from engine.report import extra_metrics
 from engine.store import TrialRow
-from engine.text import safe
+from engine.text import safe, safe_lines
 from tui.formatting import format_duration, format_value, state_text
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
+SHOWN_ABOVE = ("fail_reason", "fail_hint", "note", "origin", "overrides")
 ATTR_ORDER = ("seed", "device", "amp", "clip_norm", "clip", "torch", "python", "optuna", "versions")
 
 
@@ -32,17 +33,27 @@ def _kv_table(title: str, items: dict[str, Any]) -> Table:
 
 
 def trial_detail(row: TrialRow | None, attrs: dict[str, Any], findings: list[dict],
-                 duration_s: float | None = None, epochs: list[dict] | None = None) -> RenderableType:  # fmt: skip
+                 duration_s: float | None = None, epochs: list[dict] | None = None,
+                 study_note: Any = None) -> RenderableType:  # fmt: skip
     """`epochs`: the trial's epoch rows where the screen has them; the last one's metrics beyond the
-    engine's columns (val_rmse, r2, an own loop's names) are listed."""
+    engine's columns (val_rmse, r2, an own loop's names) are listed. Notes, the origin of an enqueued
+    trial and its overrides (engine/enqueue.py) come first: they say how to read the rest."""
+    notes = [Text.assemble(("study note: ", "bold"), safe_lines(study_note))] if study_note else []
     if row is None:
-        return Text("no trial selected")
+        return Group(*notes, Text("no trial selected"))
     head = Text.assemble(
         (f"trial #{row.number}  ", "bold"),
         (state_text(row.state, row.reason), "bold"),
         f"  value {format_value(row.value) or '-'}  epochs {row.epochs}  time {format_duration(duration_s) or '-'}",
     )
-    parts: list[RenderableType] = [head]
+    parts: list[RenderableType] = [*notes, head]
+    if attrs.get("note"):
+        parts.append(Text.assemble(("note: ", "bold"), safe_lines(attrs["note"])))
+    if attrs.get("origin"):
+        parts.append(Text.assemble(("enqueued: ", "bold"), safe(attrs["origin"])))
+    if isinstance(attrs.get("overrides"), dict) and attrs["overrides"]:
+        values = ", ".join(f"{safe(k)}={format_value(v)}" for k, v in attrs["overrides"].items())
+        parts.append(Text.assemble(("overrides (trained with, not sampled): ", "bold yellow"), values))
     if row.state == "FAIL" or attrs.get("fail_reason"):
         reason = attrs.get("fail_reason") or row.reason or "unknown"
         hint = attrs.get("fail_hint") or ""
@@ -55,7 +66,7 @@ def trial_detail(row: TrialRow | None, attrs: dict[str, Any], findings: list[dic
             parts.append(_kv_table(f"metrics (epoch {last.get('epoch', '?')})", extra))
     shown = {k: attrs[k] for k in ATTR_ORDER if k in attrs}
     shown.update(
-        {k: v for k, v in sorted(attrs.items()) if k not in shown and k not in ("fail_reason", "fail_hint")}
+        {k: v for k, v in sorted(attrs.items()) if k not in shown and k not in SHOWN_ABOVE}
     )
     if shown:
         parts.append(_kv_table("attributes", shown))
