@@ -34,8 +34,14 @@ class RunProgress:
     eta_s: float | None  # None: unknown (no trial of the run has finished yet)
 
     def text(self) -> str:
-        eta = "—" if self.eta_s is None else duration_text(self.eta_s)
-        return f"{self.done}/{self.target} trials · ETA {eta}"
+        return f"{self.done}/{self.target} trials · ETA {self._eta()}"
+
+    def short(self) -> str:
+        """For a one-line header, after the status: "23/50 ETA 4m10s"."""
+        return f"{self.done}/{self.target} ETA {self._eta()}"
+
+    def _eta(self) -> str:
+        return "—" if self.eta_s is None else duration_text(self.eta_s)
 
 
 def eta_s(left: int, durations: Sequence[float], workers: int, running_elapsed: Sequence[float] = ()

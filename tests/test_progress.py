@@ -47,7 +47,7 @@ def test_progress_counts_the_live_hosts_trials_toward_their_targets():
     progress = run_progress(rows, {"run_target:a": 10, "run_target:b": 4}, [live("a", workers=2)], NOW)
     # 3 counted of 10; durations 100, 60, 20: median 60; 7 left less the running trial's 30 s, over 2 workers
     assert progress == RunProgress(done=3, target=10, eta_s=(7 * 60 - 30) / 2)
-    assert progress.text() == "3/10 trials · ETA 3m15s"
+    assert progress.text() == "3/10 trials · ETA 3m15s" and progress.short() == "3/10 ETA 3m15s"
     both = run_progress(rows, {"run_target:a": 10, "run_target:b": 4}, [live("a", 2), live("b", 1)], NOW)
     assert (both.done, both.target) == (4, 14)
 
@@ -75,10 +75,10 @@ def test_the_study_header_shows_the_progress_while_a_run_is_active():
     model.apply(StudyDelta(name="s", study_id=1, status="running", coordinators=[live(workers=1)],
                            user_attrs={"run_target:a": 4}, trials=[row(0, finished=250.0), row(1, "RUNNING", started=200.0)],
                            polled_at=300.0, first=True))  # fmt: skip
-    assert "1/4 trials · ETA 10m50s" in model.title()  # 3 left of 250 s each, less the running one's 100 s
+    assert "[/b] · running 1/4 ETA 10m50s · best" in model.title()  # 3 left of 250 s each, less the running one's 100 s
     ended = model.apply(StudyDelta(name="s", study_id=1, status="finished", coordinators=[live(alive=False)],
                                    polled_at=400.0))  # fmt: skip
-    assert ended.title and "trials ·" not in model.title() and "ETA" not in model.title()
+    assert ended.title and "1/4" not in model.title() and "ETA" not in model.title()
 
 
 def test_the_watcher_reads_the_new_target_when_a_new_run_starts(tmp_path):
