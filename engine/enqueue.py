@@ -170,7 +170,8 @@ def copy_plan(spec: StudySpec, number: int, params: dict[str, Any], overrides: d
     if problems:
         return None, problems
     changes = tuple(Change(n, params.get(n), new[n], "param") for n in new if new[n] != params.get(n))
-    origin = f"copy of #{number}" + (f", edited: {', '.join(c.name for c in changes)}" if changes else "")
+    edits = ", ".join(f"{c.name} {value_text(c.old)} -> {value_text(c.new)}" for c in changes)
+    origin = f"copy of #{number}" + (f", edited: {edits}" if edits else "")  # what a WAITING trial will run
     try:
         return _checked(spec, Plan(new, dict(overrides), origin, changes)), []
     except ValueError as err:

@@ -87,7 +87,7 @@ def test_a_copy_refuses_values_outside_the_space_naming_every_problem():
 
     plan, problems = copy_plan(SPEC, 3, PARAMS, {"activation": "relu"}, {"lr": "0.005", "width": "256"})
     assert problems == [] and plan.params == {**PARAMS, "lr": 0.005, "width": 256}
-    assert plan.origin == "copy of #3, edited: lr, width" and plan.overrides == {"activation": "relu"}
+    assert plan.origin == "copy of #3, edited: lr 0.001 -> 0.005, width 128 -> 256" and plan.overrides == {"activation": "relu"}
     assert [p.name for p in editable_params(SPEC, PARAMS)] == list(PARAMS)  # the spec's order
     assert editable_params(SPEC, PARAMS)[0].bounds == "float 0.0003..0.03 log"
 

@@ -80,6 +80,6 @@ def test_a_remedy_and_an_edited_copy_run_with_their_values(tmp_path):
     assert attrs[1]["origin"] == "remedy of #0: relu + kaiming init, lr/10"
     assert attrs[1]["overrides"]["lr"] == pytest.approx(0.002)
     assert lrs[1] == pytest.approx(0.002)  # the worker trained with the override
-    assert trials[copied].params == {"lr": 0.05} and attrs[copied]["origin"] == "copy of #0, edited: lr"
+    assert trials[copied].params == {"lr": 0.05} and attrs[copied]["origin"] == "copy of #0, edited: lr 0.02 -> 0.05"
     assert lrs[copied] == pytest.approx(0.05)
     assert view.study_attr("eq", "run_target:" + attrs[1]["host"]) == "3"  # the 3 this run counted

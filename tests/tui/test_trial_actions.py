@@ -17,6 +17,12 @@ from tui.screens.trial_forms import NoteScreen, ParamsScreen
 from tui.widgets.trial_table import TrialTable
 
 
+@pytest.fixture(params=["small_store", pytest.param("pg_small_store", marks=pytest.mark.postgres)])
+def any_store(request) -> str:
+    """The small fixture study in a SQLite file and in a PostgreSQL database."""
+    return request.getfixturevalue(request.param)
+
+
 def trials(url: str, study: str = "digits_mlp") -> list:
     return optuna.load_study(study_name=study, storage=Store(url, create=False).optuna_storage()).trials
 
@@ -32,8 +38,8 @@ def toasts(app) -> str:
     return "\n".join(str(n.message) for n in app._notifications)
 
 
-async def test_n_writes_a_note_on_a_finished_trial_shown_as_text_in_detail(small_store, make_app):
-    app = make_app(small_store, open_study="digits_mlp")
+async def test_n_writes_a_note_on_a_finished_trial_shown_as_text_in_detail(any_store, make_app):
+    app = make_app(any_store, open_study="digits_mlp")
     async with app.run_test(size=(100, 30)) as pilot:
         await on_trial(pilot, 3)
         await pilot.press("N")
@@ -41,7 +47,7 @@ async def test_n_writes_a_note_on_a_finished_trial_shown_as_text_in_detail(small
         app.screen.query_one(Input).value = "best so far [b]bold?[/b]"
         await pilot.press("enter")
         await wait_for(pilot, lambda: "note saved on trial #3" in toasts(app), what="the note saved")
-        assert trials(small_store)[3].user_attrs["note"] == "best so far [b]bold?[/b]"
+        assert trials(any_store)[3].user_attrs["note"] == "best so far [b]bold?[/b]"
         await pilot.press("4")  # the Detail tab
         await wait_for(pilot, lambda: "note: best so far [b]bold?[/b]" in screen_text(app), what="the note in Detail")
 
@@ -61,26 +67,26 @@ async def test_n_on_the_studies_screen_writes_the_study_note_shown_in_detail(sma
     assert study.user_attrs["note"] == "lr sweep for the paper"
 
 
-async def test_q_enqueues_an_edited_copy_and_refuses_values_outside_the_space(small_store, make_app):
-    app = make_app(small_store, open_study="digits_mlp")
+async def test_q_enqueues_an_edited_copy_and_refuses_values_outside_the_space(any_store, make_app):
+    app = make_app(any_store, open_study="digits_mlp")
     async with app.run_test(size=(100, 30)) as pilot:
         await on_trial(pilot, 2)
-        source = trials(small_store)[2].params
+        source = trials(any_store)[2].params
         await pilot.press("Q")
         await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen), what="the params form")
         assert "float 0.0003..0.03 log" in screen_text(app)
         app.screen.query_one("#param-0", Input).value = "0.5"  # lr, above the space's 0.03
         await pilot.press("enter")
         await wait_for(pilot, lambda: "outside the search space" in screen_text(app), what="the refusal")
-        assert isinstance(app.screen, ParamsScreen) and len(trials(small_store)) == 12  # nothing enqueued
+        assert isinstance(app.screen, ParamsScreen) and len(trials(any_store)) == 12  # nothing enqueued
         app.screen.query_one("#param-0", Input).value = "0.005"
         await pilot.press("enter")
         await wait_for(pilot, lambda: "enqueued trial #12" in toasts(app), what="the copy enqueued")
         await wait_for(pilot, lambda: 12 in app.screen.query_one(TrialTable).rows, what="the WAITING row")
-    copy = trials(small_store)[12]
+    copy = trials(any_store)[12]
     assert copy.state == optuna.trial.TrialState.WAITING
     assert copy.system_attrs["fixed_params"] == {**source, "lr": 0.005}
-    assert copy.user_attrs == {"origin": "copy of #2, edited: lr"}
+    assert copy.user_attrs == {"origin": f"copy of #2, edited: lr {source['lr']!r} -> 0.005"}
 
 
 async def test_r_retries_only_a_failed_trial(small_store, make_app):
