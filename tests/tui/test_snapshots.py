@@ -1,4 +1,5 @@
-"""Snapshots of the Studies, Study and Editor screens at 80x24 and 160x48, from fixed data (no clock)."""
+"""Snapshots of the Studies, Study, Analysis and Editor screens at 80x24 (and 160x48), from fixed data (no
+clock)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 from textual.widgets import TextArea
 
 from tests.tui.conftest import wait_for
+from tests.tui.screen_text import screen_text
 from tui.screens.editor import EditorScreen
 from tui.widgets.curves import SeriesPlot
 from tui.widgets.trial_table import TrialTable
@@ -60,3 +62,23 @@ def test_editor_with_an_error_listed(here, make_app, snap_compare, size, studies
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=size, run_before=broken)
+
+
+# the Analysis screen's views of the 12 fixed trials, each known by a line it draws once it is drawn
+VIEWS = {"1": "parallel coordinates (", "3": "mean value per cell", "6": "legend: █ complete", "7": "per epoch"}
+
+
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_analysis_view(here, make_app, snap_compare, view):
+    app = make_app(here, open_study="digits_mlp")
+
+    async def drawn(pilot):
+        await wait_for(pilot, lambda: getattr(app.screen, "study_name", None) == "digits_mlp", what="the Study screen")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "AnalysisScreen" and app.screen.loaded,
+                       what="the Analysis screen")  # fmt: skip
+        await pilot.press(view)
+        await wait_for(pilot, lambda: VIEWS[view] in screen_text(app), what=f"view {view}")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=drawn)
