@@ -23,7 +23,7 @@ def add_plain_study(url: str, name: str, directions: list[str]) -> None:
                                                                  "width": FLOAT(16, 128)}))  # fmt: skip
 
 
-async def _select(pilot, app, name: str) -> None:
+async def select(pilot, app, name: str) -> None:
     table = app.screen.query_one(DataTable)
     await wait_for(pilot, lambda: name in [k.value for k in table.rows], what=name)
     table.move_cursor(row=table.get_row_index(name), animate=False)
@@ -35,12 +35,12 @@ async def test_mark_one_study_and_compare_it_with_another(small_store, make_app)
     add_plain_study(small_store, "plain", ["maximize"])
     app = make_app(small_store)
     async with app.run_test(size=(80, 24)) as pilot:
-        await _select(pilot, app, "digits_mlp")
+        await select(pilot, app, "digits_mlp")
         await pilot.press("c")  # nothing marked: it says how
         await wait_for(pilot, lambda: type(app.screen).__name__ == "StudiesScreen")
         await pilot.press("m")
         await wait_for(pilot, lambda: "◆ digits_mlp" in screen_text(app), what="the mark")
-        await _select(pilot, app, "plain")
+        await select(pilot, app, "plain")
         await pilot.press("c")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "CompareScreen" and app.screen.loaded)
         text = screen_text(app)
@@ -51,7 +51,7 @@ async def test_mark_one_study_and_compare_it_with_another(small_store, make_app)
         assert "+lr = 0.001..0.01" in diff and "+width = 64..64" in diff and "-layers = 1..3" in diff, diff
         await pilot.press("escape")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "StudiesScreen")
-        await _select(pilot, app, "second")  # the mark stays: compare with a study of the same spec
+        await select(pilot, app, "second")  # the mark stays: compare with a study of the same spec
         await pilot.press("c")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "CompareScreen" and app.screen.loaded)
         assert "search space: the same (the [space] of the specs the studies recorded)" in screen_text(app), \
@@ -64,9 +64,9 @@ async def test_compare_with_a_two_objective_study_shows_the_space_diff_and_says_
     add_plain_study(url, "both", ["minimize", "maximize"])
     app = make_app(url)
     async with app.run_test(size=(80, 24)) as pilot:
-        await _select(pilot, app, "one")
+        await select(pilot, app, "one")
         await pilot.press("m")
-        await _select(pilot, app, "both")
+        await select(pilot, app, "both")
         await pilot.press("c")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "CompareScreen" and app.screen.loaded)
         text = screen_text(app)

@@ -1,12 +1,14 @@
-"""The TUI on a PostgreSQL store: the same reads, the Study screen, importances and deletion."""
+"""The TUI on a PostgreSQL store: the same reads, the Study screen, importances, the Analysis views, Compare and
+deletion."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.store import Store
+from engine.store import Store, with_driver
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
+from tests.tui.test_compare_studies import add_plain_study, select
 from tui.data import StudyWatcher, Want, delete_study, list_studies, open_store
 from tui.widgets.curves import SeriesPlot
 from tui.widgets.history_plot import ImportancePlot
@@ -46,3 +48,27 @@ def test_delete_study_on_postgres(pg_small_store):
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM tt_epoch").scalar_one() == 0
     store.close()
+
+
+async def test_analysis_views_and_compare_on_postgres(pg_small_store, make_app):
+    add_plain_study(with_driver(pg_small_store), "plain", ["maximize"])
+    app = make_app(pg_small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: getattr(app.screen, "study_name", None) == "digits_mlp", what="the Study screen")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "AnalysisScreen" and app.screen.loaded)
+        views = {"1": "parallel coordinates (10 complete trials)", "2": "page 1/", "3": "mean value per cell",
+                 "4": "empirical distribution of the value", "5": "trials ranked by value",
+                 "6": "legend: █ complete", "7": "val_acc per epoch"}  # fmt: skip
+        for key, mark in views.items():
+            await pilot.press(key)
+            await wait_for(pilot, lambda mark=mark: mark in screen_text(app), what=f"view {key}")
+        await pilot.press("escape", "escape")
+        await select(pilot, app, "plain")
+        await pilot.press("m")
+        await select(pilot, app, "digits_mlp")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "CompareScreen" and app.screen.loaded)
+        text = screen_text(app)
+        assert "compare plain with digits_mlp" in text and "xx digits_mlp" in text, text
+        assert "-lr = 0.001..0.01" in str(app.screen.query_one("#compare-text").content)
