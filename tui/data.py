@@ -28,8 +28,8 @@ _journals_lock = threading.Lock()
 def open_store(url: str) -> Store | None:
     """A read-only store (a database, or an Optuna journal file), or None while its file does not exist yet.
 
-    Optuna reads a journal file whole when it opens it (~1 s per 1,000 trials), then only the lines added:
-    every screen shares one reader per journal (Optuna's reads hold its own lock; closing it is a no-op)."""
+    A journal is read whole when it is opened, then only the lines appended: every screen shares one reader
+    per journal (its reads hold its own lock; closing it is a no-op)."""
     db = sqlite_path(url) or journal_path(url)
     if db is not None and not db.exists():
         return None

@@ -2,7 +2,7 @@
 
 The modules of this package are the only code that speaks SQL or touches Optuna's tables; the CLI, the TUI
 and the coordinator open a `Store` and call its methods. `Store(url)` on an Optuna journal file gives a
-`JournalStore` (journal.py): the same read methods, through Optuna's storage API."""
+`JournalStore` (journal.py): the same read methods, on a reader of Optuna's journal lines (journal_log.py)."""
 
 from engine.store.control import NO_COORDINATOR
 from engine.store.errors import StoreError, StoreUrlError, explain_os_error

@@ -1,17 +1,21 @@
-"""Optuna's journal file storage, read through Optuna's own storage API: the same trial rows and studies list
-the SQL path gives (`queries.py`), so `ls`, `show`, `export` and the TUI read a journal as they read a
-database. A journal has no tunetui tables (no telemetry, no coordinator) and is never written: tunetui runs
-studies only in SQLite or PostgreSQL.
+"""Optuna's journal file storage: the same trial rows and studies list the SQL path gives (`queries.py`), so
+`ls`, `show`, `export` and the TUI read a journal as they read a database. A journal has no tunetui tables
+(no telemetry, no coordinator) and is never written: tunetui runs studies only in SQLite or PostgreSQL.
 
-`JournalFileBackend` creates a missing file and takes a lock only to append, and `JournalStorage` reads
-the file on open and on each read after the last line it has seen; tunetui calls only Optuna's read
-methods and refuses a path that does not exist, so the file and its folder are left as they were."""
+The file is read by `journal_log.JournalLog`, which applies Optuna's operations as Optuna's replay does but
+without its copies, and later reads only the lines appended; a line it does not know (another Optuna
+release's operation, a hand-edited file) hands the file to Optuna's own `JournalStorage`, read through its
+public storage API. Neither writes: `JournalFileBackend` creates a missing file and takes a lock only to
+append, tunetui calls only its read methods and refuses a path that does not exist."""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from engine.objectives import pareto_front
@@ -19,11 +23,13 @@ from engine.store.connect import file_identity
 from engine.store.control import NO_COORDINATOR
 from engine.store.errors import StoreError, StoreUrlError
 from engine.store.heartbeat import study_status
+from engine.store.journal_log import STATES, JournalLog, JournalStudy, JournalTrial, NotLean
 from engine.store.optuna_tables import check_optuna_version, frozen_trial_id
 from engine.store.queries import TrialRow
 from engine.store.urls import journal_path, resolve_url
 
 READ_ONLY = "tunetui opens an Optuna journal file read-only"
+NOT_JOURNAL = "is not an Optuna journal file"
 
 
 class JournalStore:
@@ -31,7 +37,8 @@ class JournalStore:
     for a `journal:///` URL or a `.log` path)."""
 
     is_sqlite = False
-    split_first_read = False  # params come with each trial: no rows-then-params first read
+    # a big study's first read: rows, then params (most of a journal's lines are params or reported values)
+    split_first_read = True
 
     def __init__(self, url: str | None = None, *, read_only: bool = False, create: bool = True):
         self.url = resolve_url(url)
@@ -47,18 +54,26 @@ class JournalStore:
         if not os.access(path, os.R_OK):
             raise StoreError(f"cannot read the journal file {path} (permission denied)")
         check_optuna_version()
-        import optuna
-        from optuna.storages.journal import JournalFileBackend
-
         self.read_only = True
         self.file = path
         self.file_identity = file_identity(path)
-        try:
-            self.storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-        except (ValueError, UnicodeDecodeError) as err:
-            raise StoreError(f"{path} is not an Optuna journal file ({err})") from None
-        except OSError as err:
-            raise StoreError(f"cannot read the journal file {path}: {err.strerror or err}") from None
+        self._lock = threading.RLock()  # the TUI's screens share one reader (tui/data.py), each in its thread
+        self.reader: JournalLog | OptunaJournalReader = JournalLog(path)
+        self._storage = None  # Optuna's JournalStorage, made only for `optuna_study`
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read what was appended to the file since the last read."""
+        self._step("read")
+
+    def _step(self, step: str) -> None:
+        """One of the lean reader's steps (`read`, `apply_params`, `apply_intermediate_values`); on a line it
+        does not know, Optuna's own replay reads the file from the start instead."""
+        with self._lock, _read_errors(self.file):
+            try:
+                getattr(self.reader, step)()
+            except NotLean:
+                self.reader = OptunaJournalReader(self.file)
 
     def file_lost(self) -> str | None:
         now = file_identity(self.file)
@@ -99,53 +114,63 @@ class JournalStore:
     # ------------------------------------------------------------ reads
     @contextmanager
     def reading(self) -> Iterator[_Reading]:
-        """One read of the journal for several questions (the TUI's poll): each study's trials read once."""
-        yield _Reading(self)
+        """One read of the journal for several questions (the TUI's poll): the appended lines read once."""
+        with self._lock:
+            self.refresh()
+            yield _Reading(self)
 
     def optuna_study(self, name: str):
+        """The study through Optuna's own JournalStorage (its analyses): Optuna replays the whole file."""
         import optuna
 
-        return optuna.load_study(study_name=name, storage=self.storage)
+        with self._lock, _read_errors(self.file):
+            if isinstance(self.reader, OptunaJournalReader):
+                self._storage = self.reader.storage
+            elif self._storage is None:
+                self._storage = OptunaJournalReader(self.file).storage
+            return optuna.load_study(study_name=name, storage=self._storage)
 
-    def _trials(self, study_id: int) -> list:
-        try:
-            return self.storage.get_all_trials(study_id, deepcopy=False)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise StoreError(f"{self.file}: a line is not an Optuna journal record ({err})") from None
-        except KeyError:
-            return []  # the study was deleted meanwhile
+    def _study(self, study_id: int) -> JournalStudy | None:
+        return self.reader.studies.get(study_id)
+
+    def _trials(self, study_id: int) -> list[JournalTrial]:
+        """The study's trials by number (none when the study was deleted meanwhile)."""
+        with self._lock:
+            self.refresh()
+            return self.reader.study_trials(study_id)
 
     def has_optuna_tables(self) -> bool:
         return True
 
     def study_id(self, name: str) -> int | None:
-        try:
-            return self.storage.get_study_id_from_name(name)
-        except KeyError:
-            return None
+        with self._lock:
+            self.refresh()
+            return next((s.study_id for s in self.reader.studies.values() if s.name == name), None)
 
     def directions(self, study_id: int) -> list[str]:
-        return [d.name for d in self.storage.get_study_directions(study_id)]
+        study = self._study(study_id)
+        return list(study.directions) if study is not None else []
 
     def study_attrs(self, study_id: int) -> dict[str, Any]:
-        return dict(self.storage.get_study_user_attrs(study_id))
+        study = self._study(study_id)
+        return dict(study.user_attrs) if study is not None else {}
 
     def studies(self) -> list[dict]:
         """Every study as `queries.studies` gives it: counts, best value (or Pareto front size), first start."""
         rows = []
-        for study in self.storage.get_all_studies():
-            sid = self.study_id(study.study_name)
-            if sid is None:
-                continue
-            trials = self._trials(sid)
-            directions = [d.name for d in study.directions]
+        with self._lock:
+            self.refresh()
+            listed = list(self.reader.studies.values())
+        for study in listed:
+            trials = self._trials(study.study_id)
+            directions = list(study.directions)
             counts: dict[str, int] = {}
             for t in trials:
-                counts[t.state.name] = counts.get(t.state.name, 0) + 1
-            complete = {_row_id(t): t.values for t in trials if t.state.name == "COMPLETE" and t.values}
-            starts = [t.datetime_start for t in trials if t.datetime_start is not None]
-            row = {"study_id": sid, "study_name": study.study_name, "direction": directions[0],
-                   "started": min(starts) if starts else None, "directions": directions, "counts": counts,
+                counts[STATES[t.state]] = counts.get(STATES[t.state], 0) + 1
+            complete = {t.row_id: t.values for t in trials if t.state == 1 and t.values}
+            starts = [t.started for t in trials if t.started is not None]
+            row = {"study_id": study.study_id, "study_name": study.name, "direction": directions[0],
+                   "started": datetime.fromtimestamp(min(starts)) if starts else None, "directions": directions, "counts": counts,
                    "coordinators": [], "status": study_status(counts, [])}  # fmt: skip
             if len(directions) > 1:
                 row["best"], row["pareto_front"] = None, len(pareto_front(complete, directions))
@@ -157,7 +182,10 @@ class JournalStore:
         return rows
 
     def trials(self, study_id: int, since_trial_id: int = 0) -> list[TrialRow]:
-        return [trial_row(t) for t in self._trials(study_id) if _row_id(t) > since_trial_id]
+        with self._lock:
+            self.refresh()
+            self._step("apply_params")
+            return [t.row for t in self.reader.study_trials(study_id) if t.row_id > since_trial_id]
 
     def pareto_front(self, study_id: int) -> list[TrialRow]:
         directions = self.directions(study_id)
@@ -171,30 +199,36 @@ class JournalStore:
 
     # ------------------------------------------------------------ the TUI's poll, on one reading
     def changed_trials(self, reading: _Reading, study_id: int, since: int = 0, again: Sequence[int] = (),
-                       **_how: Any) -> list[TrialRow]:  # fmt: skip
-        """The study's trials with a trial_id above `since` or in `again`, by number (params included)."""
+                       params_limit: int | None = None, **_how: Any) -> list[TrialRow]:  # fmt: skip
+        """The study's trials with a trial_id above `since` or in `again`, by number. With `params_limit`,
+        params are read only when at most that many rows came back or they are read already (a big
+        study's first paint: the rows now, their params on the next read), as `queries.trial_rows`."""
         again_set = set(again)
-        rows = []
-        for t in reading.trials(study_id):
-            tid = _row_id(t)
-            if tid > since or tid in again_set:
-                rows.append(trial_row(t, tid))
-        return rows
+
+        def changed() -> list[JournalTrial]:
+            return [t for t in reading.trials(study_id) if t.row_id > since or t.row_id in again_set]
+
+        trials = changed()
+        if self.reader.params_pending and (params_limit is None or len(trials) <= params_limit):
+            self._step("apply_params")
+            trials = (
+                changed()
+            )  # the same records, now with params (or Optuna's, had the lean reader given up)
+        return [t.row for t in trials]
 
     def trial_attrs_in(self, reading: _Reading, study_id: int, number: int) -> dict[str, Any]:
-        for t in reading.trials(study_id):
-            if t.number == number:
-                return dict(t.user_attrs)
-        return {}
+        trials = reading.trials(study_id)
+        return dict(trials[number].user_attrs) if 0 <= number < len(trials) else {}
 
     def intermediate_values(self, reading: _Reading, study_id: int, numbers: Sequence[int],
                             after_step: int = -1) -> list[tuple[int, int, float]]:  # fmt: skip
         """(trial number, step, value) of what the trials reported after `after_step`, by number and step."""
-        wanted = set(numbers)
+        self._step("apply_intermediate_values")
+        trials = reading.trials(study_id)
         out = []
-        for t in reading.trials(study_id):
-            if t.number in wanted:
-                out += [(t.number, s, v) for s, v in sorted(t.intermediate_values.items()) if s > after_step]
+        for n in sorted(set(numbers)):
+            if 0 <= n < len(trials):
+                out += [(n, s, v) for s, v in sorted(trials[n].intermediate_values.items()) if s > after_step]
         return out
 
     def attr_by_number(self, study_id: int, key: str) -> dict[int, Any]:
@@ -202,38 +236,78 @@ class JournalStore:
 
 
 class _Reading:
-    """One poll's view of the journal: each study's trials read once (what `reading()` yields)."""
+    """One poll's view of the journal (what `reading()` yields): read once when the poll began."""
 
     def __init__(self, store: JournalStore):
         self.store = store
-        self._cache: dict[int, list] = {}
+        self._cache: dict[tuple[int, int], list[JournalTrial]] = {}
 
-    def trials(self, study_id: int) -> list:
-        if study_id not in self._cache:
-            self._cache[study_id] = self.store._trials(study_id)
-        return self._cache[study_id]
-
-
-def _row_id(t: Any) -> int:
-    """A journal numbers its trials from 0, a database from 1, and "above 0" means every trial to the
-    readers (`since=0`): the row id is the journal's id + 1."""
-    return frozen_trial_id(t) + 1
+    def trials(self, study_id: int) -> list[JournalTrial]:
+        key = (id(self.store.reader), study_id)  # a reader given up on mid-poll is not asked again
+        if key not in self._cache:
+            self._cache[key] = self.store.reader.study_trials(study_id)
+        return self._cache[key]
 
 
-def trial_row(t: Any, trial_id: int | None = None) -> TrialRow:
-    """A TrialRow from a FrozenTrial: the same fields `queries.trial_row` reads from the tables."""
-    values = tuple(t.values) if t.values is not None else ()
-    return TrialRow(
-        number=t.number,
-        trial_id=_row_id(t) if trial_id is None else trial_id,
-        state=t.state.name,
-        value=values[0] if len(values) == 1 else None,
-        values=values,
-        params=dict(t.params),
-        started=t.datetime_start.timestamp() if t.datetime_start else None,
-        finished=t.datetime_complete.timestamp() if t.datetime_complete else None,
-        reason=t.user_attrs.get("fail_reason"),
-        epochs=0,
-        flags=0,
-        host=t.user_attrs.get("host"),
+class OptunaJournalReader:
+    """The journal through Optuna's own `JournalStorage` (what `JournalLog` falls back on), as the same
+    records: slow on a big file (Optuna replays it whole on open), exact for any line Optuna knows."""
+
+    def __init__(self, path: Path):
+        import optuna
+        from optuna.storages.journal import JournalFileBackend
+
+        self.storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        self.studies: dict[int, JournalStudy] = {}
+        self.read()
+
+    params_pending = False  # Optuna's replay applies every line as it reads it
+
+    def apply_params(self) -> None:
+        pass
+
+    apply_intermediate_values = apply_params
+
+    def read(self) -> None:
+        studies = {}
+        for frozen in self.storage.get_all_studies():
+            study = JournalStudy(frozen._study_id, frozen.study_name, [d.name for d in frozen.directions])
+            study.user_attrs = frozen.user_attrs
+            studies[study.study_id] = study
+        self.studies = studies
+
+    def study_trials(self, study_id: int) -> list[JournalTrial]:
+        try:
+            frozen = self.storage.get_all_trials(study_id, deepcopy=False)
+        except KeyError:
+            return []  # deleted meanwhile
+        return [_record(t, study_id) for t in frozen]
+
+
+def _record(t: Any, study_id: int) -> JournalTrial:
+    """A FrozenTrial of Optuna's replay as the lean reader's record."""
+    trial = JournalTrial(frozen_trial_id(t), study_id, t.number)
+    trial.state, trial.values, trial.params = t.state.value, t.values, t.params
+    trial.distributions, trial.user_attrs, trial.intermediate_values = (
+        t.distributions,
+        t.user_attrs,
+        t.intermediate_values,
     )
+    trial.start = t.datetime_start.timestamp() if t.datetime_start else None
+    trial.complete = t.datetime_complete.timestamp() if t.datetime_complete else None
+    return trial
+
+
+@contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """What reading the file can raise, as one readable StoreError."""
+    try:
+        yield
+    except (ValueError, UnicodeDecodeError) as err:
+        raise StoreError(f"{path} {NOT_JOURNAL} ({err})") from None
+    except (AssertionError, KeyError, TypeError) as err:  # Optuna's replay of a malformed record
+        raise StoreError(
+            f"{path} {NOT_JOURNAL} (a record Optuna cannot replay: {type(err).__name__})"
+        ) from None
+    except OSError as err:
+        raise StoreError(f"cannot read the journal file {path}: {err.strerror or err}") from None
