@@ -7,7 +7,11 @@ trials, written as Optuna's JournalStorage writes a study it runs: per trial one
 param, one per reported value (12 epochs), one for the end. Lines go through JournalStorage's own methods
 onto a file backend that skips the fsync per line (the lines are the same; only building is faster).
 Measured as bench_tui.py measures the Study screen: from Enter (the screen pushed) to every trial painted,
-which for the journal includes reading the whole file, and the same from a cold start of the app.
+which for the journal includes reading the whole file, then to every param shown (a big study's params come
+on the poll after its rows, from SQLite and from a journal alike), and the same from a cold start of the
+app, with its CPU seconds (less distorted than wall time by other jobs on the machine). The journal is read
+by tunetui's reader (engine/store/journal_log.py) and, in the same run, by Optuna's own JournalStorage (the
+store's fallback, forced: how tunetui read journals before).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,28 +64,60 @@ def build_journal_copy(sqlite_url: str, path: Path, name: str = "big") -> int:
     return len(trials)
 
 
-def first_paint(url: str, trials: int, repeats: int) -> tuple[float, float]:
+def first_paint(url: str, trials: int, repeats: int) -> dict[str, float]:
+    """Medians of: Enter to every row painted, to every param shown, and the process's CPU seconds to the
+    latter; the same from a cold start of the app."""
     from tui import data
     from tui.app import TunetuiApp
     from tui.widgets.trial_table import TrialTable
 
-    def median(factory, start_app: bool) -> float:
+    def median(factory, start_app: bool) -> tuple[float, float, float]:
         runs = []
         for _ in range(repeats):
             data._journals.clear()  # each run reads the file afresh, as a new `tunetui` process does
             with PaintClock(TrialTable, lambda t: len(t.order), trials) as clock:
-                runs.append(asyncio.run(_paint(factory, clock, start_app))[0])
-        return statistics.median(runs)
+                cpu = time.process_time()
+                rows, params = asyncio.run(_paint(factory, clock, start_app))
+                runs.append((rows, params, time.process_time() - cpu))
+        return tuple(statistics.median(run[i] for run in runs) for i in range(3))
 
     enter = median(lambda: TunetuiApp(url), start_app=False)
     cold = median(lambda: TunetuiApp(url, open_study="big"), start_app=True)
-    return enter, cold
+    return {"enter": enter[0], "enter_params": enter[1], "cold": cold[0], "cold_params": cold[1],
+            "cold_cpu": cold[2]}  # fmt: skip
+
+
+@contextmanager
+def optunas_reader():
+    """The journal read by Optuna's own JournalStorage, as tunetui read it before its lean reader (the
+    store's fallback, forced)."""
+    from engine.store import journal
+
+    class GivesUp(journal.JournalLog):
+        def read(self):
+            raise journal.NotLean("measuring Optuna's reader")
+
+    lean, journal.JournalLog = journal.JournalLog, GivesUp
+    try:
+        yield
+    finally:
+        journal.JournalLog = lean
+
+
+def read_rows(path: Path) -> tuple[float, int]:
+    from engine.store import Store
+
+    start = time.perf_counter()
+    store = Store(str(path), read_only=True)
+    rows = store.trials(store.study_id("big"))
+    return time.perf_counter() - start, len(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--optuna-repeats", type=int, default=1, help="repeats of Optuna's reader (slow)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-journal-") as tmp:
         sqlite_url = f"sqlite:///{tmp}/big.db"
@@ -90,20 +128,24 @@ def main() -> None:
         built = time.perf_counter() - start
         lines = sum(1 for _ in journal.open("rb"))
         print(f"journal: {n:,} trials, {lines:,} lines, {journal.stat().st_size / 1e6:.1f} MB (built in {built:.0f} s)")
-        start = time.perf_counter()
-        from engine.store import Store
-
-        store = Store(str(journal), read_only=True)
-        rows = store.trials(store.study_id("big"))
-        read = time.perf_counter() - start
+        print(f"load average at the start: {os.getloadavg()[0]:.1f}")
+        read, count = read_rows(journal)
         sqlite = first_paint(sqlite_url, n, args.repeats)
-        journal_paint = first_paint(str(journal), n, args.repeats)
-    print("| measure | SQLite | journal |")
-    print("| --- | --- | --- |")
-    print(f"| read the study into {len(rows):,} trial rows (open included) | | {read:.2f} s |")
-    print(f"| Study screen: Enter to all {n:,} trials painted (open and read included) | {sqlite[0]:.2f} s "
-          f"| {journal_paint[0]:.2f} s |")  # fmt: skip
-    print(f"| the same from a cold start of the app | {sqlite[1]:.2f} s | {journal_paint[1]:.2f} s |")
+        lean = first_paint(str(journal), n, args.repeats)
+        with optunas_reader():
+            optuna_read, _ = read_rows(journal)
+            optuna = first_paint(str(journal), n, args.optuna_repeats)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print("| measure | SQLite | journal | journal, Optuna's JournalStorage |")
+    print("| --- | --- | --- | --- |")
+    print(f"| open and read the study into {count:,} trial rows with params (`Store(path).trials`) | | {read:.2f} s "
+          f"| {optuna_read:.2f} s |")  # fmt: skip
+    for key, what in (("enter", f"Study screen: Enter to all {n:,} trials painted (open and read included)"),
+                      ("enter_params", "... to every param shown"),
+                      ("cold", "the same from a cold start of the app: all trials painted"),
+                      ("cold_params", "... to every param shown"),
+                      ("cold_cpu", "CPU seconds of that cold start (to every param shown)")):  # fmt: skip
+        print(f"| {what} | {sqlite[key]:.2f} s | {lean[key]:.2f} s | {optuna[key]:.2f} s |")
 
 
 if __name__ == "__main__":
