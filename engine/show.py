@@ -182,7 +182,7 @@ def _when_to_stop(store, study: dict, estimate_now: bool) -> dict:
     if estimate_now:
         estimate = terminator.estimate_study(store, study["study_name"])
     shown = None if estimate is None else {**estimate.record(), "error": estimate.error, "text": estimate.text()}
-    return {"improvement": shown, "stopped_by": terminator.stopped_by(attrs)}
+    return {"improvement": shown, "stopped_by": terminator.stopped_by(attrs, study["coordinators"])}
 
 
 def _print_when_to_stop(console, info: dict) -> None:

@@ -70,9 +70,12 @@ def recorded(attrs: Mapping[str, Any], hosts: Sequence[str] | None = None) -> Es
     return max(found, key=lambda e: e.complete, default=None)
 
 
-def stopped_by(attrs: Mapping[str, Any]) -> str | None:
-    """Why a host's last run stopped early ("terminator: ..."), when one did."""
-    reasons = sorted(str(v) for k, v in attrs.items() if k.startswith("stopped_by:") and v)
+def stopped_by(attrs: Mapping[str, Any], coordinators: Sequence[Mapping[str, Any]] | None = None) -> str | None:
+    """Why a host's last run stopped early ("terminator: ..."), when one did; with the heartbeat rows, only
+    of hosts whose coordinator ended `stopped` (another host's old early stop says nothing of this one)."""
+    hosts = None if coordinators is None else {c["host"] for c in coordinators if c.get("state") == "stopped"}
+    reasons = sorted(str(v) for k, v in attrs.items()
+                     if k.startswith("stopped_by:") and v and (hosts is None or k.partition(":")[2] in hosts))  # fmt: skip
     return reasons[0] if reasons else None
 
 

@@ -42,6 +42,9 @@ def test_the_recorded_estimate_with_the_most_trials_wins_and_junk_is_ignored():
     assert Estimate(0.0123456, 30).short() == "gain left ≤ 0.0123"
     assert stopped_by({"stopped_by:a": None, "stopped_by:b": "terminator: ..."}) == "terminator: ..."
     assert stopped_by({"stopped_by:a": None}) is None
+    beats = [{"host": "a", "state": "stopped"}, {"host": "b", "state": "finished"}]
+    assert stopped_by({"stopped_by:a": "terminator: x"}, beats) == "terminator: x"
+    assert stopped_by({"stopped_by:b": "terminator: old"}, beats) is None  # b's last run ended otherwise
 
 
 def _study(n: int, direction: str = "maximize") -> optuna.Study:
@@ -90,7 +93,8 @@ def test_the_header_says_stopped_by_the_terminator_and_the_gain_left():
     model = StudyModel("s")
     attrs = {"stopped_by:a": "terminator: the improvement left (0.0004) fell below 0.001 after 25 complete trials",
              "improvement:a": {"improvement": 0.0004, "complete": 25}}  # fmt: skip
-    model.apply(StudyDelta(name="s", study_id=1, status="stopped", user_attrs=attrs, first=True))
+    model.apply(StudyDelta(name="s", study_id=1, status="stopped", user_attrs=attrs, first=True,
+                           coordinators=[{"host": "a", "state": "stopped", "alive": False}]))  # fmt: skip
     assert "stopped: terminator" in model.title() and "gain left ≤ 0.0004" in model.title()
     model.apply(StudyDelta(name="s", study_id=1, status="running", user_attrs={**attrs, "stopped_by:a": None}))
     assert "stopped" not in model.title()

@@ -194,7 +194,7 @@ class StudyModel:
         """The status word, with an active run's progress ("running 23/50 ETA 4m10s": early, so 80 columns
         show it); a run the terminator's estimate stopped reads "stopped: terminator"."""
         status = self.shown_status()
-        why = stopped_by(self.user_attrs)
+        why = stopped_by(self.user_attrs, self.coordinators)
         if status == "stopped" and why:
             return f"stopped: {why.partition(':')[0]}"
         progress = self.progress() if self.study_id is not None else None

@@ -21,6 +21,7 @@ class ImprovementCheck:
         self.estimator: Estimator | None = None
         self.asked_at = -1  # finished trials counted when the last estimate was asked
         self.broken = False
+        self.last_error: str | None = None  # said once, not after every trial
 
     def turn(self, study: optuna.Study, finished: int) -> str | None:
         """One event-loop turn: collect an answer (never waiting), ask again when trials finished since the
@@ -43,7 +44,9 @@ class ImprovementCheck:
 
     def _answered(self, study: optuna.Study, estimate: Estimate) -> str | None:
         if estimate.improvement is None:
-            self.log(f"no improvement estimate ({estimate.error}); the run goes on to its budget")
+            if estimate.error != self.last_error:
+                self.log(f"no improvement estimate ({estimate.error}); the run goes on to its budget")
+            self.last_error = estimate.error
             self.broken = estimate.error == "the estimator process ended"
             return None
         study.set_user_attr(improvement_key(self.host), estimate.record())
