@@ -195,11 +195,13 @@ class Coordinator:
             if target - progress.done - busy > 0 and (idle or not busy):
                 grid_left = ledger.grid_points_left(grid_size(self.spec), self.study.get_trials(deepcopy=False))
             if self.state is RunState.RUNNING:
-                for slot in idle[: ledger.to_start(target, progress.done, busy, grid_left)]:
+                # trials resumed from a checkpoint ran toward an earlier budget: they always run on
+                starts = max(ledger.to_start(target, progress.done, busy, grid_left), len(trials.resumable))
+                for slot in idle[:starts]:
                     if self.pending_signal is not None:
                         break
                     trials.dispatch(slot)
-            if not self.pool.busy():
+            if not self.pool.busy() and not (trials.resumable and self.state is RunState.RUNNING):
                 if self.state.stopping or progress.done >= target:
                     return EXIT_BY_SIGNAL.get(self.first_signal, 0) if self.first_signal else 0
                 if grid_left == 0:

@@ -26,6 +26,8 @@ class RunTrial:
     task: dict[str, Any]  # TaskSpec.model_dump()
     task_params: dict[str, Any]
     memory_fraction: float | None = None  # the worker caps its GPU memory share with it
+    # the trial's private checkpoint folder ([train] checkpoint): resume from the file there, save each epoch
+    checkpoint_dir: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ from engine.report import KILLED
 from engine.run import ledger
 from engine.run.pool import WORKER_START_LIMIT_S, Pool, Slot
 from engine.run.protocol import Epoch, FromWorker, Log, Ready, RunTrial, StopTrial, TrialDone
+from engine.run.resume import checkpoint_dir, has_checkpoint, remove_checkpoint
 from engine.space import suggest
 from engine.spec import StudySpec
 from engine.store import Store
-from engine.store.optuna_tables import fail_trial, set_trial_user_attrs, study_storage
+from engine.store.optuna_tables import fail_trial, frozen_trial_id, set_trial_user_attrs, study_storage
 from engine.value import trial_value
 from engine.weights import WeightKeeper, artifact_dir, discard
 
@@ -58,13 +59,17 @@ class Trials:
         self.trial_timeout = spec.budget.trial_timeout_s
         self.progress = Progress()
         self.outcomes = ledger.RunOutcomes()
-        self.weights = WeightKeeper(artifact_dir(store.url, spec.storage.artifacts),
-                                    spec.train_config({}).save_weights)  # fmt: skip
+        fixed = spec.train_config({})
+        self.weights = WeightKeeper(artifact_dir(store.url, spec.storage.artifacts), fixed.save_weights)
+        self.checkpoints = fixed.checkpoint
+        self.resumable: dict[int, FrozenTrial] = {}  # orphans of this host with a checkpoint, to run on
         self.weights.adopt(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), study_storage(study))
 
     # ------------------------------------------------------------------ start and run
     def dispatch(self, slot: Slot) -> None:
-        trial = self.study.ask()
+        resumed = self.resumable.pop(min(self.resumable)) if self.resumable else None
+        # a resumed trial keeps its number, params and reported epochs; suggest() returns its params again
+        trial = self.study.ask() if resumed is None else optuna.Trial(self.study, frozen_trial_id(resumed))
         attrs: dict[str, Any] = {
             "host": self.host,
             "coordinator_pid": os.getpid(),
@@ -85,15 +90,24 @@ class Trials:
             self.on_progress(self.progress)
             return
         attrs.update(seed=seed, amp=config.amp, clip_norm=config.clip_norm)
+        if resumed is not None:
+            attrs["resumed_after_epoch"] = max(resumed.intermediate_values, default=0)
+            self.log(f"trial {trial.number}: resuming after epoch {attrs['resumed_after_epoch']} from its checkpoint")
         set_trial_user_attrs(self.study, trial, attrs)
         slot.take(trial)
+        if resumed is not None:  # the value rule and the pruner see the epochs before the resume too
+            slot.reported = dict(sorted(resumed.intermediate_values.items()))
         task_params = self.spec.task_params(params)
         if self.spec_path:  # user tasks import their module from the spec's folder
             task_params["__spec_dir__"] = str(Path(self.spec_path).resolve().parent)
         # the task as written (exclude_unset): the worker's TaskSpec then sees the same fields set, and a loop
         # is not refused for the default `name` a full dump would carry beside it
         self.pool.send(slot, RunTrial(trial.number, config.model_dump(), self.spec.task.model_dump(exclude_unset=True),
-                                      task_params, self.spec.devices.memory_fraction))  # fmt: skip
+                                      task_params, self.spec.devices.memory_fraction,
+                                      str(self._checkpoint_dir(trial.number)) if self.checkpoints else None))  # fmt: skip
+
+    def _checkpoint_dir(self, number: int) -> Path:
+        return checkpoint_dir(self.store.url, self.spec.study.name, number)
 
     def handle(self, slot: Slot, message: FromWorker) -> None:
         try:
@@ -246,6 +260,7 @@ class Trials:
                   reason: str | None = None, hint: str = "") -> None:  # fmt: skip
         number = slot.trial.number
         self.outcomes.ended(number, state, reason, hint)
+        remove_checkpoint(self._checkpoint_dir(number))  # the trial is over, however it ended
         slot.release()
         if counted:
             self.progress.done += 1
@@ -256,12 +271,19 @@ class Trials:
         self.on_progress(self.progress)
 
     def abort_running(self, reason: str) -> None:
-        """Kill every running trial's worker now (stop --now: KILLED, or a signal: `interrupted`). The run
-        ends: the workers are not replaced."""
+        """Kill every running trial's worker now (stop --now: KILLED, or a signal: `interrupted`, except a
+        trial with a checkpoint, left RUNNING for the next run to resume). The run ends: the workers are not
+        replaced."""
         for slot in self.pool.busy():
             self.pool.kill(slot)
             if reason == KILLED:
                 self._user_killed(slot)
+            elif self.checkpoints and has_checkpoint(self._checkpoint_dir(slot.trial.number)):
+                # a batch system's time limit or a preemption (SIGTERM): the next run resumes it
+                number = slot.trial.number
+                self.store.write_log(self.study_id, number, ["interrupted: left RUNNING, to resume from its checkpoint"])
+                self.log(f"trial {number}: interrupted; the next run resumes it from its checkpoint")
+                slot.release()
             else:
                 self.fail(slot, reason, "the coordinator was stopped while the trial ran")
 
@@ -278,9 +300,12 @@ class Trials:
     def recover_orphans(self) -> None:
         """Fail every RUNNING trial whose coordinator is gone (ledger.orphans); re-enqueue it when asked."""
         live = ledger.live_hosts(self.store.heartbeats(self.study_id), time.time())
-        mine = {s.trial.number for s in self.pool.busy()}
+        mine = {s.trial.number for s in self.pool.busy()} | set(self.resumable)
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for t, owner in ledger.orphans(running, self.host, mine, live, datetime.now()):
+            if owner == self.host and self.checkpoints and has_checkpoint(self._checkpoint_dir(t.number)):
+                self.resumable[t.number] = t  # its coordinator was killed: run it on, same number
+                continue
             self._fail_orphan(t, f"its coordinator on {owner} died while it ran")
             self.log(f"trial {t.number}: marked FAIL (orphaned, coordinator on {owner} gone)")
             self._maybe_retry(t.number, t.params, "orphaned")
@@ -289,6 +314,7 @@ class Trials:
         """FAIL a trial without telling it (an orphan, or one this coordinator abandons)."""
         set_trial_user_attrs(self.study, trial, {"fail_reason": "orphaned", "fail_hint": hint[:500]})
         fail_trial(self.study, trial)
+        remove_checkpoint(self._checkpoint_dir(trial.number))
         self.store.write_log(self.study_id, trial.number, [f"FAIL orphaned: {hint}"])
 
     def _maybe_retry(self, number: int, params: dict, reason: str) -> None:
@@ -299,6 +325,8 @@ class Trials:
     def _taken(self, slot: Slot) -> None:
         """Another coordinator finished our trial (it took our heartbeat for dead): drop it, uncounted."""
         number = slot.trial.number if slot.trial is not None else "?"
+        if slot.trial is not None:
+            remove_checkpoint(self._checkpoint_dir(slot.trial.number))
         self.log(f"trial {number}: finished by another coordinator meanwhile; dropping it")
         slot.release()
         self.pool.replace(slot)

@@ -1,16 +1,27 @@
 """What a trial writes to disk in its worker: its final weights for the coordinator to upload
-(engine/weights.py)."""
+(engine/weights.py), and with `[train] checkpoint = true` a checkpoint at the end of each epoch, from which a
+trial left behind by a killed coordinator resumes (engine/run/resume.py).
+
+A checkpoint is one file, `checkpoint.pt` in the trial's private folder, replaced atomically each epoch:
+model, optimizer, schedule and AMP scaler states, the epoch, the RNG states (torch's, CUDA's and the
+batch order's generator) and the loop's own state (step count, best values, early-stopping patience, the
+history the diagnosis reads). It holds tensors and plain containers only, so `torch.load(weights_only=True)`
+reads it back. The engine's loop only: an own loop (`[task] loop`) is not checkpointed.
+"""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from engine.files import open_private
+from engine.files import open_private, private_dir
 from engine.run.protocol import WEIGHTS_TEMP_PREFIX
+from engine.run.resume import CHECKPOINT_FILE
 
 
 def weights_file(model: nn.Module, number: int) -> str:
@@ -22,3 +33,39 @@ def weights_file(model: nn.Module, number: int) -> str:
     with open_private(path, "wb") as out:
         torch.save(state, out)
     return str(path)
+
+
+class Checkpoint:
+    """One trial's checkpoint file; `parts` are the stateful objects of the loop (None where unused)."""
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / CHECKPOINT_FILE
+
+    def save(self, epoch: int, parts: dict[str, Any], generator: torch.Generator, loop: dict[str, Any]) -> None:
+        state = {
+            "epoch": epoch,
+            "loop": loop,
+            "parts": {name: part.state_dict() for name, part in parts.items() if part is not None},
+            "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        private_dir(self.path.parent)
+        partial = self.path.with_suffix(".partial")
+        with open_private(partial, "wb") as out:
+            torch.save(state, out)
+        os.replace(partial, self.path)  # a kill mid-write leaves the previous epoch's checkpoint whole
+
+    def restore(self, parts: dict[str, Any], generator: torch.Generator) -> tuple[int, dict[str, Any]] | None:
+        """Load the states into `parts` and the RNGs; (epoch, the loop's state), or None without a checkpoint."""
+        if not self.path.exists():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        for name, part in parts.items():
+            if part is not None and name in state["parts"]:
+                part.load_state_dict(state["parts"][name])
+        torch.set_rng_state(state["rng"]["torch"])
+        generator.set_state(state["rng"]["batches"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        return int(state["epoch"]), state["loop"]

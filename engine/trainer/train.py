@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from engine.config import TrainConfig
 from engine.diagnose import diagnose
+from engine.trainer.checkpoint import Checkpoint
 from engine.trainer.feed import LoaderFeed, target_moments, variance_of
 from engine.trainer.losses import Criterion, criterion_for, target_variance
 from engine.trainer.models import build_model, layer_names
@@ -87,9 +88,11 @@ class _History:
 
 
 def train(
-    config: TrainConfig, data: AnyTaskData, device: torch.device, on_epoch: Callable[[EpochReport], bool]
+    config: TrainConfig, data: AnyTaskData, device: torch.device, on_epoch: Callable[[EpochReport], bool],
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
     """Train one trial. `on_epoch(report)` returning True stops it (pruned, killed) and train returns.
+    With a `checkpoint`, the trial resumes after the epoch it holds and saves one after each epoch.
 
     Raises TrialFailed("nan_loss") on a non-finite loss and TrialFailed("oom") when memory runs out.
     """
@@ -97,7 +100,7 @@ def train(
     history = _History()
     feeds: list[LoaderFeed] = []  # the trial's loaders, if any: their workers end with the trial
     try:
-        return _train(config, data, device, on_epoch, history, feeds)
+        return _train(config, data, device, on_epoch, history, feeds, checkpoint)
     except torch.cuda.OutOfMemoryError:
         pass  # handled below, outside the except block, so the traceback's frames and tensors are freed
     finally:
@@ -116,6 +119,7 @@ def _train(
     on_epoch: Callable[[EpochReport], bool],
     history: _History,
     feeds: list[LoaderFeed],
+    checkpoint: Checkpoint | None,
 ) -> TrainResult:
     criterion = criterion_for(config, data)
     torch.manual_seed(config.seed)
@@ -178,8 +182,16 @@ def _train(
     best_val_loss, patience_left = math.inf, config.early_stopping_patience
     stopped_early = False
     metrics: dict[str, float | None] = {}
-    epoch = 0
-    for epoch in range(1, config.epochs + 1):
+    epoch = first = 0
+    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    resumed = checkpoint.restore(parts, generator) if checkpoint is not None else None
+    if resumed is not None:  # its coordinator was killed: train on from the epoch after the checkpoint's
+        epoch = first = resumed[0]
+        loop = resumed[1]
+        step, best, best_val_loss, patience_left = (loop[k] for k in ("step", "best", "best_val_loss", "patience"))
+        history.epochs, history.steps, history.layers = loop["epochs"], loop["steps"], loop["layers"]
+        metrics = {k: v for k, v in history.epochs[-1].items() if k != "epoch"} if history.epochs else {}
+    for epoch in range(first + 1, config.epochs + 1):
         started = time.perf_counter()
         if is_cuda:
             torch.cuda.reset_peak_memory_stats(device)
@@ -323,6 +335,10 @@ def _train(
 
         if on_epoch(EpochReport(epoch, metrics, steps, layer_rows)) or stopped_early:
             break
+        if checkpoint is not None:  # after the epoch was sent: a resume never skips an epoch's report
+            checkpoint.save(epoch, parts, generator, {"step": step, "best": best, "best_val_loss": best_val_loss,
+                            "patience": patience_left, "epochs": history.epochs, "steps": history.steps,
+                            "layers": history.layers})  # fmt: skip
 
     test = _test(data, feed, model, criterion, amp_dtype, channels_last, device)
     return TrainResult(

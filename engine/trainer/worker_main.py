@@ -185,7 +185,12 @@ def run_trial(conn: Connection, message: RunTrial, device_name: str) -> TrialDon
             log(f"epoch {report.epoch}: {shown}")
             return check_stop()
 
-        result = train(config, data, device, on_epoch)
+        checkpoint = None
+        if message.checkpoint_dir and config.checkpoint:
+            from engine.trainer.checkpoint import Checkpoint
+
+            checkpoint = Checkpoint(message.checkpoint_dir)
+        result = train(config, data, device, on_epoch, checkpoint)
         attrs.update(getattr(result, "attrs", {}) or {})
         attrs.update({k: round(float(v), 6) for k, v in result.test.items()})
         return done(metrics=result.metrics, findings=result.findings, weights_file=weights(result.model))
