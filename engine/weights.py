@@ -130,8 +130,9 @@ class WeightKeeper:
         self._store: FileSystemArtifactStore | None = None
 
     def adopt(self, trials: Iterable[FrozenTrial], storage: Any) -> None:
-        """Take over the files earlier runs left in the folder (so that "best" still drops them)."""
-        if self.folder.is_dir():
+        """Take over the files earlier runs left in the folder, so that "best" still drops them (one read
+        per trial with an artifact: only "best" needs it)."""
+        if self.mode == "best" and self.folder.is_dir():
             for saved in saved_weights(trials, storage, self.folder):
                 self.kept[saved.number] = saved.artifact_id
 
