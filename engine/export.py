@@ -55,13 +55,16 @@ def export_rows(store: Store, study_name: str) -> list[dict[str, Any]]:
             "train_time_s": None,
             "test_acc": None,
             "test_loss": None,
+            "origin": None,  # an enqueued trial's (engine/enqueue.py): where it came from ...
+            "overrides": None,  # ... and the values it trained with instead of sampled ones (no param_ value)
+            "note": None,
         }
         row.update({f"param_{n}": t.params.get(n) for n in names})
         row.update({f"final_{m}": final.get(m) for m in FINAL_METRICS if m in EPOCH_COLUMNS})
         row.update({f"final_{m}": final.get(m) for m in extras})
         rows.append(row)
     if rows:
-        for key in ("train_time_s", "test_acc", "test_loss"):  # recorded by the worker as trial attrs
+        for key in ("train_time_s", "test_acc", "test_loss", "origin", "overrides", "note"):  # trial attrs
             values = store.attr_by_number(study_id, key)
             for row in rows:
                 row[key] = values.get(row["number"])
@@ -88,6 +91,8 @@ def _csv_value(value: Any) -> Any:
         return str(value)
     if isinstance(value, str):
         return safe(value)
+    if isinstance(value, dict):  # overrides: JSON in the cell, as in the JSON export
+        return safe(json.dumps(json_safe(value)))
     return value
 
 
@@ -118,7 +123,8 @@ def json_text(value: Any) -> str:
 
 
 def best_spec_toml(store: Store, study_name: str) -> str:
-    """The study's spec with the best trial's params fixed in [train] and no search space."""
+    """The study's spec with the best trial's params (and the overrides it trained with) fixed in [train] and
+    no search space."""
     study_id = _study_id(store, study_name)
     spec_text = _study_attr(store, study_id, "spec_toml")
     if not spec_text:
@@ -137,7 +143,9 @@ def best_spec_toml(store: Store, study_name: str) -> str:
 
     train = dict(data.get("train", {}))
     task = dict(data.get("task", {}))
-    for name, value in best.params.items():
+    overrides = store.trial_attrs(study_id, best.number).get("overrides")  # engine/enqueue.py: not in params
+    plain = {k: v for k, v in overrides.items() if isinstance(v, bool | int | float | str)} if isinstance(overrides, dict) else {}
+    for name, value in {**best.params, **plain}.items():
         if name in TRAIN_FIELDS or ":" in str(task.get("name", "")):
             train[name] = value
     data["train"] = train

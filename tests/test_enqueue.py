@@ -4,6 +4,11 @@ the refusal on stores tunetui only reads (made by Optuna alone: SQLite, journal,
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import tomllib
+
 import optuna
 import pytest
 
@@ -16,6 +21,7 @@ from engine.enqueue import (
     retry_plan,
     study_spec,
 )
+from engine.export import best_spec_toml, export_rows, write_csv
 from engine.notes import NOTE_MAX, write_note
 from engine.remedy import remedy_for
 from engine.space import suggest
@@ -158,8 +164,32 @@ def test_an_enqueued_plan_is_a_waiting_trial_with_its_params_origin_and_override
         assert trial.state == optuna.trial.TrialState.WAITING
         assert trial.system_attrs["fixed_params"] == plan.params and "lr" not in plan.params
         assert trial.user_attrs == {"origin": "remedy of #1: lr/10", "overrides": {"lr": pytest.approx(1e-4)}}
+        write_note(store, store.study_id("digits_mlp"), number, "try \x1bthis")
+        exported = {r["number"]: r for r in export_rows(store, "digits_mlp")}[number]  # no silent mix in exports
+        assert (exported["origin"], exported["note"], exported["param_lr"]) == ("remedy of #1: lr/10", "try this", None)
+        assert exported["overrides"] == {"lr": pytest.approx(1e-4)}
+        out = io.StringIO()
+        write_csv(list({r["number"]: r for r in export_rows(store, "digits_mlp")}.values()), None, out)
+        (row,) = [r for r in csv.DictReader(io.StringIO(out.getvalue())) if r["number"] == str(number)]
+        assert json.loads(row["overrides"]) == {"lr": pytest.approx(1e-4)} and row["origin"] == "remedy of #1: lr/10"
     finally:
         store.close()
+
+
+def test_the_best_spec_of_a_remedy_trial_keeps_the_overrides_it_trained_with(tmp_path):
+    url = f"sqlite:///{tmp_path}/store.db"
+    build_study(url, n_trials=3)
+    store = Store(url, create=False)
+    try:
+        study = optuna.load_study(study_name="digits_mlp", storage=store.optuna_storage())
+        params = {k: v for k, v in study.trials[0].params.items() if k != "lr"}
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: v for k, v in study.trials[0].distributions.items() if k != "lr"},
+            value=0.999, user_attrs={"origin": "remedy of #0: lr/10", "overrides": {"lr": 1e-4, "activation": "tanh"}}))  # fmt: skip
+        train = tomllib.loads(best_spec_toml(store, "digits_mlp"))["train"]
+    finally:
+        store.close()
+    assert (train["lr"], train["activation"], train["width"]) == (1e-4, "tanh", params["width"])
 
 
 def test_stores_tunetui_only_reads_refuse_notes_and_enqueues_and_stay_unchanged(optuna_store):
