@@ -129,6 +129,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         if test_acc is not None:  # the official test split, evaluated once on the final model
             console.print(f"  test_acc (final model, held-out test split) = {test_acc:.4f}", highlight=False)
         _print_params(console, best.params)
+        _print_origin(console, info["best"]["attrs"])
         final = info["best"]["metrics"]
         if final:
             shown = ", ".join(f"{safe(k)} {fixed_number(v)}" for k, v in final.items() if k not in ("lr", "epoch_time_s"))
@@ -254,6 +255,17 @@ def _print_weights(console, weights: list[dict]) -> None:
         console.print(f"  #{w['trial']}: {safe(w['file'])} ({w['bytes']:,} bytes)", highlight=False, markup=False)
 
 
+def _print_origin(console, attrs: dict) -> None:
+    """A trial's note, and an enqueued trial's origin and overrides (engine/enqueue.py: the values it trained
+    with instead of sampled ones, absent from its params)."""
+    for key, label in (("note", "note"), ("origin", "enqueued"), ("overrides", "overrides (trained with, not sampled)")):
+        value = attrs.get(key)
+        if value:
+            text = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items()) \
+                if isinstance(value, dict) else value
+            console.print(f"  {label}: {safe(text)}", highlight=False, markup=False)
+
+
 def _print_findings(console, findings: list[dict]) -> None:
     for f in findings:
         evidence = ", ".join(f"{k}={short_number(v)}" for k, v in (f.get("evidence") or {}).items())
@@ -291,6 +303,7 @@ def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> i
         f"[bold]trial #{t.number}[/] {t.state} {value}" + (f" ({markup_safe(t.reason)})" if t.reason else "")
     )
     _print_params(console, t.params)
+    _print_origin(console, info["attrs"])
     # the engine's columns, then every other metric the trial reported (its names are text, never markup)
     columns = ["train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm", *extra_metrics(info["epochs"])]
     table = Table("epoch")
