@@ -25,7 +25,7 @@ def checkpointed_epoch(path) -> int:
 
 
 def test_a_trial_stopped_by_sigterm_then_kill_minus_9_resumes_from_its_last_epoch(tmp_path):
-    spec = write_spec(tmp_path, "resume", task="slow", n_trials=1, epochs=4, task_params={"epoch_s": 1.5})
+    spec = write_spec(tmp_path, "resume", task="slow", n_trials=1, epochs=5, task_params={"epoch_s": 1.5})
     url = f"sqlite:///{tmp_path}/store.db"
     view = StoreView(url)
     args = ("--workers", "1", "--set", "train.checkpoint=true")
@@ -39,7 +39,7 @@ def test_a_trial_stopped_by_sigterm_then_kill_minus_9_resumes_from_its_last_epoc
     assert finish(first, 60) == 143, log.read_text()[-3000:]
     assert view.trials("resume")[0]["state"] == "RUNNING"  # left for the next run, not FAIL interrupted
     after_term = checkpointed_epoch(saved)
-    assert 1 <= after_term < 4
+    assert 1 <= after_term < 5
     assert saved.parent.stat().st_mode & 0o777 == 0o700 and saved.stat().st_mode & 0o777 == 0o600
 
     # the next run resumes it; kill -9 once it has checkpointed one more epoch (its workers die via the guard)
@@ -51,7 +51,7 @@ def test_a_trial_stopped_by_sigterm_then_kill_minus_9_resumes_from_its_last_epoc
     wait_for(lambda: not any(alive(pid) for pid in workers), 10, f"workers {workers} to exit")
     assert view.trials("resume")[0]["state"] == "RUNNING"
     after_kill = checkpointed_epoch(saved)
-    assert after_term < after_kill < 4
+    assert after_term < after_kill < 5
 
     third = start(spec, url, *args, log=log)
     assert finish(third, 180) == 0, log.read_text()[-3000:]
@@ -59,14 +59,14 @@ def test_a_trial_stopped_by_sigterm_then_kill_minus_9_resumes_from_its_last_epoc
     [trial] = study.trials  # the same trial, resumed twice: no orphan failed, no new trial for the budget
     assert trial.number == 0 and trial.state.name == "COMPLETE"
     assert trial.user_attrs["resumed_after_epoch"] >= after_kill
-    assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
-    assert trial.value == pytest.approx(sum(trial.intermediate_values[e] for e in (2, 3, 4)) / 3)
+    assert sorted(trial.intermediate_values) == [1, 2, 3, 4, 5]
+    assert trial.value == pytest.approx(sum(trial.intermediate_values[e] for e in (3, 4, 5)) / 3)
     assert 0.0 <= trial.value <= 1.0
-    assert view.rows("SELECT epoch FROM tt_epoch WHERE trial_number = 0 ORDER BY epoch") == [(1,), (2,), (3,), (4,)]
+    assert view.rows("SELECT epoch FROM tt_epoch WHERE trial_number = 0 ORDER BY epoch") == [(1,), (2,), (3,), (4,), (5,)]
     # each epoch trained once over the three runs: the worker logs every epoch it trains, and a restart
     # from scratch would train (and log) epoch 1 again
     trained = [line.split(":")[0] for (line,) in view.rows("SELECT line FROM tt_log WHERE trial_number = 0 "
                                                              "ORDER BY id") if line.startswith("epoch ")]  # fmt: skip
-    assert sorted(trained) == sorted(set(trained)) == ["epoch 1", "epoch 2", "epoch 3", "epoch 4"]
+    assert sorted(trained) == sorted(set(trained)) == ["epoch 1", "epoch 2", "epoch 3", "epoch 4", "epoch 5"]
     assert not saved.parent.exists()  # removed once the trial ended
     assert log.read_text().count("resuming after epoch") == 2
