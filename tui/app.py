@@ -25,8 +25,10 @@ from tui.messages import (
     NewStudy,
     OpenAnalysis,
     OpenStudy,
+    PickColumns,
 )
 from tui.screens.analysis import AnalysisScreen
+from tui.screens.columns import ColumnPicker
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.editor import EditorScreen
@@ -98,6 +100,7 @@ class TunetuiApp(App):
         self.poll_s = poll_s
         self.open_study = open_study
         self.launch_trials: dict[str, int] = {}  # study -> the trial count its last launch here asked for
+        self.hidden_columns: set[str] = set()  # trial table columns the user hid (`C`), for every study
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = True) -> None:  # fmt: skip
@@ -161,6 +164,14 @@ class TunetuiApp(App):
                 message.then(result)
 
         self.push_screen(ParamsScreen(message.title, message.fields, message.note, message.check), checked)
+
+    def on_pick_columns(self, message: PickColumns) -> None:
+        def picked(hidden: set[str] | None) -> None:
+            if hidden is not None:
+                self.hidden_columns = hidden
+                message.then(hidden)
+
+        self.push_screen(ColumnPicker(message.columns, message.hidden), picked)
 
     def on_choose_spec_to_start(self, message: ChooseSpecToStart) -> None:
         # the store is data: the spec (and so the task code) to run is one the user picks here

@@ -114,6 +114,15 @@ class Confirm(Message):
 
 
 @dataclass
+class PickColumns(Message):
+    """Show or hide the trial table's columns; `then` gets the keys to hide (kept for the app session)."""
+
+    columns: list[tuple[str, str]]  # (key, label) of every column, in table order
+    hidden: set[str]
+    then: Callable[[set[str]], None]
+
+
+@dataclass
 class ChooseSpecToStart(Message):
     """List the specs that could start this study again; `then` gets the one the user chose."""
 

@@ -60,12 +60,13 @@ def build_study(
     seed: int = 0,
     start: datetime = BASE_TIME,
     host: str | None = None,
+    direction: str = "maximize",
 ) -> int:
     """A study whose every value and timestamp is fixed by `seed`; returns its study_id."""
     rng = random.Random(seed)
     store = Store(url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=store.optuna_storage(), direction="maximize")
+    study = optuna.create_study(study_name=name, storage=store.optuna_storage(), direction=direction)
     study.set_user_attr("spec_path", str(SPEC_PATH))
     study.set_user_attr("spec_toml", SPEC_PATH.read_text())
     study_id = store.study_id(name)

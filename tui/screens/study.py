@@ -36,6 +36,7 @@ from tui.study_model import StudyModel
 from tui.trial_actions import TRIAL_ACTION_BINDINGS, TrialActions
 from tui.widgets.curves import PLOTS, CurvesPanel, charts_for
 from tui.widgets.diagnosis import trial_detail
+from tui.widgets.filter_bar import FilterBar
 from tui.widgets.histogram import GradientPanel
 from tui.widgets.history_plot import HistoryPlot, ImportancePlot
 from tui.widgets.trial_table import TrialTable
@@ -107,6 +108,7 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
     def compose(self) -> ComposeResult:
         self.set_class(self.app.size.width >= WIDE, "-wide")  # laid out right the first time
         yield Static(Text(safe(self.study_name)), id="study-title", classes="title")
+        yield FilterBar(id="trial-filter")
         with Container(id="study-body"):
             yield TrialTable(clock=self.app.clock, id="trials")
             with TabbedContent(id="tabs", initial="curves"):
@@ -153,7 +155,7 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
         dirty = self.model.apply(message.delta)
         table = self.query_one(TrialTable)
         if dirty.direction:
-            table.set_objectives(self.model.objectives)
+            table.set_objectives(self.model.objectives, self.model.directions[0] == "MAXIMIZE")
         if dirty.trials:
             table.best = self.model.best
             table.update_rows(message.delta.trials)
@@ -286,6 +288,14 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
         if tab == "log":
             return [Log(id="log-view", max_lines=1000)]
         return []
+
+    @on(TrialTable.EditFilter)
+    def _edit_filter(self) -> None:
+        self.query_one(FilterBar).edit(self.query_one(TrialTable))
+
+    @on(TrialTable.Counted)
+    def _counted(self, event: TrialTable.Counted) -> None:
+        self.query_one(FilterBar).show_count(event.text, event.shown, event.total)
 
     @on(TrialTable.MovedByHand)
     def _moved_by_hand(self) -> None:

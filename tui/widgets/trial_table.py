@@ -1,8 +1,8 @@
-"""The trial table: a virtual (line API) table that renders only the rows on screen, sorted by any column."""
+"""The trial table: a virtual (line API) table that renders only the rows on screen, sorted by any column,
+filtered (tui/trial_filter.py), with the columns the user picked."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,9 +21,13 @@ from textual.strip import Strip
 from engine.store import TrialRow
 from engine.text import safe
 from tui.formatting import STATE_TEXT, format_duration, format_value, format_values, state_text
+from tui.messages import PickColumns
+from tui.trial_cells import sort_key
+from tui.trial_filter import Term, matches
 
-STATE_ORDER = {"RUNNING": 0, "WAITING": 1, "COMPLETE": 2, "PRUNED": 3, "FAIL": 4}
 PARAM_WIDTH = 9  # 4 significant digits: 0.0003456, 1.234e-05
+PICKER_LABELS = {"number": "#: trial number", "state": "state", "value": "value", "epochs": "ep: epochs done",
+                 "duration": "time: duration", "flags": "!: diagnosis findings"}  # fmt: skip
 
 
 @dataclass
@@ -48,8 +52,11 @@ class TrialTable(ScrollView, can_focus=True):
         Binding("end", "edge(1)", "Last", show=False),
         Binding("left", "scroll_cols(-8)", "Left", show=False),
         Binding("right", "scroll_cols(8)", "Right", show=False),
-        Binding("o", "sort_next", "Sort", show=False, tooltip="Sort by the next column"),
+        Binding("o", "sort_next", "Sort", show=False, tooltip="Sort by the next column (value: best first)"),
         Binding("r", "sort_reverse", "Reverse", show=False, tooltip="Reverse the sort order"),
+        Binding("slash", "filter", "Filter", key_display="/", show=False, tooltip="Filter trials: state=complete lr<1e-3"),
+        Binding("C", "columns", "Columns", show=False, tooltip="Pick the columns to show"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),  # only while a filter is on
     ]
 
     COMPONENT_CLASSES = {
@@ -90,6 +97,16 @@ class TrialTable(ScrollView, can_focus=True):
     class MovedByHand(Message):
         """The user moved the cursor (keys, a click, the wheel): follow mode ends."""
 
+    class EditFilter(Message):
+        """`/`: the user wants to type a filter."""
+
+    class Counted(Message):
+        """The filter or the trials changed: `shown` of `total` trials meet `text` ("": no filter)."""
+
+        def __init__(self, text: str, shown: int, total: int) -> None:
+            super().__init__()
+            self.text, self.shown, self.total = text, shown, total
+
     sort_key: reactive[str] = reactive("number", init=False)
     sort_reverse: reactive[bool] = reactive(False, init=False)
 
@@ -104,6 +121,11 @@ class TrialTable(ScrollView, can_focus=True):
         self.param_widths: dict[str, int] = {}
         self.best: int | None = None  # set by the screen (tui/study_model.py decides)
         self.objectives = 1
+        self.maximizing = True  # the first objective's direction: sorting by value starts with the best
+        self.terms: tuple[Term, ...] = ()  # the filter; () shows every trial
+        self.filter_text = ""
+        self._counted: tuple[str, int, int] | None = None
+        self.hidden: set[str] = set()  # column keys the user hid (the app keeps them for the session)
         self.pinned: int | None = None
         self.number_width = 3
         self.columns: list[Column] = []
@@ -117,11 +139,29 @@ class TrialTable(ScrollView, can_focus=True):
     def current(self) -> int | None:
         return self.order[self.cursor] if self.order else None
 
-    def set_objectives(self, objectives: int) -> None:
+    def set_objectives(self, objectives: int, maximizing: bool = True) -> None:
+        self.maximizing = maximizing
         if objectives != self.objectives:  # several objectives: all their values in a wider column
             self.objectives = objectives
             self._layout_columns()
             self.refresh()
+
+    def set_filter(self, text: str, terms: tuple[Term, ...]) -> None:
+        """Show only the trials meeting every term (tui/trial_filter.py parsed them from `text`)."""
+        self.filter_text, self.terms = text, terms
+        self._resort()
+
+    def set_hidden(self, hidden: set[str]) -> None:
+        self.hidden = set(hidden)
+        self._layout_columns()
+        self.virtual_size = Size(self._total_width(), len(self.order) + 1)
+        self.refresh()
+
+    def _count(self) -> None:
+        counted = (self.filter_text, len(self.order), len(self.rows))
+        if counted != self._counted:
+            self._counted = counted
+            self.post_message(self.Counted(*counted))
 
     def update_rows(self, rows: Iterable[TrialRow]) -> None:
         """Insert new trials and replace changed ones; the cursor stays on its trial."""
@@ -129,9 +169,9 @@ class TrialTable(ScrollView, can_focus=True):
         if not rows:
             return
         keep = self.current
-        appended_only = self.sort_key == "number" and not self.sort_reverse
+        appended_only = self.sort_key == "number" and not self.sort_reverse and not self.terms
         # rows that only changed keep their places when sorted by number: no sort, no full repaint
-        in_place = self.sort_key == "number" and all(row.number in self.rows for row in rows)
+        in_place = self.sort_key == "number" and not self.terms and all(row.number in self.rows for row in rows)
         widths_changed = False
         last = self.order[-1] if self.order else -1
         for row in rows:
@@ -166,8 +206,9 @@ class TrialTable(ScrollView, can_focus=True):
             self.refresh_trials(row.number for row in rows)  # only the lines that show them
         else:
             self.refresh()
-        if keep is None and self.order:
+        if (keep is None and self.order) or keep != self.current:  # or the filter left its trial out
             self.post_message(self.Highlighted(self.current))
+        self._count()
 
     def _fit_params(self, rows: list[TrialRow]) -> bool:
         """Widen param columns to fit the new values; True when a column appeared or grew."""
@@ -203,45 +244,18 @@ class TrialTable(ScrollView, can_focus=True):
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
+        self.set_hidden(getattr(self.app, "hidden_columns", set()))  # hidden for this app session
 
     def _sort(self) -> None:
-        """Sort by the sort column; trials without a value in it go last in either direction."""
-        key = self._sort_function(self.sort_key)
-        keyed = [(key(n), n) for n in self.rows]
+        """Sort by the sort column; trials without a value in it go last in either direction. Only the
+        trials the filter lets through."""
+        rows, column, now = self.rows, self.sort_key, self.clock()
+        shown = [n for n, row in rows.items() if matches(row, self.terms, now)] if self.terms else rows
+        keyed = [(sort_key(rows[n], column, now), n) for n in shown]
         present = sorted((k for k in keyed if k[0] is not None), reverse=self.sort_reverse)
         missing = sorted(n for k, n in keyed if k is None)
         self.order = [n for _, n in present] + missing
         self.index = {number: i for i, number in enumerate(self.order)}
-
-    def _sort_function(self, column: str) -> Callable[[int], Any]:
-        """A key per trial number (None: no value in this column); ties broken by trial number."""
-        rows = self.rows
-
-        def numeric(v: Any) -> tuple | None:
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                return None
-            if isinstance(v, bool | int | float):
-                return (0, float(v), "")
-            return (1, 0.0, str(v))
-
-        def objectives(values: tuple) -> tuple | None:  # several objectives: by the first, then the next
-            keys = [numeric(v) for v in values]
-            return None if any(k is None for k in keys) else tuple(keys)
-
-        if column == "number":
-            return lambda n: n
-        if column == "state":
-            return lambda n: STATE_ORDER.get(rows[n].state, 9)
-        if column == "value":
-            return lambda n: numeric(rows[n].value) if len(rows[n].values) < 2 else objectives(rows[n].values)
-        if column == "epochs":
-            return lambda n: rows[n].epochs
-        if column == "duration":
-            return lambda n: numeric(self._duration(rows[n]))
-        if column == "flags":
-            return lambda n: rows[n].flags
-        name = column.removeprefix("param:")
-        return lambda n: numeric(rows[n].params.get(name))
 
     def _duration(self, row: TrialRow) -> float | None:
         if row.started is None:
@@ -251,7 +265,11 @@ class TrialTable(ScrollView, can_focus=True):
     # ------------------------------------------------------------ columns
     def _layout_columns(self) -> None:
         self._columns_version += 1
-        self.columns = [
+        self.columns = [c for c in self.all_columns() if c.key not in self.hidden] or self.all_columns()[:1]
+
+    def all_columns(self) -> list[Column]:
+        """Every column, shown or hidden, in table order."""
+        return [
             Column("number", "#", max(self.number_width, 1)),
             Column("state", "state", 8, right=False),
             Column("value", "value" if self.objectives == 1 else "values", 10 * self.objectives - 2),
@@ -268,17 +286,34 @@ class TrialTable(ScrollView, can_focus=True):
         return [c.key for c in self.columns]
 
     def action_sort_next(self) -> None:
+        """The next column, in its natural order: the value best first (maximize: descending), others ascending."""
         keys = self.sort_keys()
         i = keys.index(self.sort_key) if self.sort_key in keys else -1
-        self.sort_key = keys[(i + 1) % len(keys)]
+        key = keys[(i + 1) % len(keys)]
+        self.set_reactive(TrialTable.sort_reverse, key == "value" and self.maximizing)
+        self.sort_key = key
 
     def action_sort_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse
 
-    def sort_by(self, key: str, reverse: bool = False) -> None:
-        self.set_reactive(TrialTable.sort_reverse, reverse)
-        self.sort_key = key
-        self._resort()
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        return bool(self.terms) if action == "clear_filter" else True  # else escape goes back
+
+    def action_filter(self) -> None:
+        self.post_message(self.EditFilter())
+
+    def action_clear_filter(self) -> None:
+        self.set_filter("", ())
+
+    def action_columns(self) -> None:
+        columns = [(c.key, PICKER_LABELS.get(c.key, f"{c.key.removeprefix('param:')} (parameter)"))
+                   for c in self.all_columns()]  # fmt: skip
+        self.post_message(PickColumns(columns, set(self.hidden), self._picked))
+
+    def _picked(self, hidden: set[str]) -> None:
+        self.set_hidden(hidden)
+        if self.sort_key not in self.sort_keys():  # the sorted column was hidden: back to trial number
+            self.sort_key = "number"
 
     def watch_sort_key(self) -> None:
         self._resort()
@@ -289,10 +324,13 @@ class TrialTable(ScrollView, can_focus=True):
     def _resort(self) -> None:
         keep = self.current
         self._sort()
-        if keep is not None:
-            self.cursor = self.index.get(keep, 0)
+        self.virtual_size = Size(self._total_width(), len(self.order) + 1)
+        self.cursor = self.index.get(keep, 0) if keep is not None else 0
+        if self.current != keep:  # the filter left its trial out
+            self.post_message(self.Highlighted(self.current))
         self._scroll_to_cursor()
         self.refresh()
+        self._count()
 
     # ------------------------------------------------------------ cursor
     def move_to(self, number: int) -> None:
@@ -358,7 +396,7 @@ class TrialTable(ScrollView, can_focus=True):
         width = self.size.width
         base = self.rich_style
         if y == 0:
-            strip = self._header(base)
+            return self._sort_marked(self._header(base).crop_extend(scroll_x, scroll_x + width, base), scroll_x)
         else:
             position = scroll_y + y - 1
             if position >= len(self.order):
@@ -378,6 +416,22 @@ class TrialTable(ScrollView, can_focus=True):
             segments.append(Segment(text[: col.width], sorted_style if col.key == self.sort_key else header))
             segments.append(Segment(" ", header))
         return Strip(segments)
+
+    def _sort_marked(self, header: Strip, scroll_x: int) -> Strip:
+        """The header on screen; when the sorted column is scrolled out of view, its name and arrow at the
+        edge it went past (`◂value▼` left, `lr▲▸` right), so the sort stays in sight."""
+        width, x = self.scrollable_content_region.width, 2  # without the vertical scrollbar
+        for col in self.columns:
+            if col.key == self.sort_key and not scroll_x <= x <= x + col.width <= scroll_x + width:
+                label = f"{col.label}{'▼' if self.sort_reverse else '▲'}"
+                tag = f"◂{label} " if x < scroll_x else f" {label}▸"
+                style = self.rich_style + self.get_component_rich_style("trial-table--sorted")
+                marked = Strip([Segment(tag, style)])
+                if x < scroll_x:
+                    return Strip.join([marked, header.crop(len(tag), width)])
+                return Strip.join([header.crop(0, width - len(tag)), marked])
+            x += col.width + 1
+        return header
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

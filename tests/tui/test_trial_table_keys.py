@@ -1,0 +1,165 @@
+"""The trial table's own keys on the Study screen, on real stores: `/` filters (the filter and its count in
+the header, escape clears), `C` picks columns (kept for the app session), `o` sorts the value best first
+for the study's direction, and the sorted column stays marked when scrolled out of view."""
+
+from __future__ import annotations
+
+import optuna
+from textual.widgets import Input, SelectionList
+
+from engine.store import Store
+from tests.tui.builders import DISTRIBUTIONS, build_study
+from tests.tui.conftest import wait_for
+from tests.tui.screen_text import screen_text
+from tui.screens.columns import ColumnPicker
+from tui.screens.studies import StudiesScreen
+from tui.screens.study import StudyScreen
+from tui.widgets.trial_table import TrialTable
+
+
+def table(app) -> TrialTable:
+    return app.screen.query_one(TrialTable)
+
+
+def header(app) -> str:
+    """The table's header line as on screen (the line API's line 0; the vertical scrollbar not included)."""
+    t = table(app)
+    return t.render_line(0).crop(0, t.scrollable_content_region.width).text
+
+
+async def opened(pilot, trials: int) -> None:
+    await wait_for(pilot, lambda: len(table(pilot.app).rows) == trials, what=f"{trials} trials")
+    await pilot.pause(0.1)
+
+
+async def type_filter(pilot, text: str) -> None:
+    """`/`, then the text (set at once: it may hold bytes no key makes), then enter."""
+    await pilot.press("slash")
+    pilot.app.screen.query_one("#filter-input", Input).value = text
+    await pilot.press("enter")
+    await pilot.pause(0.05)
+
+
+async def test_slash_filters_the_table_and_the_header_shows_the_filter_and_its_count(small_store, make_app):
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 12)
+        await pilot.press("slash", *"state=complete", "space", *"lr", "less_than_sign", *"1e-2", "enter")
+        t = table(app)
+        assert t.order == [2, 4, 8, 11]
+        assert all(t.rows[n].state == "COMPLETE" and t.rows[n].params["lr"] < 1e-2 for n in t.order)
+        assert "filter state=complete lr<1e-2 · 4 of 12 trials" in screen_text(app)
+        assert t.has_focus and t.current == 2  # the cursor moved to a trial the filter lets through
+        await pilot.press("slash")  # `/` again edits the filter on
+        assert app.screen.query_one("#filter-input", Input).value == "state=complete lr<1e-2"
+        await pilot.press("backspace", "backspace", "backspace", "backspace", "backspace", "backspace",
+                          "backspace", *"layers>=2", "enter")  # fmt: skip
+        assert t.order == [0, 1, 4, 6, 7, 10, 11] and "filter state=complete layers>=2 · 7 of 12" in screen_text(app)
+        await pilot.press("escape")  # clears the filter
+        assert len(t.order) == 12 and "filter " not in screen_text(app)
+        await pilot.press("escape")  # no filter on: back to the Studies screen
+        assert isinstance(app.screen, StudiesScreen)
+
+
+async def test_bad_filters_get_a_message_on_the_line_and_leave_the_table_as_it_was(small_store, make_app):
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 12)
+        for text, message in (
+            ("los<1", "error: unknown column 'los'"),
+            ("lr<abc", "error: 'lr<abc': < compares numbers and 'abc' is not a number"),
+            ("[b]lr[/b]<1", "error: unknown column '[b]lr[/b]'"),  # markup is shown as typed
+            ("state=complete\x1b[31m", "error: the filter has control characters"),
+        ):
+            await type_filter(pilot, text)
+            assert message in screen_text(app), text
+            assert len(table(app).order) == 12 and isinstance(app.screen, StudyScreen)
+            await pilot.press("escape")  # cancels the typing
+            assert table(app).has_focus and "error:" not in screen_text(app)
+        await type_filter(pilot, "optimizer=[red]adam")  # a text value: no trial has it, nothing rendered
+        assert "filter optimizer=[red]adam · 0 of 12 trials" in screen_text(app)
+        assert table(app).order == [] and table(app).current is None
+
+
+async def test_the_count_follows_trials_that_arrive_while_a_filter_is_on(running_store, make_app):
+    app = make_app(running_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 6)
+        await type_filter(pilot, "state=running")
+        assert table(app).order == [4, 5] and "2 of 6 trials" in screen_text(app)
+        store = Store(running_store)
+        study = optuna.load_study(study_name="digits_mlp", storage=store.optuna_storage())
+        study.tell(4, 0.97)
+        study.add_trial(optuna.trial.create_trial(value=0.5, params={"lr": 0.01},
+                                                  distributions={"lr": DISTRIBUTIONS["lr"]}))  # fmt: skip
+        store.close()
+        await wait_for(pilot, lambda: "1 of 7 trials" in screen_text(app), what="the count after the change")
+        assert table(app).order == [5]
+
+
+async def test_capital_c_hides_columns_for_the_rest_of_the_session(small_store, make_app):
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 12)
+        assert "optimizer" in header(app) and "dropout" in header(app)
+        await pilot.press("C")
+        assert isinstance(app.screen, ColumnPicker)
+        picker = app.screen.query_one(SelectionList)
+        labels = [str(picker.get_option_at_index(i).prompt) for i in range(picker.option_count)]
+        assert labels[:3] == ["#: trial number", "state", "value"] and "optimizer (parameter)" in labels
+        picker.highlighted = labels.index("dropout (parameter)") - 1
+        await pilot.press("j", "space")  # j/k move, space toggles
+        assert picker.highlighted == labels.index("dropout (parameter)")
+        picker.highlighted = labels.index("optimizer (parameter)") + 1
+        await pilot.press("k", "enter", "escape")  # enter toggles too; escape closes
+        assert isinstance(app.screen, StudyScreen)
+        assert "dropout" not in header(app) and "optimizer" not in header(app) and "layers" in header(app)
+        await pilot.press("escape", "enter")  # the study again, on a new Study screen: still hidden
+        await opened(pilot, 12)
+        assert "dropout" not in header(app) and "optimizer" not in header(app)
+        await pilot.press("C")
+        app.screen.query_one(SelectionList).highlighted = labels.index("dropout (parameter)")
+        await pilot.press("space", "escape")  # dropout back
+        assert "dropout" in header(app) and "optimizer" not in header(app)
+
+
+async def test_sorting_by_value_starts_with_the_best_trial_and_r_reverses(small_store, make_app):
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 12)
+        await pilot.press("down", "down", "o", "o")  # state, then value: a maximized study, highest first
+        t = table(app)
+        values = [t.rows[n].value for n in t.order if t.rows[n].value is not None]
+        assert t.sort_key == "value" and t.order[0] == 3 and values == sorted(values, reverse=True)
+        assert t.rows[t.order[-1]].value is None and t.current == 2 and "value▼" in header(app)
+        await pilot.press("r")
+        values = [t.rows[n].value for n in t.order if t.rows[n].value is not None]
+        assert values == sorted(values) and t.rows[t.order[-1]].value is None and "value▲" in header(app)
+        await pilot.press("o")  # the next column starts ascending
+        assert t.sort_key == "epochs" and not t.sort_reverse
+
+
+async def test_a_minimized_study_sorts_its_value_lowest_first(tmp_path, make_app):
+    url = f"sqlite:///{tmp_path}/min.db"
+    build_study(url, name="loss", n_trials=6, direction="minimize", telemetry=False)
+    app = make_app(url, open_study="loss")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 6)
+        await pilot.press("o", "o")
+        t = table(app)
+        values = [t.rows[n].value for n in t.order if t.rows[n].value is not None]
+        assert values == sorted(values) and t.order[0] == t.best and "value▲" in header(app)
+
+
+async def test_the_sorted_column_stays_marked_when_scrolled_out_of_view(small_store, make_app):
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(50, 24)) as pilot:
+        await opened(pilot, 12)
+        await pilot.press("o", "o")  # value, descending
+        assert "value▼" in header(app) and "◂" not in header(app)
+        await pilot.press("right", "right", "right")  # 24 columns right: the value column is past the left edge
+        assert table(app).scroll_x > 0 and header(app).lstrip().startswith("◂value▼")
+        await pilot.press("left", "left", "left", *["o"] * 8)  # back, then sort by width (the last column)
+        assert table(app).sort_key == "param:width" and header(app).rstrip().endswith("width▲▸")
+        await pilot.press("right", "right", "right", "right")  # to the right end
+        assert header(app).rstrip().endswith("widt▲") and "◂" not in header(app)  # the arrow in its header

@@ -1,0 +1,51 @@
+"""What each column of the trial table holds for one trial, and how the column sorts: one place for the
+table, its sort and its filter (tui/trial_filter.py). Pure: no Textual."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from engine.store import TrialRow
+from tui.formatting import state_text
+
+STATE_ORDER = {"RUNNING": 0, "WAITING": 1, "COMPLETE": 2, "PRUNED": 3, "FAIL": 4}
+
+
+def cell(row: TrialRow, key: str, now: float) -> Any:
+    """The trial's value in column `key` ("number", "state", "value", "epochs", "duration", "flags" or
+    "param:NAME"); None: nothing. Several objectives: "value" is the first."""
+    if key == "number":
+        return row.number
+    if key == "state":
+        return state_text(row.state, row.reason)
+    if key == "value":
+        return row.values[0] if row.values else row.value
+    if key == "epochs":
+        return row.epochs
+    if key == "duration":
+        return None if row.started is None else (row.finished or now) - row.started
+    if key == "flags":
+        return row.flags
+    return row.params.get(key.removeprefix("param:"))
+
+
+def sort_key(row: TrialRow, column: str, now: float) -> Any:
+    """The trial's key when sorting by `column`; None: no value there (such trials go last either way).
+    Numbers before texts; several objectives sort by the first, then the next."""
+    if column == "number":
+        return row.number
+    if column == "state":
+        return STATE_ORDER.get(row.state, 9)
+    if column == "value" and len(row.values) > 1:
+        keys = [_ordered(v) for v in row.values]
+        return None if any(k is None for k in keys) else tuple(keys)
+    return _ordered(cell(row, column, now))
+
+
+def _ordered(value: Any) -> tuple | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | int | float):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
