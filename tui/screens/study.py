@@ -12,7 +12,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container, VerticalScroll
+from textual.containers import Container
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
@@ -39,6 +39,7 @@ from tui.widgets.diagnosis import trial_detail
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.histogram import GradientPanel
 from tui.widgets.history_plot import HistoryPlot, ImportancePlot
+from tui.widgets.tab_panes import tab_widgets
 from tui.widgets.trial_table import TrialTable
 
 TABS = ("curves", "history", "importance", "detail", "grads", "log")
@@ -271,23 +272,10 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
         pane = event.pane
         if pane.id not in self._filling:
             self._filling.add(pane.id)
-            await pane.mount(*self._pane_widgets(pane.id))
+            await pane.mount(*tab_widgets(pane.id, self.study_name))
             self._filled.add(pane.id)
         self._show_active()
         self.refresh_bindings()
-
-    def _pane_widgets(self, tab: str) -> list:
-        if tab == "history":
-            return [HistoryPlot(id="history-plot")]
-        if tab == "importance":
-            return [ImportancePlot(self.study_name, id="importance-plot")]
-        if tab == "detail":
-            return [VerticalScroll(Static("no trial selected", id="detail-view"), id="detail-scroll")]
-        if tab == "grads":
-            return [GradientPanel(id="grads-panel")]
-        if tab == "log":
-            return [Log(id="log-view", max_lines=1000)]
-        return []
 
     @on(TrialTable.EditFilter)
     def _edit_filter(self) -> None:
