@@ -87,6 +87,6 @@ def test_bad_input_raises_a_message_that_says_what_is_wrong(text, message):
 def test_a_parameter_named_like_a_column_is_reached_with_param_prefix():
     terms = parse("param:state=x state=complete", ("state",))
     assert [t.key for t in terms] == ["param:state", "state"]
-    row = trial(0, **{"lr": 1.0})
+    row = trial(0)
     row.params["state"] = "x"
     assert matches(row, terms, 0.0) and not matches(trial(1), terms, 0.0)

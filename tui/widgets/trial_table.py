@@ -159,6 +159,8 @@ class TrialTable(ScrollView, can_focus=True):
 
     def _count(self) -> None:
         counted = (self.filter_text, len(self.order), len(self.rows))
+        if not self.filter_text and not (self._counted and self._counted[0]):
+            return  # no filter now or before: nothing to show while trials stream in
         if counted != self._counted:
             self._counted = counted
             self.post_message(self.Counted(*counted))
