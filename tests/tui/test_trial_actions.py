@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from engine.store import Store
 from tests.tui.conftest import wait_for
@@ -141,4 +141,9 @@ async def test_stores_tunetui_only_reads_refuse_notes_and_enqueues_before_any_fo
             await wait_for(pilot, lambda: "nothing was written" in toasts(app), what=f"{key} refused")
             assert isinstance(app.screen, StudyScreen)
         assert "only reads" in toasts(app) or "read-only" in toasts(app)
-        assert app.screen.query(Static)  # still the Study screen, no form pushed
+        await pilot.press("escape")  # the Studies screen: its N (a study's note) is refused too
+        await wait_for(pilot, lambda: isinstance(app.screen, StudiesScreen) and app.screen.selected_name, what="list")
+        app._notifications.clear()
+        await pilot.press("N")
+        await wait_for(pilot, lambda: "nothing was written" in toasts(app), what="the study note refused")
+        assert isinstance(app.screen, StudiesScreen)
