@@ -228,9 +228,17 @@ class Trials:
                 if self.prune_copy is not None:
                     self.prune_copy.add(trial.number, value, slot.reported)
                 self._finished(slot, TrialState.COMPLETE, value)
-                self.weights.keep_best(t.number for t in self.study.best_trials)
+                self._keep_best_weights()
         if self.worker_max_trials and slot.trials_run >= self.worker_max_trials and not self.interrupted():
             self.pool.retire(slot)
+
+    def _keep_best_weights(self) -> None:
+        if self.weights.mode != "best":
+            return
+        if len(self.study.directions) == 1:  # one indexed query; best_trials would read every trial
+            self.weights.keep_best([self.study.best_trial.number])
+        else:
+            self.weights.keep_best(t.number for t in self.study.best_trials)
 
     def _upload_weights(self, trial: optuna.Trial, path: str | None) -> None:
         if not path or self.weights.mode == "none":
