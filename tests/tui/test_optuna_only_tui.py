@@ -44,6 +44,10 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
             await pilot.press(key)
         await pilot.pause(0.1)
         assert isinstance(app.screen, StudyScreen)
+        await pilot.press("slash", *"state!=complete", "enter")  # the trial filter reads these stores too
+        assert "filter state!=complete · 4 of 6 trials" in screen_text(app)
+        assert sorted(trials.rows[n].state for n in trials.order) == ["FAIL", "PRUNED", "RUNNING", "WAITING"]
+        await pilot.press("escape")  # clears the filter
 
         await pilot.press("escape", "down", "enter")  # pareto: both values of each trial
         await wait_for(pilot, lambda: len(app.screen.query_one(TrialTable).rows) == 3, what="three trials")

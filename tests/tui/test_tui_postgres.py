@@ -1,5 +1,5 @@
-"""The TUI on a PostgreSQL store: the same reads, the Study screen, importances, the Analysis views, Compare and
-deletion."""
+"""The TUI on a PostgreSQL store: the same reads, the Study screen (its trial filter too), importances, the
+Analysis views, Compare and deletion."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ async def test_study_screen_on_postgres_shows_trials_curves_and_importance(pg_sm
         await wait_for(pilot, lambda: app.screen.query(ImportancePlot) and app.screen.query_one(ImportancePlot).importances,
                        timeout=30, what="importances from a read-only Optuna load")  # fmt: skip
         assert "parameter importance (fANOVA)" in screen_text(app)
+        await pilot.press("slash", *"state=complete", "space", *"lr", "less_than_sign", *"1e-2", "enter")
+        assert table.order == [2, 4, 8, 11] and "filter state=complete lr<1e-2 · 4 of 12 trials" in screen_text(app)
 
 
 def test_delete_study_on_postgres(pg_small_store):
