@@ -145,6 +145,14 @@ class WeightKeeper:
         self.kept[trial.number] = artifact_id
         return artifact_id
 
+    def forget(self, trial: FrozenTrial, storage: Any) -> None:
+        """Remove the files a dead coordinator uploaded to a trial it never told (killed between the upload
+        and `tell`): the trial is failed `orphaned`, or resumed and uploads again."""
+        for meta in artifacts_of(trial, storage):
+            if ARTIFACT_ID.match(str(meta.artifact_id)):
+                (self.folder / meta.artifact_id).unlink(missing_ok=True)
+        self.kept.pop(trial.number, None)
+
     def keep_best(self, best: Iterable[int]) -> list[int]:
         """With "best": remove every kept file but the best trials'. Returns the trial numbers dropped."""
         if self.mode != "best":

@@ -84,6 +84,20 @@ def test_best_keeps_only_the_best_trials_file_and_all_keeps_every_one(tmp_path, 
     assert [w.number for w in saved_weights(study.get_trials(), study._storage, folder)] == [3]
 
 
+def test_weights_uploaded_to_a_trial_its_coordinator_never_told_are_removed_by_the_next(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name="s")
+    folder = tmp_path / "artifacts"
+    trial = study.ask()
+    path = tmp_path / "trial-0-weights.pt"
+    path.write_bytes(b"w")
+    WeightKeeper(folder, "all").upload(trial, str(path))
+    # killed between the upload and tell: the next coordinator fails or resumes the trial, and resumed it
+    # uploads again, so the first file must go (else the trial would have two)
+    [orphan] = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    WeightKeeper(folder, "all").forget(orphan, study._storage)
+    assert list(folder.iterdir()) == []
+
+
 def test_an_artifact_id_from_the_store_never_becomes_a_path(tmp_path):
     url = f"sqlite:///{tmp_path}/study.db"
     study = optuna.create_study(storage=url, study_name="s")

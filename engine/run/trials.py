@@ -311,6 +311,8 @@ class Trials:
         mine = {s.trial.number for s in self.pool.busy()} | set(self.resumable)
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for t, owner in ledger.orphans(running, self.host, mine, live, datetime.now()):
+            if owner == self.host:
+                self.weights.forget(t, study_storage(self.study))
             if owner == self.host and self.checkpoints and has_checkpoint(self._checkpoint_dir(t.number)):
                 self.resumable[t.number] = t  # its coordinator was killed: run it on, same number
                 continue
