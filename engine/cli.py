@@ -90,7 +90,8 @@ def build_parser() -> ArgumentParser:
     export.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files per trial")
     export.add_argument("--weights", action="store_true",
                         help="write a trial's saved weights (a state_dict) to -o FILE (default: the best trial's)")
-    export.add_argument("--trial", type=int, help="with --weights: this trial's weights")
+    export.add_argument("--trial", type=int, metavar="N", help="with --weights: this trial's weights; with "
+                        "--best-spec: its params (a Pareto-front trial when there are several objectives)")  # fmt: skip
     export.add_argument("--force", action="store_true", help="with --weights: overwrite an existing file")
     export.add_argument("--artifacts", metavar="DIR", help="the saved weights' folder (default: beside the store)")
     storage_arg(export)
@@ -292,7 +293,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         grid = grid_size(spec)
         extra = f", grid of {grid}" if grid else ""
         print(safe(
-            f"ok {path}: study {spec.study.name} ({spec.study.direction} {spec.study.metric}), {spec.task.label}, "
+            f"ok {path}: study {spec.study.name} ({spec.study.summary()}), {spec.task.label}, "
             f"{dims} dimensions ({conditional} conditional), sampler {spec.sampler.kind}{extra}, "
             f"pruner {spec.pruner.kind}, budget {spec.budget.n_trials} trials"
         ))
@@ -300,14 +301,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from engine.export import best_spec_toml, export_rows, write_csv, write_json
+    from engine.export import FrontTrialNeeded, best_spec_toml, export_rows, write_csv, write_json
     from engine.files import write_private
 
+    if args.trial is not None and not (args.best_spec or args.weights):
+        raise UsageError("--trial N goes with --best-spec FILE (the trial whose params the spec fixes) or --weights")
     store = open_store(args)
     if args.weights:
         return export_weights(store, args)
     if args.best_spec:
-        write_private(args.best_spec, best_spec_toml(store, args.study))
+        try:
+            text = best_spec_toml(store, args.study, args.trial)
+        except FrontTrialNeeded as err:
+            raise UsageError(str(err)) from None
+        write_private(args.best_spec, text)
         print(f"wrote {args.best_spec}", file=sys.stderr)
     if args.tensorboard:
         from engine.tensorboard_export import export_study_tensorboard

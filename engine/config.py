@@ -98,6 +98,9 @@ class TrainConfig(BaseModel):
     step_every: int = Field(10, ge=1)  # keep every k-th optimizer step's sample
     histograms: bool = True
     hist_bins: int = Field(32, ge=4, le=256)
+    # the model's inference time each epoch (latency_ms, engine/trainer/measure.py); on by itself when a
+    # metric or objective names latency_ms; its parameter count (params) is reported every epoch
+    measure_latency: bool = False
 
     @model_validator(mode="after")
     def _check_ranges(self) -> TrainConfig:

@@ -122,42 +122,85 @@ def json_text(value: Any) -> str:
     return json.dumps(json_safe(value), indent=2, allow_nan=False)
 
 
-def best_spec_toml(store: Store, study_name: str) -> str:
-    """The study's spec with the best trial's params (and the overrides it trained with) fixed in [train] and
-    no search space."""
+class FrontTrialNeeded(ValueError):
+    """A study with several objectives has no single best: the caller must name a trial of its Pareto front
+    (the CLI's exit 2, listing the front)."""
+
+
+def objective_names(store: Store, study_id: int, count: int) -> list[str]:
+    """The metric of each objective as the study recorded it (its identity), else "objective i"."""
+    from engine.identity import ATTR
+
+    recorded = store.study_attrs(study_id).get(ATTR)
+    metrics = recorded.get("metrics") if isinstance(recorded, dict) else None
+    if isinstance(metrics, list) and len(metrics) == count and all(isinstance(m, str) for m in metrics):
+        return [safe(m) for m in metrics]
+    return [f"objective {i}" for i in range(count)]
+
+
+def front_choices(store: Store, study_name: str) -> list[tuple[int, str]] | None:
+    """The Pareto front of a study with several objectives, as (trial number, "val_acc 0.9100, params 1234")
+    pairs; None for a study with one objective."""
+    study_id = _study_id(store, study_name)
+    directions = store.directions(study_id)
+    if len(directions) < 2:
+        return None
+    names = objective_names(store, study_id, len(directions))
+    return [(t.number, ", ".join(f"{n} {v:.6g}" for n, v in zip(names, t.values, strict=True)))
+            for t in store.pareto_front(study_id)]  # fmt: skip
+
+
+def best_spec_toml(store: Store, study_name: str, trial_number: int | None = None) -> str:
+    """The study's spec with the params of its best trial (or of trial `trial_number`: any complete trial of
+    a study with one objective, a Pareto-front trial of one with several), and the overrides it trained with,
+    fixed in [train] and no search space."""
     study_id = _study_id(store, study_name)
     spec_text = _study_attr(store, study_id, "spec_toml")
     if not spec_text:
         raise StoreError(f"study {study_name!r} has no stored spec (it was not started by tunetui)")
-    if len(store.directions(study_id)) > 1:
-        raise StoreError(
-            f"study {study_name!r} has several objectives: no single best trial to write a spec from "
-            f"(see its Pareto front with `tunetui show {study_name}`)"
-        )
-    direction = next(s["direction"] for s in store.studies() if s["study_id"] == study_id)
-    best = best_trial(store.trials(study_id), direction == "MAXIMIZE")
-    if best is None:
-        raise StoreError(f"study {study_name!r} has no complete trial yet")
+    front = front_choices(store, study_name)
+    trials = store.trials(study_id)
+    if front is not None:
+        listed = "; ".join(f"#{number} ({text})" for number, text in front) or "none yet (no complete trial)"
+        if trial_number is None or trial_number not in {number for number, _ in front}:
+            said = "" if trial_number is None else f"trial {trial_number} is not on its Pareto front; "
+            raise FrontTrialNeeded(f"study {study_name!r} has several objectives and no single best: {said}name a "
+                                   f"trial of its Pareto front with --trial N (front: {listed})")  # fmt: skip
+        chosen = next(t for t in trials if t.number == trial_number)
+        value_text = dict(front)[trial_number]
+    elif trial_number is not None:
+        chosen = next((t for t in trials if t.number == trial_number and t.state == "COMPLETE"), None)
+        if chosen is None:
+            raise FrontTrialNeeded(f"study {study_name!r} has no complete trial {trial_number}")
+        value_text = f"value {chosen.value:.6g}"
+    else:
+        direction = next(s["direction"] for s in store.studies() if s["study_id"] == study_id)
+        chosen = best_trial(trials, direction == "MAXIMIZE")
+        if chosen is None:
+            raise StoreError(f"study {study_name!r} has no complete trial yet")
+        value_text = f"value {chosen.value:.6g}"
     data = tomllib.loads(redact_spec(spec_text))  # a store written before passwords were redacted
     from engine.config import TRAIN_FIELDS
 
     train = dict(data.get("train", {}))
     task = dict(data.get("task", {}))
-    overrides = store.trial_attrs(study_id, best.number).get("overrides")  # engine/enqueue.py: not in params
+    overrides = store.trial_attrs(study_id, chosen.number).get("overrides")  # engine/enqueue.py: not in params
     plain = {k: v for k, v in overrides.items() if isinstance(v, bool | int | float | str)} if isinstance(overrides, dict) else {}
-    for name, value in {**best.params, **plain}.items():
+    for name, value in {**chosen.params, **plain}.items():
         if name in TRAIN_FIELDS or ":" in str(task.get("name", "")):
             train[name] = value
     data["train"] = train
     data.pop("space", None)
     study = dict(data.get("study", {}))
     study["name"] = f"{study.get('name', study_name)}-best"
-    study["description"] = f"best trial {best.number} of {study_name} (value {best.value:.6g}), space fixed"
+    which = "best trial" if trial_number is None else "trial"
+    study["description"] = f"{which} {chosen.number} of {study_name} ({value_text}), space fixed"
     data["study"] = study
     data["budget"] = {**data.get("budget", {}), "n_trials": 1}
     data["sampler"] = {"kind": "random"}
     data["pruner"] = {"kind": "none"}
-    return f"# Written by `tunetui export {study_name} --best-spec`.\n" + tomli_w.dumps(data)
+    option = "" if trial_number is None else f" --trial {trial_number}"
+    return f"# Written by `tunetui export {study_name} --best-spec{option}`.\n" + tomli_w.dumps(data)
 
 
 def _study_attr(store: Store, study_id: int, key: str) -> Any:

@@ -24,11 +24,12 @@ LABELS = {  # how each field is named in a refusal
 
 
 def study_identity(spec) -> dict[str, Any]:
-    """The identity of the study this spec runs: directions, metrics, value rule, canonical search space."""
+    """The identity of the study this spec runs: directions and metrics (one per objective, in order), value
+    rule, canonical search space."""
     space = {name: dim.model_dump(mode="json") for name, dim in spec.space.items()}
     return {
-        "directions": [spec.study.direction],
-        "metrics": [spec.study.metric],
+        "directions": spec.study.directions,
+        "metrics": spec.study.metrics,
         "value_rule": VALUE_RULES[spec.study.value],
         "space": json.dumps(space, sort_keys=True, separators=(",", ":")),
     }
@@ -43,7 +44,8 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             if key == "space":
                 out.append(f"{label} {_space_change(old[key], new[key])}")
             else:
-                out.append(f"{label} {_text(old[key])}; this spec says {_text(new[key])}")
+                several = any(isinstance(v, list) and len(v) > 1 for v in (old[key], new[key]))
+                out.append(f"{label}{'s' if several else ''} {_text(old[key])}; this spec says {_text(new[key])}")
     return out
 
 

@@ -213,11 +213,14 @@ def _print_params(console, params: dict) -> None:
 
 def _show_pareto(store, study: dict, trials: list, args: argparse.Namespace) -> int:
     """A multi-objective study: its directions and every trial on the Pareto front with all its values."""
+    from engine.export import objective_names
+
     front = store.pareto_front(study["study_id"])
     info = {
         "study": study["study_name"],
         "status": study["status"],
         "directions": [d.lower() for d in study["directions"]],
+        "objectives": objective_names(store, study["study_id"], len(study["directions"])),
         "counts": study["counts"],
         "coordinators": study["coordinators"],
         "progress": _progress(store, study, trials),
@@ -228,13 +231,18 @@ def _show_pareto(store, study: dict, trials: list, args: argparse.Namespace) -> 
     if args.json:
         return _print_json(info)
     console = _study_header(study, info["progress"])
-    console.print(f"objectives: {', '.join(info['directions'])}", highlight=False)
+    _print_front(console, info["directions"], info["objectives"], front)
+    _print_weights(console, info["weights"])
+    return EXIT_OK
+
+
+def _print_front(console, directions: list[str], names: list[str], front: list) -> None:
+    shown = ", ".join(f"{d} {n}" for d, n in zip(directions, names, strict=True))
+    console.print(f"objectives: {markup_safe(shown)}", highlight=False)
     console.print(f"Pareto front: {len(front)} trial(s)", highlight=False)
     for t in front:
         console.print(f"  #{t.number}: values ({_values_text(t.values)})", highlight=False)
         _print_params(console, t.params)
-    _print_weights(console, info["weights"])
-    return EXIT_OK
 
 
 def _weights(store, study: dict, args: argparse.Namespace) -> list[dict]:
@@ -328,6 +336,12 @@ def print_summary(store, study_name: str) -> None:
     console = Console()
     counts = ", ".join(f"{k.lower()} {v}" for k, v in sorted(study["counts"].items()))
     console.print(f"study [bold]{markup_safe(study_name)}[/]: {counts}", highlight=False)
+    if len(study["directions"]) > 1:  # several objectives: the front, no single best
+        from engine.export import objective_names
+
+        names = objective_names(store, study["study_id"], len(study["directions"]))
+        _print_front(console, [d.lower() for d in study["directions"]], names, store.pareto_front(study["study_id"]))
+        return
     if best is None:
         console.print("no complete trial")
         return

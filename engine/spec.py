@@ -8,9 +8,18 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from engine.config import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, TRAIN_FIELDS, TrainConfig
+from engine.spec_study import (  # noqa: F401 - NAME_PATTERN, METRIC_PATTERN, Objective: the spec's names
+    METRIC_PATTERN,
+    MODEL_MEASURES,
+    NAME_PATTERN,
+    OBJECTIVE_METRICS,
+    Objective,
+    Strict,
+    StudySection,
+)
 from engine.spec_text import (
     SpecError,
     SpecIssue,
@@ -22,36 +31,15 @@ from engine.spec_text import (
     read_spec_text,
 )
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
-# what the engine's own loop reports, by the kind of its loss ([train] loss)
-OBJECTIVE_METRICS = {
-    "classification": ("val_acc", "val_loss", "train_acc", "train_loss"),
-    "regression": ("val_rmse", "val_mae", "val_r2", "val_loss", "train_rmse", "train_mae", "train_r2", "train_loss"),
-}
 LOSSES_OF = {"classification": CLASSIFICATION_LOSSES, "regression": REGRESSION_LOSSES}
 REGRESSION_TASKS = ("diabetes",)  # built-in tasks with float targets; the others classify
 BINARY_TASKS = ("breast_cancer",)  # built-in tasks with two classes (bce_logits)
-METRIC_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"  # a name a user's own loop reports (`val_rmse`)
 LOOP_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"  # "module:function"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+# samplers Optuna refuses for several objectives
+SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
 
 
 # ---------------------------------------------------------------- sections
-
-
-class StudySection(Strict):
-    name: str = Field(pattern=NAME_PATTERN)
-    direction: Literal["maximize", "minimize"] = "maximize"
-    # one of OBJECTIVE_METRICS of the loss's kind, or with [task] loop any name the loop reports (StudySpec)
-    metric: str = Field("val_acc", pattern=METRIC_PATTERN)
-    # how a trial's value is taken (engine/value.py); mean_last_3 by measurement (docs/benchmarks.md)
-    value: Literal["best", "last", "mean_last_3"] = "mean_last_3"
-    seed: int = 0
-    description: str = ""
-    retry_failed: bool = False  # re-enqueue a trial left orphaned by a crashed coordinator
 
 
 class BudgetSection(Strict):
@@ -299,6 +287,8 @@ class StudySpec(Strict):
                                 self.task.is_user_task)  # fmt: skip
         if self.task.loop is None:
             problems += self._loss_problems()
+        if self.study.objectives is not None:
+            problems += self._multi_objective_problems()
         if isinstance(self.sampler, GridSampler):
             for name, dim in self.space.items():
                 if dim.grid_values() is None:
@@ -337,13 +327,29 @@ class StudySpec(Strict):
             elif "bce_logits" in losses and name not in BINARY_TASKS:
                 problems.append((where, f"bce_logits needs a task with two classes ({', '.join(BINARY_TASKS)}, or "
                                  f"one of your own); {name!r} has more: use cross_entropy"))  # fmt: skip
-        metric = self.study.metric
-        if metric not in OBJECTIVE_METRICS[kind]:
+        for path, metric in self.study.metric_paths():
+            if metric in OBJECTIVE_METRICS[kind] or metric in MODEL_MEASURES:
+                continue
             other = next(k for k in OBJECTIVE_METRICS if k != kind)
             hint = (f"{metric} is reported by {other} losses ({', '.join(LOSSES_OF[other])})"
                     if metric in OBJECTIVE_METRICS[other] else "any other name needs a loop of your own ([task] loop)")  # fmt: skip
-            problems.append((("study", "metric"), f"expected one of {', '.join(OBJECTIVE_METRICS[kind])} for a "
+            problems.append((path, f"expected one of {', '.join(OBJECTIVE_METRICS[kind] + MODEL_MEASURES)} for a "
                              f"{kind} loss ({', '.join(losses)}) (got {metric!r}); {hint}"))  # fmt: skip
+        return problems
+
+    def _multi_objective_problems(self) -> list[tuple[tuple[Any, ...], str]]:
+        """Optuna's rules for several objectives: no pruning (a trial reports no single value per epoch) and a
+        sampler that handles several. Pruning is turned off for a spec that does not name a pruner."""
+        problems = []
+        if "pruner" not in self.model_fields_set:
+            self.pruner = PrunerSection(kind="none")
+        elif self.pruner.kind != "none":
+            problems.append((("pruner", "kind"), f"a study with several objectives cannot prune (Optuna's pruners "
+                             f"compare one value per epoch): set kind = \"none\" or leave [pruner] out (got "
+                             f"{self.pruner.kind!r})"))  # fmt: skip
+        if self.sampler.kind in SINGLE_OBJECTIVE_SAMPLERS:
+            problems.append((("sampler", "kind"), f"the {self.sampler.kind} sampler optimizes one objective: use tpe, "
+                             "random, grid, qmc or gp for several"))  # fmt: skip
         return problems
 
     def _extremes_fit(self) -> list[tuple[tuple[Any, ...], str]]:
@@ -377,6 +383,8 @@ class StudySpec(Strict):
         """The [train] table with the study seed filled in; user-task extras removed."""
         fixed = {k: v for k, v in self.train.items() if k in TRAIN_FIELDS}
         fixed.setdefault("seed", self.study.seed)
+        if "latency_ms" in self.study.metrics:  # timed only when asked: it costs forward passes each epoch
+            fixed["measure_latency"] = True
         return fixed
 
     def train_config(self, params: dict[str, Any], seed: int | None = None) -> TrainConfig:
@@ -390,9 +398,9 @@ class StudySpec(Strict):
         """A user task's parameters: [task.params], extra [train] keys, then sampled ones.
 
         A loop of its own trains itself, so it gets every [train] key and every sampled value, and the
-        study's metric (as "__metric__": its worker checks each report for it)."""
+        study's metrics (as "__metrics__": its worker checks each report for them)."""
         if self.task.loop is not None:
-            return {**self.task.params, **self.train, **params, "__metric__": self.study.metric}
+            return {**self.task.params, **self.train, **params, "__metrics__": self.study.metrics}
         extra_fixed = {k: v for k, v in self.train.items() if k not in TRAIN_FIELDS}
         sampled = {k: v for k, v in params.items() if k not in TRAIN_FIELDS}
         return {**self.task.params, **extra_fixed, **sampled}

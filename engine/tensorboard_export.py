@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.files import private_dir, private_umask
+from engine.report import extra_metrics
 
 EPOCH_SCALARS = (
     "train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "clip_frac",
@@ -46,11 +47,13 @@ def _write_trial(SummaryWriter: Any, out_dir: Path, number: int, trial: dict[str
     epochs, steps, layers = trial.get("epochs") or [], trial.get("steps") or [], trial.get("layers") or []
     if not (epochs or steps or layers):
         return 0
+    # the engine's columns, then every other metric the trial reported (val_rmse, params, an own loop's val_f1)
+    names = (*EPOCH_SCALARS, *(name for name in extra_metrics(epochs) if name not in EPOCH_SCALARS))
     with SummaryWriter(log_dir=str(out_dir / f"trial_{number:04d}")) as writer:
         for row in epochs:
-            for name in EPOCH_SCALARS:
+            for name in names:
                 if _number(row.get(name)):
-                    writer.add_scalar(f"epoch/{name}", row[name], int(row["epoch"]))
+                    writer.add_scalar(f"epoch/{_tag(name)}", row[name], int(row["epoch"]))
         for row in steps:
             for name in STEP_SCALARS:
                 if _number(row.get(name)):
@@ -90,9 +93,14 @@ def export_study_tensorboard(store: Any, study_name: str, out_dir: str | Path) -
     return export_tensorboard(trials, out_dir)
 
 
+def _tag(name: str) -> str:
+    """A name from a trial made safe for a TensorBoard tag (no slash to nest it, no control byte)."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", str(name))
+
+
 def _write_layer(writer: Any, row: dict) -> None:
     epoch = int(row["epoch"])
-    layer = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(row["layer"]))
+    layer = _tag(row["layer"])
     for name in ("grad_norm", "weight_norm"):
         if _number(row.get(name)):
             writer.add_scalar(f"layer_{name}/{layer}", row[name], epoch)

@@ -90,7 +90,7 @@ BAD_SPECS = [
     ("grid with a continuous float", HEAD + '[sampler]\nkind = "grid"\n[space.lr]\ntype = "float"\nlow = 0.1\nhigh = 0.2\n',
      "space.lr.step", "needs a step"),
     ("a regression metric for a classification loss", '[study]\nname = "t"\nmetric = "val_rmse"\n[train]\nloss = "bce_logits"\n[task]\nname = "breast_cancer"\n',
-     "study.metric", "expected one of val_acc, val_loss, train_acc, train_loss for a classification loss (bce_logits) "
+     "study.metric", "expected one of val_acc, val_loss, train_acc, train_loss, params, latency_ms for a classification loss (bce_logits) "
      "(got 'val_rmse'); val_rmse is reported by regression losses (mse, huber)"),
     ("a classification metric for a regression loss", '[study]\nname = "t"\nmetric = "val_acc"\n[task]\nname = "diabetes"\n[train]\nloss = "huber"\n',
      "study.metric", "val_acc is reported by classification losses (cross_entropy, bce_logits)"),
@@ -263,5 +263,5 @@ def test_an_own_loop_may_name_any_metric_and_gets_every_parameter():
     assert spec.train_config({"lr": 0.01}).epochs == 4
     # the loop trains itself: [train] keys the engine knows (epochs) and sampled ones (lr) reach it too
     assert spec.task_params({"lr": 0.01, "hidden": 16}) == {
-        "folds": 3, "epochs": 4, "width_factor": 2, "lr": 0.01, "hidden": 16, "__metric__": "val_rmse"
+        "folds": 3, "epochs": 4, "width_factor": 2, "lr": 0.01, "hidden": 16, "__metrics__": ["val_rmse"]
     }

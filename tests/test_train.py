@@ -43,7 +43,7 @@ def test_reports_carry_every_column(digits):
     _, reports = run(digits, step_every=5)
     first = reports[0]
     assert first.epoch == 1
-    assert set(first.metrics) == set(EPOCH_COLUMNS)
+    assert set(first.metrics) == {*EPOCH_COLUMNS, "params"}  # latency_ms only when measure_latency
     assert all(set(row) == set(STEP_COLUMNS) for row in first.steps)
     # 1438 rows / 64 = 22 full batches + 30: 23 steps, every 5th kept (1, 6, 11, 16, 21)
     assert [row["step"] for row in first.steps] == [1, 6, 11, 16, 21]

@@ -96,3 +96,18 @@ def test_a_study_in_the_store_exports(tmp_path):
     with pytest.raises(ValueError, match="no study named 'nope'"):
         export_study_tensorboard(store, "nope", tmp_path / "x")
     store.close()
+
+
+def test_every_reported_metric_beyond_the_columns_is_a_scalar(tmp_path):
+    """A regression's val_rmse, the model's params, an own loop's names (tt_epoch.extra_json, spread into
+    the rows): each is an `epoch/<name>` scalar, a name that could nest a tag made safe."""
+    from engine.tensorboard_export import export_tensorboard
+
+    epochs = [{"epoch": e, "val_loss": 1.0 / e, "val_rmse": 0.5 / e, "params": 1234.0, "val/f1": 0.1 * e}
+              for e in (1, 2)]  # fmt: skip
+    assert export_tensorboard({7: {"epochs": epochs}}, tmp_path) == 1
+    run = event_accumulator.EventAccumulator(str(tmp_path / "trial_0007"), size_guidance={"scalars": 0})
+    run.Reload()
+    assert {"epoch/val_loss", "epoch/val_rmse", "epoch/params", "epoch/val_f1"} <= set(run.Tags()["scalars"])
+    assert [(e.step, e.value) for e in run.Scalars("epoch/val_rmse")] == [(1, 0.5), (2, 0.25)]
+    assert [e.value for e in run.Scalars("epoch/val_f1")] == pytest.approx([0.1, 0.2])

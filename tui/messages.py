@@ -64,6 +64,13 @@ class ExportFinished(Message):
     message: str
 
 
+@dataclass
+class FrontListed(Message):
+    """A spec export of a study with several objectives needs a trial: its Pareto front, (number, values)."""
+
+    choices: list[tuple[int, str]]
+
+
 # ---------------------------------------------------------------- navigation: screens ask, app.py pushes
 # Screens never import each other: they post one of these and TunetuiApp opens the screen.
 

@@ -51,7 +51,8 @@ class Slot:
     started: float = 0.0
     trial: optuna.Trial | None = None
     trial_started: float = 0.0
-    reported: dict[int, float] = field(default_factory=dict)  # the trial's metric per epoch, in order
+    reported: dict[int, float] = field(default_factory=dict)  # what Optuna was told per epoch (one objective)
+    curves: dict[str, dict[int, float]] = field(default_factory=dict)  # each objective's metric per epoch
     stop_reason: str | None = None  # "pruned" | "user" once we told the worker to stop
     kill_deadline: float | None = None  # a user kill waiting for the trial's next epoch
     worker_pid: int | None = None
@@ -59,7 +60,7 @@ class Slot:
     failed_starts: int = 0  # workers of this slot that died before saying ready, in a row
 
     def take(self, trial: optuna.Trial) -> None:
-        self.trial, self.trial_started, self.reported = trial, time.time(), {}
+        self.trial, self.trial_started, self.reported, self.curves = trial, time.time(), {}, {}
         self.stop_reason, self.kill_deadline = None, None
         self.trials_run += 1
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -31,7 +32,7 @@ def open_study(spec: StudySpec, store: Store, host: str, spec_path: str | None, 
                 storage=storage,
                 sampler=build_sampler(spec),
                 pruner=build_pruner(spec),
-                direction=spec.study.direction,
+                directions=spec.study.directions,  # several: Optuna's multi-objective study
                 load_if_exists=True,
             )
             break
@@ -46,7 +47,11 @@ def open_study(spec: StudySpec, store: Store, host: str, spec_path: str | None, 
         study.set_user_attr("spec_toml", redact_spec(spec_text))  # shared: no password
     if spec_path:
         study.set_user_attr("spec_path", str(Path(spec_path).resolve()))
-    study.set_user_attr("metric", spec.study.metric)
+    study.set_user_attr("metric", spec.study.metric if spec.study.objectives is None else spec.study.metrics[0])
+    if spec.study.objectives is not None:
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, and stable enough to name objectives
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(spec.study.metrics)  # Optuna's own names (optuna-dashboard shows them)
     return study
 
 

@@ -28,7 +28,7 @@ from engine.space import suggest
 from engine.spec import StudySpec
 from engine.store import Store
 from engine.store.optuna_tables import fail_trial, frozen_trial_id, set_trial_user_attrs, study_storage
-from engine.value import trial_value
+from engine.value import objective_values
 from engine.weights import WeightKeeper, artifact_dir, discard
 
 KILL_GRACE_S = 3.0  # a killed trial may stop at its next epoch (its worker lives on); then it is killed
@@ -40,7 +40,7 @@ class Progress:
 
     done: int = 0
     target: int = 0
-    best: float | None = None
+    best: float | None = None  # None in a study with several objectives: it has a front, not a best
     best_number: int | None = None
 
 
@@ -53,8 +53,8 @@ class Trials:
         self.host, self.prune_copy, self.log, self.on_progress = host, prune_copy, log, on_progress
         self.spec_path, self.spec_commit, self.worker_max_trials = spec_path, spec_commit, worker_max_trials
         self.interrupted = interrupted  # a signal arrived: workers are not replaced any more
-        self.metric = spec.study.metric
-        self.maximize = spec.study.direction == "maximize"
+        self.metrics = spec.study.metrics  # one per objective
+        self.several = len(self.metrics) > 1  # Optuna takes no per-epoch report (nor prunes) then
         self.prunes = not isinstance(study.pruner, optuna.pruners.NopPruner)  # skip a store read per epoch
         self.trial_timeout = spec.budget.trial_timeout_s
         self.progress = Progress()
@@ -173,14 +173,19 @@ class Trials:
         trial = slot.trial
         if trial is None or message.number != trial.number:
             return
-        value = message.metrics.get(self.metric)
-        # once told to stop, the worker may still finish the epoch it was in: keep its telemetry, not its value
-        if slot.stop_reason is None and value is not None and math.isfinite(value):
-            trial.report(value, message.epoch)  # once per epoch, never per step (~2 ms on SQLite)
-            slot.reported[message.epoch] = value
-            if self.prunes and self._should_prune(slot):
-                slot.stop_reason = "pruned"
-                self.pool.send(slot, StopTrial(trial.number))
+        # once told to stop, the worker may still finish the epoch it was in: keep its telemetry, not its values
+        if slot.stop_reason is None:
+            for metric in self.metrics:
+                value = message.metrics.get(metric)
+                if value is not None and math.isfinite(value):
+                    slot.curves.setdefault(metric, {})[message.epoch] = value
+            value = slot.curves.get(self.metrics[0], {}).get(message.epoch)
+            if not self.several and value is not None:
+                trial.report(value, message.epoch)  # once per epoch, never per step (~2 ms on SQLite)
+                slot.reported[message.epoch] = value
+                if self.prunes and self._should_prune(slot):
+                    slot.stop_reason = "pruned"
+                    self.pool.send(slot, StopTrial(trial.number))
         # Messages are handled in order, so this epoch is committed before the trial's `done` is told.
         self.store.write_epoch(self.study_id, trial.number, message.epoch, message.metrics, message.steps,
                                message.layers)  # fmt: skip
@@ -213,21 +218,18 @@ class Trials:
             self._tell(trial, state=TrialState.PRUNED)
             self._finished(slot, TrialState.PRUNED, None)
         else:
-            value, value_epoch = None, None
-            if slot.reported:  # the spec's value rule: best epoch, last epoch, or the mean of the last three
-                value, value_epoch = trial_value(list(slot.reported.values()), self.spec.study.value, self.maximize)
-            else:
-                final = message.metrics.get(self.metric)
-                value = final if final is not None and math.isfinite(final) else None
-            if value is None:
-                self.fail(slot, "no_metric", f"the trial reported no finite {self.metric}", attrs)
+            values, epochs = objective_values(slot.curves, message.metrics, self.metrics, self.spec.study.directions,
+                                              self.spec.study.value)  # fmt: skip
+            missing = [m for m, v in zip(self.metrics, values, strict=True) if v is None]
+            if missing:
+                self.fail(slot, "no_metric", f"the trial reported no finite {', '.join(missing)}", attrs)
             else:
                 self._upload_weights(trial, message.weights_file)  # before tell: a finished trial's attrs are fixed
-                set_trial_user_attrs(self.study, trial, {**attrs, "value_epoch": value_epoch})
-                self._tell(trial, value)
+                set_trial_user_attrs(self.study, trial, {**attrs, "value_epoch": epochs[0] if not self.several else None})
+                self._tell(trial, values if self.several else values[0])
                 if self.prune_copy is not None:
-                    self.prune_copy.add(trial.number, value, slot.reported)
-                self._finished(slot, TrialState.COMPLETE, value)
+                    self.prune_copy.add(trial.number, values[0], slot.reported)
+                self._finished(slot, TrialState.COMPLETE, values)
                 self._keep_best_weights()
         if self.worker_max_trials and slot.trials_run >= self.worker_max_trials and not self.interrupted():
             self.pool.retire(slot)
@@ -264,7 +266,7 @@ class Trials:
         decision also gives, so the table, `show` and the exports can say it was killed."""
         self.fail(slot, KILLED, "killed by the user before it finished", attrs)
 
-    def _finished(self, slot: Slot, state: TrialState, value: float | None, counted: bool = True,
+    def _finished(self, slot: Slot, state: TrialState, values: list[float] | None, counted: bool = True,
                   reason: str | None = None, hint: str = "") -> None:  # fmt: skip
         number = slot.trial.number
         self.outcomes.ended(number, state, reason, hint)
@@ -274,8 +276,8 @@ class Trials:
             self.progress.done += 1
         if state == TrialState.COMPLETE:
             self.refresh_best()
-        self.log(f"trial {number}: {state.name}" + (f" value={value:.4f}" if value is not None else "")
-                 + (f" ({reason})" if reason else ""))  # fmt: skip
+        shown = f" value{'s' if self.several else ''}=" + ", ".join(f"{v:.4f}" for v in values) if values else ""
+        self.log(f"trial {number}: {state.name}{shown}" + (f" ({reason})" if reason else ""))
         self.on_progress(self.progress)
 
     def abort_running(self, reason: str) -> None:
@@ -342,6 +344,8 @@ class Trials:
         self.pool.replace(slot)
 
     def refresh_best(self) -> None:
+        if self.several:
+            return  # several objectives: a Pareto front (study.best_trials), no single best to show
         try:
             best = self.study.best_trial
         except ValueError:

@@ -38,14 +38,14 @@ class TrialContext:
     """What a loop gets: `params` (sampled values, [train] and [task.params]), `device`, `epochs` (the budget),
     `seed` (the trial's), `report(epoch, metrics) -> bool`, `watch(model, optimizer)` and `save_weights(model)`."""
 
-    def __init__(self, params: dict[str, Any], device: torch.device, config: TrainConfig, metric: str,
+    def __init__(self, params: dict[str, Any], device: torch.device, config: TrainConfig, metrics: list[str],
                  send: EpochSender, stop_requested: Callable[[], bool]):  # fmt: skip
         self.params = params
         self.device = device
         self.epochs = config.epochs
         self.seed = config.seed
         self._config = config
-        self._metric = metric
+        self._metrics = metrics  # the study's: one, or one per objective
         self._send = send
         self._stop_requested = stop_requested
         self._watcher: Watcher | None = None
@@ -76,15 +76,16 @@ class TrialContext:
         if self.failure is not None:
             raise self.failure
         values = self._numbers(epoch, metrics)
-        value = values.get(self._metric)
-        if value is None:
-            named = ", ".join(sorted(values)) or "nothing"
-            self._fail("no_metric", f"report(epoch {epoch}) has no {self._metric!r}, the study's metric; "
-                       f"the loop reported {named}")  # fmt: skip
-        if not math.isfinite(value):
-            # the engine's loop fails a non-finite loss the same way (a region of bad lrs, not a broken task)
-            self._fail("nan_loss", f"the loop reported {self._metric} = {value} in epoch {epoch}: lower lr, "
-                       "clip the gradients, or train in fp32")  # fmt: skip
+        for metric in self._metrics:
+            value = values.get(metric)
+            if value is None:
+                named = ", ".join(sorted(values)) or "nothing"
+                self._fail("no_metric", f"report(epoch {epoch}) has no {metric!r}, the study's metric; "
+                           f"the loop reported {named}")  # fmt: skip
+            if not math.isfinite(value):
+                # the engine's loop fails a non-finite loss the same way (a region of bad lrs, not a broken task)
+                self._fail("nan_loss", f"the loop reported {metric} = {value} in epoch {epoch}: lower lr, "
+                           "clip the gradients, or train in fp32")  # fmt: skip
         now = time.perf_counter()
         row: dict[str, Any] = {"epoch_time_s": now - self._started}
         if self.device.type == "cuda":
@@ -142,7 +143,8 @@ def run_loop(task: TaskSpec, config: TrainConfig, task_params: dict[str, Any], d
     spec_dir = task_params.get("__spec_dir__")
     function = resolve_user_function(task.loop, Path(spec_dir) if spec_dir else None, "loop")
     params = {k: v for k, v in task_params.items() if not k.startswith("__")}
-    ctx = TrialContext(params, device, config, str(task_params.get("__metric__", "val_acc")), send, stop_requested)
+    metrics = [str(m) for m in task_params.get("__metrics__", ["val_acc"])]
+    ctx = TrialContext(params, device, config, metrics, send, stop_requested)
     out_of_memory = False
     try:
         torch.manual_seed(config.seed)

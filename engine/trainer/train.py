@@ -25,6 +25,7 @@ from engine.diagnose import diagnose
 from engine.trainer.checkpoint import Checkpoint
 from engine.trainer.feed import LoaderFeed, target_moments, variance_of
 from engine.trainer.losses import Criterion, criterion_for, target_variance
+from engine.trainer.measure import keeping_first, latency_ms, parameter_count
 from engine.trainer.models import build_model, layer_names
 from engine.trainer.optim import build_optimizer, build_scheduler
 from engine.trainer.tasks import AnyTaskData, LoaderTaskData
@@ -130,6 +131,7 @@ def _train(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # tensor-core friendly layout for convs
     layers = layer_names(model)  # before compile, so the names are the model's own
+    n_params = parameter_count(model)
     hist_picks = histogram_picks(layers, config.seed)
     forward = model
     if config.compile:
@@ -281,6 +283,9 @@ def _train(
             val_batches, full = _chunks(x_val, y_val, min(EVAL_BATCH, n_val)), min(EVAL_BATCH, n_val)
         else:
             val_batches, full = feed.batches(feed.val_loader, val_moments), batch_size
+        timed: list[Tensor] = []  # the first validation batch, when latency is measured
+        if config.measure_latency:
+            val_batches = keeping_first(val_batches, timed)
         val_loss_sum, val_fit = _evaluate(forward, model, val_batches, full, criterion, amp_dtype, channels_last, device)
         scalars = torch.stack([loss_sum, val_loss_sum, norm_sum, clip_count])
         sample_values = torch.stack([v for _, _, v in samples]) if samples else None
@@ -312,7 +317,11 @@ def _train(
             "epoch_time_s": epoch_seconds,
             "samples_per_s": seen / train_seconds if train_seconds > 0 else 0.0,
             "mem_peak_mb": torch.cuda.max_memory_allocated(device) / 2**20 if is_cuda else 0.0,
+            "params": float(n_params),
         }
+        if timed:  # after epoch_time_s: the timing passes are not the epoch's
+            batch = timed[0].contiguous(memory_format=torch.channels_last) if channels_last else timed[0]
+            metrics["latency_ms"] = latency_ms(forward if len(batch) == full else model, model, batch, amp_dtype, device)
         history.epochs.append({"epoch": epoch, **metrics})
         history.steps.extend(steps)
         history.layers.extend({"epoch": epoch, **row} for row in layer_rows)

@@ -110,6 +110,45 @@ def build_study(
     return study_id
 
 
+PARETO_SPEC = """[study]
+name = "pareto_mlp"
+objectives = [{ metric = "val_acc", direction = "maximize" }, { metric = "params", direction = "minimize" }]
+
+[task]
+name = "digits"
+
+[train]
+epochs = 2
+
+[space.width]
+type = "categorical"
+choices = [16, 64, 256]
+"""
+
+
+def build_pareto_study(url: str, name: str = "pareto_mlp") -> list[int]:
+    """A study with two objectives (maximize val_acc, minimize params) as tunetui records one: its spec and
+    identity; five complete trials, three on the Pareto front. Returns the front's trial numbers."""
+    from engine.identity import ATTR, study_identity
+    from engine.spec import parse_spec
+
+    store = Store(url)
+    study = optuna.create_study(study_name=name, storage=store.optuna_storage(), directions=["maximize", "minimize"])
+    study.set_user_attr("spec_toml", PARETO_SPEC)
+    study.set_user_attr(ATTR, study_identity(parse_spec(PARETO_SPEC)))
+    widths = CategoricalDistribution([16, 64, 256])
+    # (width, val_acc, params): #1 and #3 are dominated by #2 (better accuracy, fewer parameters)
+    points = [(16, 0.80, 1200.0), (64, 0.85, 9000.0), (64, 0.90, 5000.0), (256, 0.88, 40000.0), (256, 0.97, 70000.0)]
+    for i, (width, acc, params) in enumerate(points):
+        trial = optuna.trial.create_trial(state=TrialState.COMPLETE, values=[acc, params], params={"width": width},
+                                          distributions={"width": widths})  # fmt: skip
+        trial.datetime_start = BASE_TIME + timedelta(seconds=30 * i)
+        trial.datetime_complete = trial.datetime_start + timedelta(seconds=20)
+        study.add_trial(trial)
+    store.close()
+    return [0, 2, 4]
+
+
 def set_heartbeat_time(store: Store, study_id: int, last_seen: float) -> None:
     with store.engine.begin() as conn:
         conn.execute(

@@ -64,3 +64,27 @@ async def test_the_best_spec_is_offered_in_the_studies_folder_and_n_lists_it(sma
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, SpecPicker), what="the spec picker")
         assert "digits_mlp-best.toml" in screen_text(app)
+
+
+async def test_a_study_with_several_objectives_asks_which_pareto_front_trial_to_write(make_app, studies_dir, tmp_path):
+    from tests.tui.builders import build_pareto_study
+
+    url = f"sqlite:///{tmp_path}/pareto.db"
+    front = build_pareto_study(url)
+    app = make_app(url, open_study="pareto_mlp")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: len(app.screen.query_one(TrialTable).rows) == 5, what="5 trials")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), what="the export dialog")
+        await pilot.press("down", "down", "enter")  # the spec: no single best, so the front is listed
+        await wait_for(pilot, lambda: app.screen.query_one("#export-front").display, what="the front's trials")
+        listed = [str(app.screen.query_one("#export-front").get_option_at_index(i).prompt)
+                  for i in range(app.screen.query_one("#export-front").option_count)]  # fmt: skip
+        assert listed == ["#0  val_acc 0.8, params 1200", "#2  val_acc 0.9, params 5000",
+                          "#4  val_acc 0.97, params 70000"]  # fmt: skip
+        assert [int(line.split()[0][1:]) for line in listed] == front
+        assert "choose a Pareto-front trial" in screen_text(app)
+        await pilot.press("down", "enter")  # the second front trial, #2
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the export")
+    written = (studies_dir / "pareto_mlp-trial2.toml").read_text()
+    assert "width = 64" in written and "--trial 2" in written and "trial 2 of pareto_mlp" in written

@@ -1,4 +1,5 @@
-"""Export a study: trials as CSV or JSON, or the best trial as a runnable spec (engine.export)."""
+"""Export a study: trials as CSV or JSON, or the best trial as a runnable spec (engine.export); a study with
+several objectives has no best, so the spec export asks which trial of its Pareto front to write."""
 
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ from textual.widgets.option_list import Option
 from engine.files import write_private
 from engine.text import safe
 from tui.data import open_store
-from tui.messages import Confirm, ExportFinished
+from tui.messages import Confirm, ExportFinished, FrontListed
 
 FORMATS = (("csv", "trials as CSV", "{name}.csv"), ("json", "trials as JSON", "{name}.json"),
            ("spec", "best trial as a spec (TOML)", "{name}-best.toml"))  # fmt: skip
 
 
-def export_study(url: str, name: str, kind: str, path: Path) -> str:
-    """Write the export; returns what was written. Raises ImportError while engine.export is missing."""
+def export_study(url: str, name: str, kind: str, path: Path, trial: int | None = None) -> str | list[tuple[int, str]]:
+    """Write the export; returns what was written, or, for the spec of a study with several objectives and no
+    trial chosen, its Pareto front to choose from. Raises ImportError while engine.export is missing."""
     from engine import export  # lazily: the TUI starts without it
 
     store = open_store(url)
@@ -31,9 +33,11 @@ def export_study(url: str, name: str, kind: str, path: Path) -> str:
         raise FileNotFoundError("the store does not exist")
     try:
         if kind == "spec":
-            text = export.best_spec_toml(store, name)
+            if trial is None and (front := export.front_choices(store, name)) is not None:
+                return front
+            text = export.best_spec_toml(store, name, trial)
             write_private(path, text)
-            return f"best spec written to {path}"
+            return f"{'best spec' if trial is None else f'spec of trial {trial}'} written to {path}"
         rows = export.export_rows(store, name)
         (export.write_csv if kind == "csv" else export.write_json)(rows, path)
         return f"{len(rows)} trials written to {path}"
@@ -62,12 +66,14 @@ class ExportScreen(ModalScreen[None]):
         with Vertical(id="export-box"):
             yield Static(Text(safe(f"Export {self.study_name}")), id="export-title")
             yield OptionList(*(Option(label, id=kind) for kind, label, _ in FORMATS), id="export-kind")
+            yield OptionList(id="export-front")  # a study with several objectives: which front trial's spec
             yield Input(str(self._default_path("csv")), id="export-path", select_on_focus=False)
             yield Static("up/down: format   enter or ctrl+s: export   tab: path   escape: cancel",
                          id="export-hint")  # fmt: skip
 
     def on_mount(self) -> None:
         self.query_one("#export-kind", OptionList).highlighted = 0
+        self.query_one("#export-front", OptionList).display = False
 
     def _default_path(self, kind: str) -> Path:
         template = next(t for k, _, t in FORMATS if k == kind)
@@ -93,26 +99,49 @@ class ExportScreen(ModalScreen[None]):
     @on(Input.Submitted, "#export-path")
     def action_export(self) -> None:
         path = Path(self.query_one("#export-path", Input).value).expanduser()
-        self._ask_or_export(self.kind, path)
+        front = self.query_one("#export-front", OptionList)
+        chosen = front.highlighted_option if self.kind == "spec" and front.display else None
+        self._ask_or_export(self.kind, path, int(chosen.id) if chosen is not None else None)
 
-    def _ask_or_export(self, kind: str, path: Path) -> None:
+    def on_front_listed(self, message: FrontListed) -> None:
+        """Several objectives: list the front's trials with their values; Enter writes the chosen one's spec."""
+        if not message.choices:
+            self.app.notify("no trial is on the Pareto front yet (no complete trial)", severity="error", timeout=6)
+            return
+        front = self.query_one("#export-front", OptionList)
+        front.clear_options()
+        front.add_options([Option(Text(f"#{number}  {values}"), id=str(number)) for number, values in message.choices])
+        front.display = True
+        front.highlighted = 0
+        front.focus()
+        self.query_one("#export-hint", Static).update(
+            "several objectives: choose a Pareto-front trial   enter: write its spec   escape: cancel")
+
+    @on(OptionList.OptionSelected, "#export-front")
+    def _front_trial_chosen(self, event: OptionList.OptionSelected) -> None:
+        trial = int(event.option.id)
+        path = (Path(self.query_one("#export-path", Input).value) if self.edited
+                else self.specs_folder / f"{self.study_name}-trial{trial}.toml")  # fmt: skip
+        self._ask_or_export("spec", path.expanduser(), trial)
+
+    def _ask_or_export(self, kind: str, path: Path, trial: int | None = None) -> None:
         if not path.exists():
-            self._export(kind, path)
+            self._export(kind, path, trial)
             return
         # an existing file is the user's: replaced only on an explicit yes
         self.post_message(Confirm(f"{path.name} exists", f"Replace {path} with the {kind} export?",
-                                  yes="Replace", then=lambda: self._export(kind, path)))  # fmt: skip
+                                  yes="Replace", then=lambda: self._export(kind, path, trial)))  # fmt: skip
 
     @work(thread=True, exclusive=True, group="export")
-    def _export(self, kind: str, path: Path) -> None:
+    def _export(self, kind: str, path: Path, trial: int | None = None) -> None:
         try:
-            text = export_study(self.app.storage_url, self.study_name, kind, path)
+            result = export_study(self.app.storage_url, self.study_name, kind, path, trial)
         except ImportError:
             self.post_message(ExportFinished(False, "export is not available yet (engine.export is missing)"))
         except Exception as err:  # the store, the file system or a study without a spec: say which
             self.post_message(ExportFinished(False, f"export failed: {err}"))
         else:
-            self.post_message(ExportFinished(True, text))
+            self.post_message(FrontListed(result) if isinstance(result, list) else ExportFinished(True, result))
 
     def on_export_finished(self, message: ExportFinished) -> None:
         self.app.notify(message.message, severity="information" if message.ok else "error", timeout=6)

@@ -25,7 +25,7 @@ from tui.messages import EditSpec, LaunchFinished, OpenStudy
 def spec_summary(spec: StudySpec) -> str:
     dims = ", ".join(spec.space) or "none (a fixed config)"
     return (
-        f"[b]{spec.study.name}[/b]: {spec.study.direction} {spec.study.metric} on {spec.task.label}; "
+        f"[b]{spec.study.name}[/b]: {spec.study.summary()} on {spec.task.label}; "
         f"sampler {spec.sampler.kind}, pruner {spec.pruner.kind}; "
         f"{spec.budget.n_trials or 'unlimited'} trials of {spec.train.get('epochs', 'default')} epochs\n"
         f"search space: {dims}"
