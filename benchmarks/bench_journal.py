@@ -113,6 +113,30 @@ def read_rows(path: Path) -> tuple[float, int]:
     return time.perf_counter() - start, len(rows)
 
 
+def reader_cpu(path: Path) -> dict[str, float]:
+    """CPU seconds of each step of tunetui's reader on the whole file, and of Optuna's replay of it."""
+    from engine.store import Store
+    from engine.store.journal import OptunaJournalReader
+
+    cpu = time.process_time()
+    store = Store(str(path), read_only=True)
+    sid = store.study_id("big")
+    with store.reading() as reading:
+        rows = store.changed_trials(reading, sid, 0, (), params_limit=0)
+        out = {"rows": time.process_time() - cpu}
+        assert not rows[0].params  # step 1 only
+        cpu = time.process_time()
+        store.changed_trials(reading, sid, 0, ())
+        out["params"] = time.process_time() - cpu
+        cpu = time.process_time()
+        store.intermediate_values(reading, sid, [0])
+        out["values"] = time.process_time() - cpu
+    cpu = time.process_time()
+    OptunaJournalReader(path).study_trials(sid)
+    out["optuna"] = time.process_time() - cpu
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10_000)
@@ -130,6 +154,7 @@ def main() -> None:
         print(f"journal: {n:,} trials, {lines:,} lines, {journal.stat().st_size / 1e6:.1f} MB (built in {built:.0f} s)")
         print(f"load average at the start: {os.getloadavg()[0]:.1f}")
         read, count = read_rows(journal)
+        steps = reader_cpu(journal)
         sqlite = first_paint(sqlite_url, n, args.repeats)
         lean = first_paint(str(journal), n, args.repeats)
         with optunas_reader():
@@ -146,6 +171,13 @@ def main() -> None:
                       ("cold_params", "... to every param shown"),
                       ("cold_cpu", "CPU seconds of that cold start (to every param shown)")):  # fmt: skip
         print(f"| {what} | {sqlite[key]:.2f} s | {lean[key]:.2f} s | {optuna[key]:.2f} s |")
+    print()
+    print("| reading the journal, CPU seconds | tunetui's reader | Optuna's JournalStorage |")
+    print("| --- | --- | --- |")
+    print(f"| open, every trial's row without params (step 1) | {steps['rows']:.2f} s | |")
+    print(f"| the params (step 2) | {steps['params']:.2f} s | |")
+    print(f"| the intermediate values (step 3, when a curve asks) | {steps['values']:.2f} s | |")
+    print(f"| the whole file | {sum(steps[k] for k in ('rows', 'params', 'values')):.2f} s | {steps['optuna']:.2f} s |")
 
 
 if __name__ == "__main__":
