@@ -279,3 +279,16 @@ def test_the_study_screen_gets_a_big_journal_in_two_reads(tmp_path, monkeypatch)
     assert first.partial and len(first.trials) == 5 and all(r.params == {} for r in first.trials)
     second = watcher.poll(data.Want())
     assert not second.partial and [sorted(r.params) for r in second.trials] == [["n"]] * 5
+
+
+def test_the_shared_optuna_only_journals_read_as_optunas_replay(tmp_path):
+    """The journals the store and TUI tests use (tests/optuna_only.py): one, two and three objectives."""
+    from tests.optuna_only import build_optuna_only_store, build_three_objective_store
+
+    path = tmp_path / "optuna.log"
+    build_optuna_only_store(str(path))
+    build_three_objective_store(str(path))
+    lean, replay = lean_and_optuna(path)
+    assert [s["study_name"] for s in lean.studies()] == ["plain", "pareto", "three"]
+    assert_same_reads(lean, replay)
+    assert isinstance(lean.reader, JournalLog)
