@@ -130,12 +130,9 @@ class FrontTrialNeeded(ValueError):
 def objective_names(store: Store, study_id: int, count: int) -> list[str]:
     """The metric of each objective as the study recorded it (its identity), else "objective i"."""
     from engine.identity import ATTR
+    from engine.objectives import recorded_names
 
-    recorded = store.study_attrs(study_id).get(ATTR)
-    metrics = recorded.get("metrics") if isinstance(recorded, dict) else None
-    if isinstance(metrics, list) and len(metrics) == count and all(isinstance(m, str) for m in metrics):
-        return [safe(m) for m in metrics]
-    return [f"objective {i}" for i in range(count)]
+    return recorded_names(store.study_attrs(study_id).get(ATTR), count) or [f"objective {i}" for i in range(count)]
 
 
 def front_choices(store: Store, study_name: str) -> list[tuple[int, str]] | None:

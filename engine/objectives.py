@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from typing import Any
+
+from engine.text import safe
 
 
 def pareto_front(points: dict[Hashable, Sequence[float | None]], directions: Sequence[str]) -> list[Hashable]:
@@ -81,3 +84,13 @@ def hypervolume_history(costs: Sequence[Sequence[float]], reference: Sequence[fl
             volume = hypervolume(front, reference)
         out.append(volume)
     return out
+
+
+def recorded_names(identity: Any, count: int) -> list[str] | None:
+    """The metric of each of `count` objectives, as a study tunetui ran recorded them (its `tt_identity`
+    attr, engine/identity.py); None when the study recorded no such list (Optuna alone made it). Store text:
+    control bytes stripped."""
+    metrics = identity.get("metrics") if isinstance(identity, dict) else None
+    if isinstance(metrics, list) and len(metrics) == count and all(isinstance(m, str) for m in metrics):
+        return [safe(m) for m in metrics]
+    return None

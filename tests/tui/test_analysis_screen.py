@@ -152,3 +152,18 @@ async def test_pareto_views_of_a_one_objective_study_say_they_need_several(small
         await _open_analysis(pilot, app, "digits_mlp")
         await pilot.press("8")
         await wait_for(pilot, lambda: "this view needs several objectives; the study has 1" in screen_text(app))
+
+
+async def test_a_study_tunetui_ran_names_its_objectives_by_their_metrics(tmp_path, make_app):
+    from tests.tui.builders import build_pareto_study
+
+    url = f"sqlite:///{tmp_path}/pareto.db"
+    build_pareto_study(url)  # recorded as a run records it: its identity names val_acc and params
+    app = make_app(url, open_study="pareto_mlp")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open_analysis(pilot, app, "pareto_mlp")
+        await wait_for(pilot, lambda: "Pareto front of 5 complete trials: ↑ params (min)" in screen_text(app)
+                       and "→ val_acc (max)" in screen_text(app), what="the front named by metric")  # fmt: skip
+        await pilot.press("9")
+        await wait_for(pilot, lambda: "val_acc (max): best 0.97" in screen_text(app)
+                       and "params (min): best 1200" in screen_text(app), what="each objective by its metric")  # fmt: skip

@@ -16,6 +16,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from engine import analysis
+from engine.identity import ATTR as IDENTITY_ATTR
+from engine.objectives import recorded_names
 from engine.text import safe
 from tui.data import Want
 from tui.formatting import format_value
@@ -205,6 +207,7 @@ class AnalysisScreen(Screen):
         if model.objectives < 2:
             return [], "", f"this view needs several objectives; the study has {model.objectives}"
         directions = model.directions
+        names = recorded_names(model.user_attrs.get(IDENTITY_ATTR), model.objectives)  # None: Optuna made it
         done = analysis.scored_all(model.rows.values(), model.objectives)
         if len(done) < MIN_SCORED:
             return [], "", (f"not enough trials: {len(done)} complete with a value for every objective "
@@ -212,15 +215,15 @@ class AnalysisScreen(Screen):
         if view == "pareto":
             front = analysis.front(done, directions)
             if model.objectives == 2:
-                return [views.pareto_draw(done, front, directions)], "`*` on the Pareto front, `o` the others", ""
-            return [], "", views.pareto_table(front, directions, analysis.param_names(front))
+                return [views.pareto_draw(done, front, directions, names)], "`*` on the Pareto front, `o` the others", ""
+            return [], "", views.pareto_table(front, directions, analysis.param_names(front), names)
         if view == "objectives":
             per_page = MAX_SLICES if self.size.width >= 120 else 2
             pages = (model.objectives + per_page - 1) // per_page
             page = self.pages["objectives"] % pages
             shown = range(page * per_page, min(model.objectives, (page + 1) * per_page))
             charts = [views.objective_history_draw(analysis.objective_history(done, i, directions[i]), i,
-                                                   directions[i]) for i in shown]  # fmt: skip
+                                                   directions[i], names) for i in shown]  # fmt: skip
             more = f": page {page + 1}/{pages} ([ ] pages)" if pages > 1 else ""
             return charts, f"each objective by trial, `o` its value, the line its best so far{more}", ""
         history = analysis.hypervolume_history(done, directions)

@@ -223,12 +223,15 @@ def timeline_text(spans: list[analysis.Span], width: int) -> RenderableType:
     return out
 
 
-def objective_label(index: int, direction: str) -> str:
-    """How an objective is named on axes and columns: its index and which way is better."""
-    return f"objective {index} ({'max' if str(direction).upper() == 'MAXIMIZE' else 'min'})"
+def objective_label(index: int, direction: str, names: Sequence[str] | None = None) -> str:
+    """How an objective is named on axes and columns: its metric when the study recorded one (else its index)
+    and which way is better."""
+    name = names[index] if names else f"objective {index}"
+    return f"{name} ({'max' if str(direction).upper() == 'MAXIMIZE' else 'min'})"
 
 
-def pareto_draw(done: list[TrialRow], front: list[TrialRow], directions: Sequence[str]) -> Draw:
+def pareto_draw(done: list[TrialRow], front: list[TrialRow], directions: Sequence[str],
+                names: Sequence[str] | None = None) -> Draw:  # fmt: skip
     """Two objectives: every complete trial as `o`, the trials on the Pareto front as `*`."""
     on_front = {r.number for r in front}
 
@@ -238,18 +241,20 @@ def pareto_draw(done: list[TrialRow], front: list[TrialRow], directions: Sequenc
             if group:
                 plt.scatter([r.values[0] for r in group], [r.values[1] for r in group], marker=marker, color=color,
                             label=f"{label} ({len(group)})")  # fmt: skip
-        plt.xlabel(f"→ {objective_label(0, directions[0])}")
-        plt.title(f"Pareto front of {len(done)} complete trials: ↑ {objective_label(1, directions[1])}")
+        plt.xlabel(f"→ {objective_label(0, directions[0], names)}")
+        plt.title(f"Pareto front of {len(done)} complete trials: ↑ {objective_label(1, directions[1], names)}")
 
     return draw
 
 
-def pareto_table(front: list[TrialRow], directions: Sequence[str], names: Sequence[str]) -> RenderableType:
+def pareto_table(front: list[TrialRow], directions: Sequence[str], names: Sequence[str],
+                 objectives: Sequence[str] | None = None) -> RenderableType:  # fmt: skip
     """Three or more objectives: the front's trials, each objective's value and the parameters."""
     table = Table(title=f"Pareto front: {len(front)} trials", expand=False, show_edge=False, pad_edge=False)
     table.add_column("#", justify="right", no_wrap=True)
     for i, direction in enumerate(directions):
-        table.add_column(objective_label(i, direction).replace("objective", "obj"), justify="right", no_wrap=True)
+        table.add_column(Text(objective_label(i, direction, objectives).replace("objective", "obj")), justify="right",
+                         no_wrap=True)  # fmt: skip
     for name in names:
         table.add_column(safe(name), justify="right", no_wrap=True, max_width=12)
     for row in front[:MAX_ROWS]:
@@ -273,7 +278,8 @@ def _steps(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[
     return out_x, out_y
 
 
-def objective_history_draw(history: analysis.ObjectiveHistory, index: int, direction: str) -> Draw:
+def objective_history_draw(history: analysis.ObjectiveHistory, index: int, direction: str,
+                           names: Sequence[str] | None = None) -> Draw:  # fmt: skip
     """One objective's value per trial (`o`) and the best so far (a step line)."""
 
     def draw(plt) -> None:
@@ -281,7 +287,7 @@ def objective_history_draw(history: analysis.ObjectiveHistory, index: int, direc
         plt.scatter(xs, ys, marker="o", color="cyan", label="value")
         bx, by = downsample(*_steps(history.numbers, history.best), 1000)
         plt.plot(bx, by, marker="braille", color="orange", label="best so far")
-        plt.title(f"{objective_label(index, direction)}: best {format_value(history.best[-1])}")
+        plt.title(f"{objective_label(index, direction, names)}: best {format_value(history.best[-1])}")
         plt.xlabel("trial")
 
     return draw
