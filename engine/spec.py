@@ -347,6 +347,9 @@ class StudySpec(Strict):
             problems.append((("pruner", "kind"), f"a study with several objectives cannot prune (Optuna's pruners "
                              f"compare one value per epoch): set kind = \"none\" or leave [pruner] out (got "
                              f"{self.pruner.kind!r})"))  # fmt: skip
+        if self.budget.stop_when_improvement_below is not None:
+            problems.append((("budget", "stop_when_improvement_below"), "Optuna's terminator estimates the "
+                             "improvement left in one objective: leave it out for several"))  # fmt: skip
         if self.sampler.kind in SINGLE_OBJECTIVE_SAMPLERS:
             problems.append((("sampler", "kind"), f"the {self.sampler.kind} sampler optimizes one objective: use tpe, "
                              "random, grid, qmc or gp for several"))  # fmt: skip

@@ -47,6 +47,8 @@ def test_objectives_give_the_metrics_and_directions_and_turn_pruning_off():
         (TWO + 'metric = "val_acc"\n', "", r"study\.metric: give `objectives` or `metric`/`direction`, not both"),
         (TWO, '[pruner]\nkind = "median"\n', r"pruner\.kind: a study with several objectives cannot prune"),
         (TWO, '[sampler]\nkind = "cmaes"\n', r"sampler\.kind: the cmaes sampler optimizes one objective"),
+        (TWO, "[budget]\nstop_when_improvement_below = 0.01\n", r"budget\.stop_when_improvement_below: Optuna's "
+         "terminator estimates the improvement left in one objective"),
         ('objectives = [{ metric = "val_acc", direction = "maximize" }]\n', "", r"list two or more objectives"),
         ('objectives = [{ metric = "val_acc", direction = "maximize" }, { metric = "val_acc", direction = '
          '"minimize" }]\n', "", r"study\.objectives\.1\.metric: 'val_acc' is named twice"),
@@ -109,6 +111,19 @@ def test_the_engine_reports_the_parameter_count_and_times_inference_when_asked()
         assert reports[0].metrics["params"] == sum(p.numel() for p in model.parameters())
         assert ("latency_ms" in reports[0].metrics) is measure
     assert 0 < reports[0].metrics["latency_ms"] < 10_000
+
+
+def test_an_own_loop_must_report_every_objectives_metric():
+    from engine.trainer.context import TrialContext
+    from engine.trainer.train import TrialFailed
+
+    sent = []
+    ctx = TrialContext({}, torch.device("cpu"), TrainConfig(epochs=2), ["val_f1", "params"],
+                       lambda *message: sent.append(message), lambda: False)  # fmt: skip
+    assert ctx.report(1, {"val_f1": 0.5, "params": 10}) is False
+    with pytest.raises(TrialFailed, match="report\\(epoch 2\\) has no 'params'"):
+        ctx.report(2, {"val_f1": 0.6})
+    assert len(sent) == 1 and ctx.failure.reason == "no_metric"
 
 
 SPEC = """
