@@ -1,5 +1,5 @@
-"""CUDA code paths: bf16 `auto`, fp16 with GradScaler, channels_last, a real out-of-memory freed for the
-next trial, peak-memory telemetry, the memory cap, and GPU slots through a real run.
+"""CUDA code paths: bf16 `auto`, fp16 with GradScaler, channels_last (and the latency measured on it), a
+real out-of-memory freed for the next trial, peak-memory telemetry, the memory cap, and GPU slots through a real run.
 
 Skipped without CUDA; benchmarks/gpu_check.sh runs them on a GPU machine."""
 
@@ -46,10 +46,13 @@ def test_channels_last_resnet_trains():
     from synthetic_cifar import build
 
     data = build({"samples": 1024}, CUDA)
-    config = TrainConfig(model="resnet", layers=2, width=16, batch_size=128, epochs=2, channels_last=True)
+    config = TrainConfig(model="resnet", layers=2, width=16, batch_size=128, epochs=2, channels_last=True,
+                         measure_latency=True)  # fmt: skip
     reports = epochs_of(config, data)
     assert all(r.metrics["train_loss"] == r.metrics["train_loss"] for r in reports)  # finite, not nan
     assert reports[-1].metrics["mem_peak_mb"] > 0
+    # timed on the device (synchronized), with the channels_last batch the model runs on
+    assert all(0 < r.metrics["latency_ms"] < 10_000 and r.metrics["params"] > 0 for r in reports)
 
 
 class Pipe:
