@@ -208,3 +208,27 @@ def test_a_real_run_with_two_objectives_tells_two_values_shows_its_front_and_exp
     changed = parse_spec(SPEC.replace('"params"', '"latency_ms"'))
     with pytest.raises(UsageError, match="metrics val_acc, params; this spec says val_acc, latency_ms"):
         refuse_another_study(url, changed)
+
+
+def test_the_best_spec_of_a_named_trial(tmp_path):
+    """One objective: `--trial N` writes any complete trial's spec. Several: only a Pareto-front trial's, and
+    the refusal lists the front."""
+    from engine.export import FrontTrialNeeded, best_spec_toml
+    from engine.store import Store
+    from tests.tui.builders import build_pareto_study, build_study
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    build_study(url)  # 12 trials of digits_mlp: #5 pruned, #9 failed
+    front = build_pareto_study(url)  # #0, #2, #4 on the front
+    store = Store(url, read_only=True)
+    try:
+        assert "trial 3 of digits_mlp (value" in best_spec_toml(store, "digits_mlp", 3)
+        with pytest.raises(FrontTrialNeeded, match="no complete trial 5"):
+            best_spec_toml(store, "digits_mlp", 5)
+        with pytest.raises(FrontTrialNeeded, match=r"front: #0 \(val_acc 0.8, params 1200\); #2 .*; #4 "):
+            best_spec_toml(store, "pareto_mlp")
+        with pytest.raises(FrontTrialNeeded, match="trial 1 is not on its Pareto front"):
+            best_spec_toml(store, "pareto_mlp", 1)
+        assert all(f"trial {n} of pareto_mlp" in best_spec_toml(store, "pareto_mlp", n) for n in front)
+    finally:
+        store.close()
