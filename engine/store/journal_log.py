@@ -170,35 +170,47 @@ class JournalLog:
     def read(self) -> bool:
         """Read the complete lines appended since the last read; True when there were any. A line left
         unterminated (being written) waits for the next read."""
+        start = max(self.offset - 1, 0)  # the \n that ends the last line read: the scans find lines after one
         with open(self.path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size < self.offset:
                 raise NotLean(f"{self.path} is shorter than what was read: it was rewritten")
             if size == self.offset:
                 return False
-            f.seek(self.offset)
-            data = f.read(size - self.offset)
+            f.seek(start)
+            data = f.read(size - start)
         end = data.rfind(b"\n") + 1
-        if end == 0:
+        if end <= self.offset - start:
             return False
+        if self.offset and data[:1] != b"\n":
+            raise NotLean(f"{self.path} changed before the end of what was read: it was rewritten")
         with _not_lean():
-            self._read_text(self.offset, data[:end])
-        self.offset += end
+            self._read_text(start, data[:end], first_line=self.offset == 0)
+        self.offset = start + end
         return True
 
-    def _read_text(self, offset: int, text: bytes) -> None:
-        """Step 1 on complete lines read at `offset`: the first line alone, then a scan for the others."""
-        first = text.index(b"\n")
-        self._read_line(offset, text[:first])
+    def _read_text(self, offset: int, text: bytes, first_line: bool) -> None:
+        """Step 1 on the text read at `offset`: complete lines, each after a \n but the file's first line."""
+        first = 0
+        if first_line:
+            first = text.index(b"\n")
+            self._read_line(offset, text[:first])
+        trials, studies = self.trials, self.studies
         for m in TRIAL_SCAN.finditer(text, first, len(text) - 1):  # the last \n ends the last line
             where = offset + m.start() + 1
-            if m[1] is not None:
-                self._new_trial(int(m[1]), m[2].decode(), where)
-            elif m[3] is not None:
-                values = None if m[5] == b"null" else [_number(v) for v in m[5][1:-1].split(b",")]
-                self._set_state(int(m[3]), int(m[4]), values, m[6], m[7] and m[7].decode(), where)
+            study_id, start, trial_id, state, values, which, when, other = m.groups()
+            if study_id is not None:  # a trial created: _new_trial, inlined (one per trial)
+                study = studies.get(int(study_id))
+                if study is not None:
+                    trial = JournalTrial(len(trials), study.study_id, len(study.trial_ids), where)
+                    trial.start = start.decode()
+                    trials.append(trial)
+                    study.trial_ids.append(trial.trial_id)
+            elif trial_id is not None:
+                values = None if values == b"null" else [_number(v) for v in values[1:-1].split(b",")]
+                self._set_state(int(trial_id), int(state), values, which, when and when.decode(), where)
             else:
-                self._read_line(where, m[8])
+                self._read_line(where, other)
         if first < len(text) - 1:
             self._param_texts.append((offset, text, first))
             self._value_texts.append((offset, text, first))
@@ -396,9 +408,14 @@ class JournalLog:
     def apply_intermediate_values(self) -> None:
         """Apply the `trial.report` lines set aside by `read()`, in file order."""
         with _not_lean():
+            trials, count = self.trials, len(self.trials)
             for where, item in _in_file_order(VALUE_SCAN, self._value_texts, self._value_lines):
-                if isinstance(item, re.Match) and item[1] is not None:
-                    trial_id, step, value = int(item[1]), int(item[2]), _number(item[3])
+                if item.__class__ is re.Match and item[1] is not None:  # the common line, inlined
+                    trial_id, step, value = item.group(1, 2, 3)
+                    trial = trials[int(trial_id)] if int(trial_id) < count else None
+                    if trial is not None and trial.created_at < where < trial.finished_at:
+                        trial.intermediate_values[int(step)] = _number(value)
+                    continue
                 else:
                     if isinstance(item, re.Match):  # a value line in another form
                         item = item[4]
@@ -419,13 +436,12 @@ class JournalLog:
 
 
 def _in_file_order(scan: re.Pattern, texts: list[tuple[int, bytes, int]],
-                   lines: list[tuple[int, Any]]) -> list[tuple[int, Any]]:  # fmt: skip
+                   lines: list[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:  # fmt: skip
     """(offset in the file, match) of every line `scan` finds in the texts, and the single lines, in file order."""
-    found = [(offset + m.start() + 1, m) for offset, text, start in texts for m in scan.finditer(text, start)]
-    if lines:
-        found += lines
-        found.sort(key=lambda item: item[0])
-    return found
+    found = ((offset + m.start() + 1, m) for offset, text, start in texts for m in scan.finditer(text, start))
+    if not lines:
+        return found
+    return iter(sorted([*found, *lines], key=lambda item: item[0]))
 
 
 @contextmanager
