@@ -59,7 +59,7 @@ class JournalStore:
         self.file_identity = file_identity(path)
         self._lock = threading.RLock()  # the TUI's screens share one reader (tui/data.py), each in its thread
         self.reader: JournalLog | OptunaJournalReader = JournalLog(path)
-        self._storage = None  # Optuna's JournalStorage, made only for `optuna_study`
+        self._optuna_storage = None  # Optuna's JournalStorage, made only for `optuna_study`
         self.refresh()
 
     def refresh(self) -> None:
@@ -125,10 +125,10 @@ class JournalStore:
 
         with self._lock, _read_errors(self.file):
             if isinstance(self.reader, OptunaJournalReader):
-                self._storage = self.reader.storage
-            elif self._storage is None:
-                self._storage = OptunaJournalReader(self.file).storage
-            return optuna.load_study(study_name=name, storage=self._storage)
+                self._optuna_storage = self.reader.storage
+            elif self._optuna_storage is None:
+                self._optuna_storage = OptunaJournalReader(self.file).storage
+            return optuna.load_study(study_name=name, storage=self._optuna_storage)
 
     def _study(self, study_id: int) -> JournalStudy | None:
         return self.reader.studies.get(study_id)

@@ -37,7 +37,7 @@ from typing import Any
 from engine.store.optuna_tables import check_optuna_version
 from engine.store.queries import TrialRow
 
-# optuna.storages.journal._storage.JournalOperation
+# Optuna's JournalOperation (optuna/storages/journal/_storage.py)
 CREATE_STUDY, DELETE_STUDY, SET_STUDY_USER_ATTR, SET_STUDY_SYSTEM_ATTR = 0, 1, 2, 3
 CREATE_TRIAL, SET_TRIAL_PARAM, SET_TRIAL_STATE_VALUES, SET_TRIAL_INTERMEDIATE_VALUE = 4, 5, 6, 7
 SET_TRIAL_USER_ATTR, SET_TRIAL_SYSTEM_ATTR, DISCARD_TRIALS = 8, 9, 10
