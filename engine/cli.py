@@ -8,6 +8,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.isolation import STORAGE_ENV, no_dump, read_url_pipe, reexec_hiding_url
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     except StoreUrlError as err:
         print(f"tunetui: {printable(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except StoreError as err:
+    except (StoreError, WriteFailed) as err:
         print(f"tunetui: {printable(err)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -300,9 +302,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return worst
 
 
+class WriteFailed(Exception):
+    """A file the user named could not be written (full disk, no permission): exit 1, the reason named."""
+
+
+@contextmanager
+def writing(path: object) -> Iterator[None]:
+    """An export's output: a folder where a file goes (or a file where a folder goes) is bad input, the
+    machine refusing the write a failure; both name the path the user gave, never the store."""
+    try:
+        yield
+    except FileExistsError:  # export --weights without --force: its own message
+        raise
+    except (IsADirectoryError, NotADirectoryError) as err:
+        raise UsageError(f"cannot write {path}: {err.strerror} ({err.filename})") from None
+    except OSError as err:
+        raise WriteFailed(f"cannot write {path}: {err.strerror or err}") from None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.export import FrontTrialNeeded, best_spec_toml, export_rows, write_csv, write_json
     from engine.files import write_private
+    from engine.report import find_study
 
     if args.trial is not None and not (args.best_spec or args.weights):
         raise UsageError("--trial N goes with --best-spec FILE (the trial whose params the spec fixes) or --weights")
@@ -314,19 +335,23 @@ def cmd_export(args: argparse.Namespace) -> int:
             text = best_spec_toml(store, args.study, args.trial)
         except FrontTrialNeeded as err:
             raise UsageError(str(err)) from None
-        write_private(args.best_spec, text)
+        with writing(args.best_spec):
+            write_private(args.best_spec, text)
         print(f"wrote {args.best_spec}", file=sys.stderr)
     if args.tensorboard:
         from engine.tensorboard_export import export_study_tensorboard
 
-        count = export_study_tensorboard(store, args.study, args.tensorboard)
+        find_study(store, args.study)
+        with writing(args.tensorboard):
+            count = export_study_tensorboard(store, args.study, args.tensorboard)
         print(f"wrote TensorBoard logs for {count} trial(s) to {args.tensorboard}", file=sys.stderr)
     if args.best_spec or args.tensorboard:
         if not args.output:
             return EXIT_OK
     rows = export_rows(store, args.study)
     writer = write_csv if args.format == "csv" else write_json
-    writer(rows, args.output, stream=sys.stdout)
+    with writing(args.output or "the standard output"):
+        writer(rows, args.output, stream=sys.stdout)
     if args.output:
         print(f"wrote {len(rows)} trial(s) to {args.output}", file=sys.stderr)
     return EXIT_OK
@@ -355,7 +380,8 @@ def export_weights(store, args: argparse.Namespace) -> int:
     if len(saved) > 1:
         raise UsageError(f"weights of several trials are saved ({numbers}): pick one with --trial N")
     try:
-        write_weights(saved[0], folder, args.output, args.force)
+        with writing(args.output):
+            write_weights(saved[0], folder, args.output, args.force)
     except FileExistsError as err:
         raise UsageError(str(err)) from None
     print(f"wrote the weights of trial {saved[0].number} ({saved[0].size:,} bytes) to {args.output}", file=sys.stderr)

@@ -96,6 +96,8 @@ def study_weights(store: Any, study_name: str, folder: Path) -> list[SavedWeight
 def write_weights(saved: SavedWeights, folder: Path, output: str | Path, force: bool) -> None:
     """Copy one artifact out (0600, through Optuna's download_artifact); an existing file only with force."""
     output = Path(output)
+    if output.exists() and not output.is_file():  # the move into place would replace a folder or a device
+        raise FileExistsError(f"{output} exists and is not a regular file: name a new file")
     if output.exists() and not force:
         raise FileExistsError(f"{output} exists: pass --force to overwrite it")
     partial = output.with_name(f".{output.name}.partial")
@@ -104,10 +106,13 @@ def write_weights(saved: SavedWeights, folder: Path, output: str | Path, force: 
     try:
         download_artifact(artifact_store=FileSystemArtifactStore(folder), file_path=str(partial),
                           artifact_id=saved.artifact_id)  # fmt: skip
+        os.chmod(partial, FILE_MODE)
+        os.replace(partial, output)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+        raise
     finally:
         os.umask(old)
-    os.chmod(partial, FILE_MODE)
-    os.replace(partial, output)
 
 
 def discard(path: str | None) -> None:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import optuna
@@ -171,3 +173,25 @@ def test_a_run_saves_the_best_trials_weights_that_show_lists_and_export_writes(t
                       "--storage", url)  # fmt: skip
     assert missing.returncode == 2 and f"trial {other} has no saved weights" in missing.stderr
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_export_refuses_an_output_that_is_no_regular_file_and_names_a_write_the_disk_refuses(tmp_path, capsys):
+    from engine.cli import main
+
+    url = f"sqlite:///{tmp_path}/study.db"
+    study = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    _trial_with_file(study, tmp_path, 0.5, WeightKeeper(artifact_dir(url), "all"))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # --force replaced whatever the path named by a move (a FIFO, a folder, /dev/full as root): refused now
+    for output in (fifo, tmp_path):
+        assert main(["--storage", url, "export", "s", "--weights", "-o", str(output), "--force"]) == 2
+        assert f"{output} exists and is not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and not list(tmp_path.glob(".*.partial"))
+    # a write the machine refuses names the file, not the store, and is no internal error
+    assert main(["--storage", url, "export", "s", "-o", "/dev/full"]) == 1
+    assert capsys.readouterr().err.strip() == "tunetui: cannot write /dev/full: No space left on device"
+    assert main(["--storage", url, "export", "s", "--format", "json", "-o", str(tmp_path)]) == 2
+    assert f"cannot write {tmp_path}: Is a directory" in capsys.readouterr().err
+    assert main(["--storage", url, "export", "nosuch", "--tensorboard", str(tmp_path / "tb")]) == 1
+    assert "no study named 'nosuch'" in capsys.readouterr().err
