@@ -7,6 +7,8 @@ pytest, and `os.killpg` reaches the coordinator and its workers like a terminal'
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import sqlalchemy as sa
 
@@ -105,6 +108,21 @@ def tunetui(*args: str, storage: str, timeout: float = 60, env: dict[str, str] |
         env=cli_env(env),
         check=False,
     )
+
+
+def tunetui_here(*args: str, storage: str | None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """A `tunetui` command called in this process, its output captured: for refusals and read commands,
+    which start no process of their own (saves a Python start per call). Keep `tunetui()` where the point is
+    a process: a run, a signal, what its argv or environment holds."""
+    from engine.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env or {}), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([*args, *(["--storage", storage] if storage is not None else [])])
+        except SystemExit as exit_:  # argparse's refusals
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:

@@ -13,7 +13,7 @@ from engine.identity import ATTR, differences, study_identity
 from engine.spec import load_spec
 from engine.store import sqlite_path, with_driver
 from tests.conftest import fresh_postgres_database
-from tests.helpers_run import tunetui, write_spec
+from tests.helpers_run import tunetui, tunetui_here, write_spec
 
 pytestmark = pytest.mark.usefixtures("no_stray_processes")
 
@@ -50,15 +50,23 @@ def test_a_rerun_with_another_metric_direction_or_space_is_refused_before_anythi
     recorded = stored_identity(any_url, "ident")
     assert recorded == study_identity(load_spec(spec))
     assert recorded["metrics"] == ["val_acc"] and recorded["directions"] == ["maximize"]
+    assert recorded["value_rule"] == "mean_last_3"  # the default rule
     before = snapshot(any_url)
 
     changes = {
         ("--set", 'study.metric="val_loss"'): "metric val_acc; this spec says val_loss",
         ("--set", 'study.direction="minimize"'): "direction maximize; this spec says minimize",
         ("--set", "space.lr.high=0.5"): "search space lr = ",
+        ("--set", 'study.value="best"'): "value rule mean_last_3; this spec says best_epoch",
     }
-    for (change, named), detach in zip(changes.items(), (("--detach",), (), ()), strict=True):
-        done = tunetui("run", str(spec), "--trials", "1", "--quiet", *change, *detach, storage=any_url)
+    # the first refusal is a real `tunetui run --detach` process; the others end in the same pre-flight
+    # check before anything starts, so they run in this process
+    for (change, named), how in zip(changes.items(), ("detach", "here", "here", "here"), strict=True):
+        args = ("run", str(spec), "--trials", "1", "--quiet", *change)
+        if how == "detach":
+            done = tunetui(*args, "--detach", storage=any_url)
+        else:
+            done = tunetui_here(*args, storage=any_url)
         assert done.returncode == 2, done.stdout + done.stderr
         assert f"study ident was created with {named}" in done.stderr, done.stderr
         assert "--study-name NEW" in done.stderr and "internal error" not in done.stderr
@@ -77,7 +85,7 @@ def test_a_study_without_identity_is_compared_on_its_directions_and_adopted(tmp_
     url = f"sqlite:///{tmp_path}/store.db"
     optuna.create_study(study_name="legacy_min", storage=url, direction="minimize")
     optuna.create_study(study_name="legacy_max", storage=url, direction="maximize")
-    refused = tunetui("run", str(write_spec(tmp_path, "legacy_min")), "--trials", "1", "--quiet", storage=url)
+    refused = tunetui_here("run", str(write_spec(tmp_path, "legacy_min")), "--trials", "1", "--quiet", storage=url)
     assert refused.returncode == 2, refused.stderr
     assert "study legacy_min was created with direction minimize; this spec says maximize" in refused.stderr
     assert stored_identity(url, "legacy_min") is None
@@ -96,19 +104,6 @@ def test_differences_name_only_fields_both_sides_have():
     assert differences(new, new) == []
 
 
-def test_a_rerun_with_another_value_rule_is_refused(tmp_path):
-    url = f"sqlite:///{tmp_path}/store.db"
-    spec = write_spec(tmp_path, "ident_rule", "tiny")
-    first = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=url, timeout=120)
-    assert first.returncode == 0, first.stderr
-    assert stored_identity(url, "ident_rule")["value_rule"] == "mean_last_3"  # the default rule
-    before = snapshot(url)
-    done = tunetui("run", str(spec), "--trials", "1", "--quiet", "--set", 'study.value="best"', storage=url)
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "was created with value rule mean_last_3; this spec says best_epoch" in done.stderr, done.stderr
-    assert snapshot(url) == before
-
-
 def test_a_study_an_earlier_tunetui_ran_keeps_its_metric_value_rule_and_space(tmp_path):
     # what a coordinator before identities left: the metric and the spec it ran, every value its best epoch
     url = f"sqlite:///{tmp_path}/store.db"
@@ -117,11 +112,11 @@ def test_a_study_an_earlier_tunetui_ran_keeps_its_metric_value_rule_and_space(tm
     study.set_user_attr("metric", "val_acc")
     study.set_user_attr("spec_toml", spec.read_text())
     before = snapshot(url)
-    rule = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=url)  # the default is mean_last_3 now
+    rule = tunetui_here("run", str(spec), "--trials", "1", "--quiet", storage=url)  # the default is mean_last_3 now
     assert rule.returncode == 2, rule.stdout + rule.stderr
     assert "value rule best_epoch; this spec says mean_last_3" in rule.stderr
-    wider = tunetui("run", str(spec), "--trials", "1", "--quiet", "--set", 'study.value="best"',
-                    "--set", "space.lr.high=0.5", storage=url)  # fmt: skip
+    wider = tunetui_here("run", str(spec), "--trials", "1", "--quiet", "--set", 'study.value="best"',
+                         "--set", "space.lr.high=0.5", storage=url)  # fmt: skip
     assert wider.returncode == 2 and "search space lr = " in wider.stderr, wider.stderr
     assert snapshot(url) == before
     same = tunetui("run", str(spec), "--trials", "1", "--quiet", "--set", 'study.value="best"', storage=url)
