@@ -14,6 +14,7 @@ import pytest
 from engine.cli import main
 from engine.store import Store
 from tests.conftest import ROOT, STUDIES, run_cli
+from tests.helpers_run import tunetui_here
 
 DIGITS = str(STUDIES / "digits_mlp.toml")
 
@@ -65,7 +66,7 @@ def test_bad_input_exits_2_without_a_traceback(args, tmp_path):
 def test_unknown_study_exits_1(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     optuna.create_study(study_name="real", storage=Store(url).optuna_storage())
-    result = run_cli("show", "ghost", "--storage", url)
+    result = tunetui_here("show", "ghost", storage=url)
     assert result.returncode == 1
     assert "no study named 'ghost'" in result.stderr and "real" in result.stderr
 
@@ -74,8 +75,12 @@ def test_corrupt_store_is_a_clear_error_and_is_left_alone(tmp_path):
     db = tmp_path / "corrupt.db"
     garbage = b"this is not a database" * 100
     db.write_bytes(garbage)
+    url = f"sqlite:///{db}"
     for args in (["ls"], ["show", "x"], ["run", DIGITS, "--trials", "1"]):
-        result = run_cli(*args, "--storage", f"sqlite:///{db}")
+        if args[0] == "run":  # as a program: the run re-executes itself before it opens the store
+            result = run_cli(*args, "--storage", url)
+        else:
+            result = tunetui_here(*args, storage=url)
         assert result.returncode == 1, (args, result.stderr)
         assert "not a" in result.stderr.lower() or "not usable" in result.stderr.lower(), result.stderr
         assert "Traceback" not in result.stderr
@@ -83,7 +88,7 @@ def test_corrupt_store_is_a_clear_error_and_is_left_alone(tmp_path):
 
 
 def test_ls_on_a_missing_store_says_so(tmp_path):
-    result = run_cli("ls", "--storage", f"sqlite:///{tmp_path}/none.db")
+    result = tunetui_here("ls", storage=f"sqlite:///{tmp_path}/none.db")
     assert result.returncode == 0
     assert "no studies yet" in result.stdout
     assert not (tmp_path / "none.db").exists()
@@ -94,11 +99,11 @@ def test_ls_and_show_read_a_store(tmp_path):
     store = Store(url)
     study = optuna.create_study(study_name="made", storage=store.optuna_storage(), direction="maximize")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
-    ls = run_cli("ls", "--storage", url, "--json")
+    ls = tunetui_here("ls", "--json", storage=url)
     assert ls.returncode == 0
     [row] = json.loads(ls.stdout)
     assert row["study_name"] == "made" and row["counts"] == {"COMPLETE": 3}
-    show = run_cli("show", "made", "--storage", url, "--json")
+    show = tunetui_here("show", "made", "--json", storage=url)
     info = json.loads(show.stdout)
     assert info["best"]["value"] == pytest.approx(study.best_value)
     assert info["best"]["params"]["x"] == pytest.approx(study.best_params["x"])
@@ -107,7 +112,7 @@ def test_ls_and_show_read_a_store(tmp_path):
 def test_control_without_a_running_coordinator_exits_1(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     optuna.create_study(study_name="idle", storage=Store(url).optuna_storage())
-    result = run_cli("stop", "idle", "--storage", url)
+    result = tunetui_here("stop", "idle", storage=url)
     assert result.returncode == 1
     assert "no running coordinator" in result.stderr
     assert [r for r in Store(url).control_rows(1) if r["done"] is None] == [], (
@@ -187,7 +192,7 @@ def test_bad_numbers_and_names_exit_2_with_what_was_wrong(args, says, tmp_path, 
 def test_a_device_named_in_the_spec_that_is_not_here_exits_2(tmp_path):
     spec = tmp_path / "gpu.toml"
     spec.write_text(Path(DIGITS).read_text() + '\n[devices]\ndevice = "cuda:9"\n')
-    result = run_cli("run", str(spec), "--storage", f"sqlite:///{tmp_path}/s.db")
+    result = tunetui_here("run", str(spec), storage=f"sqlite:///{tmp_path}/s.db")
     assert result.returncode == 2 and "[devices] device cuda:9: cuda:9 is not here" in result.stderr
     assert not (tmp_path / "s.db").exists()
 
@@ -197,7 +202,7 @@ def test_spec_workers_beyond_the_cores_exit_2(tmp_path):
     text = Path(DIGITS).read_text()
     assert "[devices]" not in text
     spec.write_text(text + f'\n[devices]\ndevice = "cpu"\nworkers = {CORES + 1}\n')
-    result = run_cli("run", str(spec), "--storage", f"sqlite:///{tmp_path}/s.db")
+    result = tunetui_here("run", str(spec), storage=f"sqlite:///{tmp_path}/s.db")
     assert result.returncode == 2
     assert f"[devices] workers {CORES + 1}: more CPU workers than the {CORES} core(s)" in result.stderr
 

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.store import Store, with_driver
-from tests.helpers_run import tunetui
+from tests.helpers_run import tunetui, tunetui_here
 from tests.optuna_only import STATES
 
 
@@ -49,13 +49,14 @@ def test_every_read_command_works_and_nothing_is_written(optuna_store):
     before_tables, before_bytes = tables(optuna_store), file_bytes(optuna_store)
     assert not [t for t in before_tables if t.startswith("tt_")]
 
+    # `ls` and `show` as real processes; the other commands in this process (the same code, no Python start)
     listed = tunetui("ls", "--json", storage=optuna_store)
     assert listed.returncode == 0, listed.stderr
     studies = {s["study_name"]: s for s in strict_json(listed.stdout)}
     assert studies["plain"]["counts"] == {state: 1 if state != "COMPLETE" else 2 for state in STATES}
     assert studies["plain"]["best"] == "inf"  # +inf encoded, not a bare Infinity
     assert studies["pareto"]["best"] is None and studies["pareto"]["pareto_front"] == 2
-    table = tunetui("ls", storage=optuna_store, env={"COLUMNS": "200"})
+    table = tunetui_here("ls", storage=optuna_store, env={"COLUMNS": "200"})
     assert table.returncode == 0 and "2 obj, 2 Pareto" in table.stdout, table.stdout + table.stderr
 
     shown = tunetui("show", "plain", storage=optuna_store, env={"COLUMNS": "200"})
@@ -63,18 +64,18 @@ def test_every_read_command_works_and_nothing_is_written(optuna_store):
     assert "complete 2, fail 1, pruned 1, running 1, waiting 1" in shown.stdout
     assert "best trial #1: value inf" in shown.stdout
     for number in range(6):  # a trial in each state, alone
-        one = tunetui("show", "plain", "--trial", str(number), "--json", storage=optuna_store)
+        one = tunetui_here("show", "plain", "--trial", str(number), "--json", storage=optuna_store)
         assert one.returncode == 0, one.stderr
         assert strict_json(one.stdout)["state"] in STATES
 
-    rows = tunetui("export", "plain", storage=optuna_store)
+    rows = tunetui_here("export", "plain", storage=optuna_store)
     assert rows.returncode == 0, rows.stderr
     exported = list(csv.DictReader(io.StringIO(rows.stdout)))
     assert [r["state"] for r in exported] == ["COMPLETE", "COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"]
     assert exported[1]["value"] == "inf" and exported[0]["param_kind"] in ("a", "b")
-    as_json = tunetui("export", "plain", "--format", "json", storage=optuna_store)
+    as_json = tunetui_here("export", "plain", "--format", "json", storage=optuna_store)
     assert as_json.returncode == 0 and strict_json(as_json.stdout)[1]["value"] == "inf", as_json.stderr
-    best_spec = tunetui("export", "plain", "--best-spec", "/dev/null", storage=optuna_store)
+    best_spec = tunetui_here("export", "plain", "--best-spec", "/dev/null", storage=optuna_store)
     assert best_spec.returncode == 1 and "not started by tunetui" in best_spec.stderr
     assert "internal error" not in best_spec.stderr
 
@@ -83,17 +84,17 @@ def test_every_read_command_works_and_nothing_is_written(optuna_store):
 
 
 def test_several_objectives_show_every_value_and_the_pareto_front(optuna_store):
-    shown = tunetui("show", "pareto", "--json", storage=optuna_store)
+    shown = tunetui_here("show", "pareto", "--json", storage=optuna_store)
     assert shown.returncode == 0, shown.stderr
     info = strict_json(shown.stdout)
     assert info["directions"] == ["maximize", "minimize"] and info["best"] is None
     assert [(t["number"], t["values"]) for t in info["pareto_front"]] == [(0, [0.9, 0.3]), (1, [0.8, 0.1])]
-    text = tunetui("show", "pareto", storage=optuna_store)
+    text = tunetui_here("show", "pareto", storage=optuna_store)
     assert "#0: values (0.9000, 0.3000)" in text.stdout and "#2" not in text.stdout, text.stdout
-    rows = list(csv.DictReader(io.StringIO(tunetui("export", "pareto", storage=optuna_store).stdout)))
+    rows = list(csv.DictReader(io.StringIO(tunetui_here("export", "pareto", storage=optuna_store).stdout)))
     assert [(r["value_0"], r["value_1"]) for r in rows] == [("0.9", "0.3"), ("0.8", "0.1"), ("0.7", "0.5")]
     assert "value" not in rows[0]
-    trial = strict_json(tunetui("show", "pareto", "--trial", "2", "--json", storage=optuna_store).stdout)
+    trial = strict_json(tunetui_here("show", "pareto", "--trial", "2", "--json", storage=optuna_store).stdout)
     assert trial["values"] == [0.7, 0.5] and trial["value"] is None
 
 

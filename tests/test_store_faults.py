@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers_run import tunetui, write_spec
+from tests.helpers_run import tunetui, tunetui_here, write_spec
 
 pytestmark = pytest.mark.usefixtures("no_stray_processes")
 
@@ -56,7 +56,7 @@ def one_trial_store(tmp_path: Path, folder: Path, name: str = "small") -> tuple[
 def test_a_url_tunetui_cannot_use_is_bad_input(tmp_path, url, says):
     spec = write_spec(tmp_path, "small", "tiny", n_trials=1)
     for args in (("ls",), ("show", "small"), ("export", "small"), ("stop", "small"), ("run", str(spec))):
-        done = tunetui(*args, storage=url)
+        done = (tunetui if args[0] == "run" else tunetui_here)(*args, storage=url)  # the run as a program
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert says in no_internal_error(done) and "sqlite:///PATH" in done.stderr
 
@@ -73,10 +73,10 @@ def test_a_read_only_folder_is_named_and_its_store_still_reads(tmp_path):
         assert "Pick a writable folder" in run.stderr
         fresh = tunetui("run", str(spec), "--quiet", storage=f"sqlite:///{folder}/sub/new.db")
         assert fresh.returncode == 1 and "not writable" in no_internal_error(fresh), fresh.stderr
-        stop = tunetui("stop", "small", storage=url)
+        stop = tunetui_here("stop", "small", storage=url)
         assert stop.returncode == 1 and "read-only" in no_internal_error(stop), stop.stderr
         for args in (("ls",), ("show", "small"), ("export", "small")):  # viewers read it as it is
-            done = tunetui(*args, storage=url)
+            done = tunetui_here(*args, storage=url)
             assert done.returncode == 0, (args, done.stderr)
             assert "small" in done.stdout or "COMPLETE" in done.stdout
     assert (folder / "store.db").read_bytes() == before
@@ -112,7 +112,7 @@ def test_a_corrupt_store_file_is_named_and_left_unchanged(tmp_path):
             f.write(os.urandom(1500))
     damaged = db.read_bytes()
     for args in (("ls",), ("show", "small"), ("export", "small"), ("run", str(spec), "--quiet")):
-        done = tunetui(*args, storage=url)
+        done = (tunetui if args[0] == "run" else tunetui_here)(*args, storage=url)  # the run as a program
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         stderr = no_internal_error(done)
         assert f"the store {db} is corrupt" in stderr and "PRAGMA integrity_check" in stderr, stderr
@@ -120,5 +120,5 @@ def test_a_corrupt_store_file_is_named_and_left_unchanged(tmp_path):
 
     with open(db, "r+b") as f:  # the header too: not a database at all
         f.write(b"this is no sqlite file")
-    done = tunetui("ls", storage=url)
+    done = tunetui_here("ls", storage=url)
     assert done.returncode == 1 and "is corrupt (file is not a database)" in no_internal_error(done)
