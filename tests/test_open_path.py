@@ -3,6 +3,8 @@ journal (.log, or any file of journal lines, as optuna-dashboard takes it); a mi
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from engine.store import resolve_url
@@ -36,3 +38,17 @@ def test_a_missing_store_file_is_refused_before_the_workbench_opens(tmp_path, ca
     assert main([str(tmp_path / "typo.db")]) == 2
     assert "no store at" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_or_fifo_named_like_a_journal_is_bad_input_not_a_missing_store(tmp_path, capsys):
+    from engine.cli import main as cli_main
+
+    (tmp_path / "dir.log").mkdir()
+    os.mkfifo(tmp_path / "fifo.log")
+    cases = (("dir.log", "a folder", "it is a folder"), ("fifo.log", "not a regular file", "not a regular file"))
+    for name, kind, why in cases:
+        # was "no studies yet (the store does not exist)", exit 0, for a path that exists
+        assert cli_main(["--storage", str(tmp_path / name), "ls"]) == 2
+        assert f"{tmp_path / name} is {kind}" in capsys.readouterr().err
+        assert main([str(tmp_path / name)]) == 2
+        assert f"no store at {tmp_path / name} ({why})" in capsys.readouterr().err  # was "(no such file)"

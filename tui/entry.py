@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in (None, "tui"):
         return headless_main(argv)
     storage = getattr(args, "storage", None)
-    if argv is not given and not Path(storage).expanduser().is_file():  # a store file to read: a typo
-        print(f"tunetui: no store at {storage} (no such file)", file=sys.stderr)
+    path = Path(storage).expanduser()
+    if argv is not given and not path.is_file():  # a store file to read: a typo, or a folder or FIFO
+        why = "it is a folder" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
+        print(f"tunetui: no store at {storage} ({why})", file=sys.stderr)
         return EXIT_BAD_INPUT
     from tui.app import run_app
 

@@ -49,6 +49,9 @@ class JournalStore:
             raise StoreUrlError(
                 f"{path}: {READ_ONLY}; run studies with --storage sqlite:///PATH or postgresql://USER@HOST/DB"
             )
+        if path.exists() and not path.is_file():  # a folder or a FIFO named x.log: no store, and no journal
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise StoreUrlError(f"{path} is {kind}: an Optuna journal is a file of JSON lines")
         if not path.is_file():  # Optuna's backend would create it
             raise StoreError(f"no store at {path} (no such journal file)")
         if not os.access(path, os.R_OK):
