@@ -52,3 +52,13 @@ def test_a_folder_or_fifo_named_like_a_journal_is_bad_input_not_a_missing_store(
         assert f"{tmp_path / name} is {kind}" in capsys.readouterr().err
         assert main([str(tmp_path / name)]) == 2
         assert f"no store at {tmp_path / name} ({why})" in capsys.readouterr().err  # was "(no such file)"
+
+
+@pytest.mark.parametrize("argv", [[], ["tui"], ["--storage", "elsewhere.db"]])
+def test_no_path_opens_the_workbench_on_the_default_or_named_store(argv, monkeypatch):
+    import tui.app
+
+    opened = []
+    monkeypatch.setattr(tui.app, "run_app", lambda storage, studies: opened.append(storage))
+    assert main(argv) == 0  # 08b5d22 made a bare `tunetui` a TypeError (Path(None))
+    assert opened == [None if "--storage" not in argv else "elsewhere.db"]

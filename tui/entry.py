@@ -35,12 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help and bad arguments end here (exit 0 / 2)
     if args.command not in (None, "tui"):
         return headless_main(argv)
-    storage = getattr(args, "storage", None)
-    path = Path(storage).expanduser()
-    if argv is not given and not path.is_file():  # a store file to read: a typo, or a folder or FIFO
-        why = "it is a folder" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
-        print(f"tunetui: no store at {storage} ({why})", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    storage = getattr(args, "storage", None)  # None: the default store
+    if argv is not given:  # `tunetui PATH`: a store file to read; a typo, a folder or a FIFO is bad input
+        path = Path(storage).expanduser()
+        if not path.is_file():
+            why = "it is a folder" if path.is_dir() else "not a regular file" if path.exists() else "no such file"
+            print(f"tunetui: no store at {storage} ({why})", file=sys.stderr)
+            return EXIT_BAD_INPUT
     from tui.app import run_app
 
     run_app(storage, getattr(args, "studies_dir", "studies"))
