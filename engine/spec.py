@@ -48,7 +48,7 @@ class BudgetSection(Strict):
     trial_timeout_s: float | None = Field(None, gt=0)
     # opt-in: stop the run once Optuna's terminator estimate of the improvement left falls below this
     # (engine/terminator.py), after at least `stop_min_trials` complete trials (Optuna's Terminator waits 20)
-    stop_when_improvement_below: float | None = Field(None, gt=0)
+    stop_when_improvement_below: float | None = Field(None, gt=0, allow_inf_nan=False)  # inf: stop at once
     stop_min_trials: int = Field(20, ge=3)
 
 
