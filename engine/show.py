@@ -85,6 +85,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.trial is not None:
         return _show_trial(store, study, trials, args)
     if len(study["directions"]) > 1:
+        if getattr(args, "improvement", False):  # was silently left out of the output
+            raise UsageError(f"--improvement: study {study['study_name']!r} has {len(study['directions'])} "
+                             "objectives; Optuna's terminator estimates the improvement left in one")  # fmt: skip
         return _show_pareto(store, study, trials, args)
     best = best_trial(trials, study["direction"] == "MAXIMIZE")
     info = {

@@ -232,3 +232,14 @@ def test_the_best_spec_of_a_named_trial(tmp_path):
         assert all(f"trial {n} of pareto_mlp" in best_spec_toml(store, "pareto_mlp", n) for n in front)
     finally:
         store.close()
+
+
+def test_show_improvement_of_a_study_with_several_objectives_says_why_there_is_none(tmp_path, capsys):
+    from engine.cli import main
+
+    url = f"sqlite:///{tmp_path}/mo.db"
+    study = optuna.create_study(study_name="two", storage=url, directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[0.5, 3.0], params={}, distributions={}))
+    # was exit 0 with the estimate silently left out
+    assert main(["--storage", url, "show", "two", "--improvement"]) == 2
+    assert "--improvement: study 'two' has 2 objectives" in capsys.readouterr().err
