@@ -11,7 +11,7 @@ from engine.run.resume import checkpoint_dir, has_checkpoint
 from engine.spec import TaskSpec
 from engine.trainer.checkpoint import Checkpoint
 from engine.trainer.tasks import load_task
-from engine.trainer.train import train
+from engine.trainer.train import TrialFailed, train
 
 CPU = torch.device("cpu")
 
@@ -62,3 +62,27 @@ def test_the_checkpoint_folder_is_private_to_the_store_study_and_trial(tmp_path)
     url = f"sqlite:///{tmp_path}/study.db"
     assert checkpoint_dir(url, "s", 3) == tmp_path / "study.state" / "checkpoints" / "s" / "3"
     assert checkpoint_dir(url, "s", 3) != checkpoint_dir(url, "t", 3) != checkpoint_dir(url, "s", 4)
+
+
+def test_a_checkpoint_that_cannot_be_resumed_fails_the_trial_with_the_reason(tmp_path, digits):
+    config = TrainConfig(epochs=2, layers=1, width=16, batch_size=64, seed=5)
+
+    class StopAfterSave(Checkpoint):
+        def save(self, *args):
+            super().save(*args)
+            raise KeyboardInterrupt
+
+    folder = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train(config, digits, CPU, lambda r: False, StopAfterSave(folder))
+    saved = (folder / "checkpoint.pt").read_bytes()
+    # an empty file raised EOFError, which the worker takes for its pipe closing: the worker died
+    for damaged, why in ((b"", "EOFError"), (saved[: len(saved) // 2], "truncated"), (b"garbage", "not a checkpoint")):
+        (folder / "checkpoint.pt").write_bytes(damaged)
+        with pytest.raises(TrialFailed) as failed:
+            train(config, digits, CPU, lambda r: False, Checkpoint(folder))
+        assert failed.value.reason == "checkpoint" and why in failed.value.hint
+    (folder / "checkpoint.pt").write_bytes(saved)  # whole, but of another model
+    with pytest.raises(TrialFailed) as failed:
+        train(config.model_copy(update={"width": 32}), digits, CPU, lambda r: False, Checkpoint(folder))
+    assert "does not fit this trial" in failed.value.hint and "size mismatch for fc1.weight" in failed.value.hint

@@ -35,6 +35,13 @@ def weights_file(model: nn.Module, number: int) -> str:
     return str(path)
 
 
+LOOP_KEYS = ("step", "best", "best_val_loss", "patience", "epochs", "steps", "layers")  # the loop's own state
+
+
+class CheckpointUnusable(Exception):
+    """A checkpoint the trial cannot resume from; the trial fails with reason "checkpoint"."""
+
+
 class Checkpoint:
     """One trial's checkpoint file; `parts` are the stateful objects of the loop (None where unused)."""
 
@@ -54,18 +61,29 @@ class Checkpoint:
         partial = self.path.with_suffix(".partial")
         with open_private(partial, "wb") as out:
             torch.save(state, out)
+            out.flush()
+            os.fsync(out.fileno())  # else a crash after the rename can leave an empty file in its place
         os.replace(partial, self.path)  # a kill mid-write leaves the previous epoch's checkpoint whole
 
     def restore(self, parts: dict[str, Any], generator: torch.Generator) -> tuple[int, dict[str, Any]] | None:
         """Load the states into `parts` and the RNGs; (epoch, the loop's state), or None without a checkpoint."""
         if not self.path.exists():
             return None
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
-        for name, part in parts.items():
-            if part is not None and name in state["parts"]:
-                part.load_state_dict(state["parts"][name])
-        torch.set_rng_state(state["rng"]["torch"])
-        generator.set_state(state["rng"]["batches"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        return int(state["epoch"]), state["loop"]
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as err:  # EOFError (empty) would read as the worker's pipe closing: never let it out
+            raise CheckpointUnusable(f"{self.path} cannot be read, truncated or not a checkpoint "
+                                     f"({type(err).__name__})") from None  # fmt: skip
+        try:
+            for name, part in parts.items():
+                if part is not None and name in state["parts"]:
+                    part.load_state_dict(state["parts"][name])
+            torch.set_rng_state(state["rng"]["torch"])
+            generator.set_state(state["rng"]["batches"])
+            if "cuda" in state["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            loop = state["loop"]
+            return int(state["epoch"]), {key: loop[key] for key in LOOP_KEYS}
+        except Exception as err:  # another model's or loop's state (a size mismatch, a missing key)
+            detail = " ".join(str(err).split())[:200]
+            raise CheckpointUnusable(f"{self.path} does not fit this trial ({type(err).__name__}: {detail})") from None

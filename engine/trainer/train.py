@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from engine.config import TrainConfig
 from engine.diagnose import diagnose
-from engine.trainer.checkpoint import Checkpoint
+from engine.trainer.checkpoint import Checkpoint, CheckpointUnusable
 from engine.trainer.feed import LoaderFeed, target_moments, variance_of
 from engine.trainer.losses import Criterion, criterion_for, target_variance
 from engine.trainer.measure import keeping_first, latency_ms, parameter_count
@@ -186,7 +186,10 @@ def _train(
     metrics: dict[str, float | None] = {}
     epoch = first = 0
     parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
-    resumed = checkpoint.restore(parts, generator) if checkpoint is not None else None
+    try:
+        resumed = checkpoint.restore(parts, generator) if checkpoint is not None else None
+    except CheckpointUnusable as err:
+        raise TrialFailed("checkpoint", f"cannot resume: {err}") from None
     if resumed is not None:  # its coordinator was killed: train on from the epoch after the checkpoint's
         epoch = first = resumed[0]
         loop = resumed[1]
