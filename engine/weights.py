@@ -29,7 +29,7 @@ from optuna.artifacts import (
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial, TrialState
 
-from engine.files import FILE_MODE, private_dir
+from engine.files import FILE_MODE, private_dir, private_umask
 from engine.run.protocol import WEIGHTS_TEMP_PREFIX
 from engine.store import journal_path, sqlite_path, state_path
 from engine.store.optuna_tables import study_storage
@@ -102,17 +102,15 @@ def write_weights(saved: SavedWeights, folder: Path, output: str | Path, force: 
         raise FileExistsError(f"{output} exists: pass --force to overwrite it")
     partial = output.with_name(f".{output.name}.partial")
     partial.unlink(missing_ok=True)
-    old = os.umask(0o077)  # download_artifact opens the file with the default mode
     try:
-        download_artifact(artifact_store=FileSystemArtifactStore(folder), file_path=str(partial),
-                          artifact_id=saved.artifact_id)  # fmt: skip
+        with private_umask():  # download_artifact opens the file with the default mode
+            download_artifact(artifact_store=FileSystemArtifactStore(folder), file_path=str(partial),
+                              artifact_id=saved.artifact_id)  # fmt: skip
         os.chmod(partial, FILE_MODE)
         os.replace(partial, output)
     except BaseException:
         partial.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
         raise
-    finally:
-        os.umask(old)
 
 
 def discard(path: str | None) -> None:
