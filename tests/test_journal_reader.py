@@ -260,7 +260,8 @@ def test_an_operation_no_optuna_knows_is_a_store_error(tmp_path):
     store = Store(str(path), read_only=True)
     with path.open("ab") as f:
         f.write(b"not json\n" + before.splitlines(keepends=True)[0])
-    with pytest.raises(StoreError, match="is not an Optuna journal file"):
+    bad = len(before.splitlines()) + 1  # json's own message said "line 1 column 1", within the line
+    with pytest.raises(StoreError, match=f"is not an Optuna journal file \\(line {bad} is not JSON: 'not json'\\)"):
         store.studies()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["newer.log"]  # no lock file, nothing beside it
 

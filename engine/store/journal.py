@@ -10,6 +10,7 @@ append, tunetui calls only its read methods and refuses a path that does not exi
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ from engine.store.journal_log import STATES, JournalLog, JournalStudy, JournalTr
 from engine.store.optuna_tables import check_optuna_version, frozen_trial_id
 from engine.store.queries import TrialRow
 from engine.store.urls import journal_path, resolve_url
+from engine.text import safe
 
 READ_ONLY = "tunetui opens an Optuna journal file read-only"
 NOT_JOURNAL = "is not an Optuna journal file"
@@ -307,10 +309,28 @@ def _read_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except (ValueError, UnicodeDecodeError) as err:
-        raise StoreError(f"{path} {NOT_JOURNAL} ({err})") from None
+        raise StoreError(f"{path} {NOT_JOURNAL} ({_first_bad_line(path) or err})") from None
     except (AssertionError, KeyError, TypeError) as err:  # Optuna's replay of a malformed record
         raise StoreError(
             f"{path} {NOT_JOURNAL} (a record Optuna cannot replay: {type(err).__name__})"
         ) from None
     except OSError as err:
         raise StoreError(f"cannot read the journal file {path}: {err.strerror or err}") from None
+
+
+def _first_bad_line(path: Path) -> str | None:
+    """Where the file stops being JSON lines, for the error (json's own "line 1 column 1" counts within
+    one line): 'line 9 is not JSON: garbage...'. Read only after a failure; the last line may be unfinished."""
+    try:
+        with open(path, "rb") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.endswith(b"\n"):
+                    return None
+                try:
+                    json.loads(line)
+                except ValueError:
+                    shown = safe(line.rstrip()[:60].decode(errors="replace"))
+                    return f"line {number} is not JSON: {shown!r}"
+    except OSError:
+        return None
+    return None
