@@ -175,7 +175,7 @@ def test_a_run_saves_the_best_trials_weights_that_show_lists_and_export_writes(t
     assert not (tmp_path / "o.pt").exists()
 
 
-def test_export_refuses_an_output_that_is_no_regular_file_and_names_a_write_the_disk_refuses(tmp_path, capsys):
+def test_export_refusals_name_their_cause_a_non_file_output_a_refused_write_a_missing_folder(tmp_path, capsys):
     from engine.cli import main
 
     url = f"sqlite:///{tmp_path}/study.db"
@@ -195,3 +195,10 @@ def test_export_refuses_an_output_that_is_no_regular_file_and_names_a_write_the_
     assert f"cannot write {tmp_path}: Is a directory" in capsys.readouterr().err
     assert main(["--storage", url, "export", "nosuch", "--tensorboard", str(tmp_path / "tb")]) == 1
     assert "no study named 'nosuch'" in capsys.readouterr().err
+    # the store moved without its folder: said so, and how to name it (was "see [train] save_weights")
+    artifact_dir(url).rename(tmp_path / "moved")
+    assert main(["--storage", url, "export", "s", "--weights", "--trial", "0", "-o", str(tmp_path / "w.pt")]) == 2
+    assert f"the folder {artifact_dir(url)} does not exist" in capsys.readouterr().err
+    assert main(["--storage", url, "export", "s", "--weights", "--trial", "0", "-o", str(tmp_path / "w.pt"),
+                 "--artifacts", str(tmp_path / "moved")]) == 0  # fmt: skip
+    assert (tmp_path / "w.pt").read_bytes() == b"w"
