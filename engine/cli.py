@@ -94,7 +94,8 @@ def build_parser() -> ArgumentParser:
                         help="write a trial's saved weights (a state_dict) to -o FILE (default: the best trial's)")
     export.add_argument("--trial", type=int, metavar="N", help="with --weights: this trial's weights; with "
                         "--best-spec: its params (a Pareto-front trial when there are several objectives)")  # fmt: skip
-    export.add_argument("--force", action="store_true", help="with --weights: overwrite an existing file")
+    export.add_argument("--force", action="store_true",
+                        help="with --weights or --best-spec: overwrite an existing file")
     export.add_argument("--artifacts", metavar="DIR", help="the saved weights' folder (default: beside the store)")
     storage_arg(export)
 
@@ -335,6 +336,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             text = best_spec_toml(store, args.study, args.trial)
         except FrontTrialNeeded as err:
             raise UsageError(str(err)) from None
+        if Path(args.best_spec).is_file() and not args.force:  # a spec the user wrote, maybe the one it ran
+            raise UsageError(f"{args.best_spec} exists: pass --force to overwrite it")
         with writing(args.best_spec):
             write_private(args.best_spec, text)
         print(f"wrote {args.best_spec}", file=sys.stderr)

@@ -232,6 +232,15 @@ def test_the_best_spec_of_a_named_trial(tmp_path):
         assert all(f"trial {n} of pareto_mlp" in best_spec_toml(store, "pareto_mlp", n) for n in front)
     finally:
         store.close()
+    # the CLI never replaces a spec the user wrote without --force (it did, silently: even the spec it ran)
+    from engine.cli import main
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text("# my spec\n")
+    assert main(["--storage", url, "export", "digits_mlp", "--best-spec", str(mine), "--trial", "3"]) == 2
+    assert mine.read_text() == "# my spec\n"
+    assert main(["--storage", url, "export", "digits_mlp", "--best-spec", str(mine), "--trial", "3", "--force"]) == 0
+    assert "trial 3 of digits_mlp" in mine.read_text()
 
 
 def test_show_improvement_of_a_study_with_several_objectives_says_why_there_is_none(tmp_path, capsys):
