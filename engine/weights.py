@@ -102,6 +102,7 @@ def write_weights(saved: SavedWeights, folder: Path, output: str | Path, force: 
         raise FileExistsError(f"{output} exists: pass --force to overwrite it")
     partial = output.with_name(f".{output.name}.partial")
     partial.unlink(missing_ok=True)
+    private_dir(output.parent)  # as every other export: missing folders made, 0700
     try:
         with private_umask():  # download_artifact opens the file with the default mode
             download_artifact(artifact_store=FileSystemArtifactStore(folder), file_path=str(partial),

@@ -202,3 +202,6 @@ def test_export_refusals_name_their_cause_a_non_file_output_a_refused_write_a_mi
     assert main(["--storage", url, "export", "s", "--weights", "--trial", "0", "-o", str(tmp_path / "w.pt"),
                  "--artifacts", str(tmp_path / "moved")]) == 0  # fmt: skip
     assert (tmp_path / "w.pt").read_bytes() == b"w"
+    deep = tmp_path / "new" / "folder" / "w.pt"  # folders made as for every other export (was exit 1)
+    assert main(["--storage", url, "export", "s", "--weights", "-o", str(deep), "--artifacts", str(tmp_path / "moved")]) == 0
+    assert deep.read_bytes() == b"w" and (tmp_path / "new").stat().st_mode & 0o777 == 0o700
