@@ -14,6 +14,7 @@ import torch
 
 from tests.conftest import STUDIES, run_cli
 from tests.helpers_run import StoreView
+from tui.data import StudyWatcher, Want
 
 pytestmark = pytest.mark.usefixtures("no_stray_processes")
 
@@ -61,6 +62,11 @@ def run(tmp_path: Path, loop: str, epochs: int = 2, budget: str = "", pruner: st
     return result, optuna.load_study(study_name=loop, storage=url).trials, StoreView(url)
 
 
+def extra_of(store: StoreView, number: int) -> list[dict]:
+    return [json.loads(r[0]) for r in store.rows("SELECT extra_json FROM tt_epoch WHERE trial_number = :n "
+                                                 "ORDER BY epoch", n=number)]  # fmt: skip
+
+
 def test_a_watched_loop_completes_its_trials_with_the_engines_telemetry(tmp_path):
     result, trials, store = run(tmp_path, "watched", epochs=3)
     assert result.returncode == 0, result.stderr
@@ -75,8 +81,7 @@ def test_a_watched_loop_completes_its_trials_with_the_engines_telemetry(tmp_path
         assert all(e[2] is not None and e[2] > 1e-2 for e in epochs)
         assert all(e[3] is not None for e in epochs)  # the loop's own numbers land in their columns
         # a metric outside the columns is kept per epoch too: the value (mean of the last 3) is its mean
-        extra = [json.loads(r[0]) for r in store.rows("SELECT extra_json FROM tt_epoch WHERE trial_number = :n "
-                                                      "ORDER BY epoch", n=t.number)]  # fmt: skip
+        extra = extra_of(store, t.number)
         assert [list(e) for e in extra] == [["val_rmse"]] * 3
         assert sum(e["val_rmse"] for e in extra) / 3 == pytest.approx(t.value)
         steps = store.rows("SELECT step, epoch, lr, grad_norm FROM tt_step WHERE trial_number = :n ORDER BY step",
@@ -89,6 +94,12 @@ def test_a_watched_loop_completes_its_trials_with_the_engines_telemetry(tmp_path
                             "WHERE trial_number = :n ORDER BY epoch, position", n=t.number)  # fmt: skip
         assert [(row[0], row[1]) for row in layers] == [(e, name) for e in (1, 2, 3) for name in ("0", "2")]
         assert all(row[2] > 0 and row[3] > 0 and '"counts"' in row[4] for row in layers)
+    # the workbench's trial table shows the loop's metrics of each trial's last epoch
+    watcher = StudyWatcher(store.url, "watched")
+    shown = watcher.poll(Want()).trials
+    watcher.close()
+    assert [sorted(t.metrics) for t in shown] == [["train_loss", "val_rmse"]] * 2
+    assert [t.metrics["val_rmse"] for t in shown] == [extra_of(store, t.number)[-1]["val_rmse"] for t in trials]
     # the watched model's weights are kept (save_weights = "best", the default): the best trial's state_dict
     files = list((tmp_path / "store.artifacts").iterdir())
     assert len(files) == 1

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from engine.store import HEARTBEAT_FRESH_S, Store, StoreError, resolve_url, study_status
+from engine.store import HEARTBEAT_FRESH_S, Store, StoreError, resolve_url, study_status, telemetry
 
 
 def test_only_a_working_coordinator_with_a_fresh_beat_is_alive(store_url):
@@ -92,12 +92,19 @@ def test_an_older_store_gains_the_extra_metrics_column(tmp_path):
         conn.execute("CREATE TABLE tt_epoch (study_id INTEGER, trial_number INTEGER, epoch INTEGER, val_loss FLOAT, "
                      "PRIMARY KEY (study_id, trial_number, epoch))")  # fmt: skip
         conn.execute("INSERT INTO tt_epoch VALUES (1, 0, 1, 0.25)")
-    assert Store(f"sqlite:///{path}", read_only=True).epochs(1, 0) == [{"study_id": 1, "trial_number": 0, "epoch": 1,
-                                                                      "val_loss": 0.25}]  # fmt: skip
+    viewer = Store(f"sqlite:///{path}", read_only=True)
+    assert viewer.epochs(1, 0) == [{"study_id": 1, "trial_number": 0, "epoch": 1, "val_loss": 0.25}]
+    with viewer.reading() as conn:  # the trial table's read: each trial's last epoch and its metrics
+        assert telemetry.last_epoch_metrics(conn, 1) == {0: (1, {"val_loss": 0.25})}
     store = Store(f"sqlite:///{path}")  # the coordinator's opening adds the column
     store.write_epoch(1, 0, 2, {"val_loss": 0.2, "val_f1": 0.75}, [], [])
+    store.write_epoch(1, 3, 1, {"train_loss": 0.5}, [], [])
     rows = store.epochs(1, 0)
     assert rows[0]["val_loss"] == 0.25 and "val_f1" not in rows[0] and rows[1]["val_f1"] == 0.75
+    with store.reading() as conn:
+        assert telemetry.last_epoch_metrics(conn, 1) == {0: (2, {"val_loss": 0.2, "val_f1": 0.75}),
+                                                         3: (1, {"train_loss": 0.5})}  # fmt: skip
+        assert telemetry.last_epoch_metrics(conn, 1, [3]) == {3: (1, {"train_loss": 0.5})}
 
 
 def test_a_hostile_extra_metrics_cell_is_read_as_data(tmp_path):
@@ -107,6 +114,10 @@ def test_a_hostile_extra_metrics_cell_is_read_as_data(tmp_path):
         conn.execute("""UPDATE tt_epoch SET extra_json = '{"epoch": "x", "a": "[red]", "b": true, "c": 2}'""")
     row = store.epochs(1, 0)[0]
     assert row["epoch"] == 1 and row["c"] == 2 and row["val_loss"] == 0.2 and {"a", "b"}.isdisjoint(row)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("""UPDATE tt_epoch SET extra_json = '{"epoch": 7, "lr": 1, "val_loss": 9, "c": 2}'""")
+    with store.reading() as conn:  # the trial table's read takes no column's name from the cell either
+        assert telemetry.last_epoch_metrics(conn, 1) == {0: (1, {"val_loss": 0.2, "c": 2})}
 
 
 def test_read_only_store_never_creates_a_file(tmp_path):

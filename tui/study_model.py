@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from engine.identity import ATTR as IDENTITY
 from engine.progress import RunProgress, run_progress
 from engine.report import counts_as_best, is_better
 from engine.store import TrialRow
@@ -26,7 +27,7 @@ class Dirty:
     """What one delta changed, in the terms of what the screen shows."""
 
     title: bool = False
-    direction: bool = False  # the study appeared: its directions are known
+    direction: bool = False  # the study appeared: its directions (or its objectives' metrics) are known
     trials: bool = False  # rows new or changed
     follow_to: int | None = None  # follow is on: move the cursor to this (newest) trial
     curves: bool = False
@@ -83,7 +84,9 @@ class StudyModel:
             self.directions = list(delta.directions)
             dirty.direction = True
         if delta.user_attrs is not None:
+            metrics = self.objective_metrics
             self.user_attrs = delta.user_attrs
+            dirty.direction = dirty.direction or self.objective_metrics != metrics  # a run recorded them
         self.polled_at = delta.polled_at
         best_before = self.best
         for row in delta.trials:
@@ -125,6 +128,13 @@ class StudyModel:
         dirty.title = dirty.trials or changed_status or delta.first or delta.user_attrs is not None
         dirty.history = dirty.trials or delta.first
         return dirty
+
+    @property
+    def objective_metrics(self) -> tuple[str, ...]:
+        """The metric of each objective, as the study records them (none in a study Optuna alone made)."""
+        identity = self.user_attrs.get(IDENTITY)
+        metrics = identity.get("metrics") if isinstance(identity, dict) else [self.user_attrs.get("metric")]
+        return tuple(m for m in metrics if isinstance(m, str)) if isinstance(metrics, list) else ()
 
     def _stored_status(self) -> str:
         """The store's status; "stopping" when every live coordinator's heartbeat says so (the store's

@@ -1,4 +1,4 @@
-"""The trial table's filter language: `state=complete lr<1e-3 layers>=2 optimizer=adam`, terms ANDed.
+"""The trial table's filter language: `state=complete lr<1e-3 layers>=2 optimizer=adam val_f1>0.8`, terms ANDed.
 
 `parse` turns the text into terms or raises FilterError with a message fit to show as plain text; `matches`
 checks one trial. Pure: no Textual, no store (tests/tui/test_trial_filter.py).
@@ -36,27 +36,28 @@ class FilterError(ValueError):
 
 @dataclass(frozen=True)
 class Term:
-    key: str  # a column: "state", "value", ..., or "param:NAME"
+    key: str  # a column: "state", "value", ..., "param:NAME" or "metric:NAME"
     op: str  # one of OPERATORS, "==" read as "="
     text: str  # the value as typed
     number: float | None  # the value as a number, when it is one
 
     def __str__(self) -> str:
-        return f"{self.key.removeprefix('param:')}{self.op}{self.text}"
+        return f"{self.key.split(':', 1)[-1]}{self.op}{self.text}"
 
 
-def parse(text: str, params: Collection[str]) -> tuple[Term, ...]:
-    """The terms of `text`; `params` are the parameter names the table has (any of them is a key)."""
+def parse(text: str, params: Collection[str], metrics: Collection[str] = ()) -> tuple[Term, ...]:
+    """The terms of `text`; `params` and `metrics` are the parameter and reported metric names the table has
+    (any of them is a key; a parameter before a metric of the same name, which `metric:NAME` reaches)."""
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise FilterError("the filter has control characters (an ESC or similar byte): type plain text")
     try:
         words = shlex.split(text)  # "optimizer='adam w'" is one term
     except ValueError:
         raise FilterError(f"a quote is not closed in {safe(text)!r}") from None
-    return tuple(_term(word, params) for word in words)
+    return tuple(_term(word, params, metrics) for word in words)
 
 
-def _term(word: str, params: Collection[str]) -> Term:
+def _term(word: str, params: Collection[str], metrics: Collection[str]) -> Term:
     at, op = min(((word.find(o), o) for o in OPERATORS if o in word), default=(-1, ""), key=lambda f: f[0])
     if not op:
         raise FilterError(f"{safe(word)!r} has no operator: write KEY=VALUE (= != < <= > >=), e.g. state=complete")
@@ -66,7 +67,7 @@ def _term(word: str, params: Collection[str]) -> Term:
         raise FilterError(f"{safe(word)!r}: a column name goes before {op}")
     if not text:
         raise FilterError(f"{safe(word)!r}: a value goes after {op}")
-    key = _key(name, params)
+    key = _key(name, params, metrics)
     number = _number(text)
     if key == "state":
         if op not in ("=", "!="):
@@ -75,18 +76,21 @@ def _term(word: str, params: Collection[str]) -> Term:
             raise FilterError(f"{safe(word)!r}: a state is one of {', '.join(STATES)}")
     elif op in COMPARE and number is None:
         raise FilterError(f"{safe(word)!r}: {op} compares numbers and {safe(text)!r} is not a number")
-    elif key in ("number", "value", "epochs", "duration", "flags") and number is None:
+    elif (key in ("number", "value", "epochs", "duration", "flags") or key.startswith("metric:")) and number is None:
         raise FilterError(f"{safe(word)!r}: {name} is a number and {safe(text)!r} is not one")
     return Term(key, op, text, number)
 
 
-def _key(name: str, params: Collection[str]) -> str:
+def _key(name: str, params: Collection[str], metrics: Collection[str]) -> str:
     if name in COLUMNS:
         return COLUMNS[name]
-    bare = name.removeprefix("param:")  # `param:state` reaches a parameter named like a column
-    if bare in params:
+    # `param:state` and `metric:state` reach a parameter or a metric named like a column
+    bare = name.removeprefix("metric:") if name.startswith("metric:") else name.removeprefix("param:")
+    if bare in params and not name.startswith("metric:"):
         return f"param:{bare}"
-    known = [*dict.fromkeys(COLUMNS.values()), *sorted(params)]
+    if bare in metrics and not name.startswith("param:"):
+        return f"metric:{bare}"
+    known = [*dict.fromkeys(COLUMNS.values()), *sorted(params), *sorted(metrics)]
     close = difflib.get_close_matches(bare, known, n=1)
     hint = f"; did you mean {close[0]}?" if close else f"; columns: {', '.join(known)}"
     raise FilterError(f"unknown column {safe(name)!r}{hint}")

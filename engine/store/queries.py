@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,6 +32,8 @@ class TrialRow:
     flags: int  # diagnosis findings
     values: tuple[float | None, ...] = ()  # every objective's value; `value` is None when there are several
     host: str | None = None  # the host whose coordinator ran it (user attr `host`; none for Optuna alone)
+    # its last epoch's reported metrics (tt_epoch's metric columns and extra_json's); none for Optuna alone
+    metrics: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float | None:
@@ -44,9 +46,11 @@ def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, fl
               more_values: dict | None = None, hosts: dict | None = None) -> TrialRow:  # fmt: skip
     """A TrialRow from a row of `optuna_tables.trial_base_rows` (trial_id, number, state, datetime_start,
     datetime_complete, value, value_type) and the per-trial lookups keyed by trial_id or number
-    (`more_values`: trial_id -> {objective: value} of objectives 1.. of a multi-objective study)."""
+    (`epochs`: number -> (last epoch, its metrics); `more_values`: trial_id -> {objective: value} of
+    objectives 1.. of a multi-objective study)."""
     tid, number, state, start, complete, value, value_type = base
     value = decode_value(value, value_type)
+    last_epoch, metrics = epochs.get(number) or (0, {})
     more = (more_values or {}).get(tid)
     values: tuple[float | None, ...] = () if value is None and value_type is None else (value,)
     if more:  # several objectives: no single value, never silently objective 0
@@ -62,9 +66,10 @@ def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, fl
         started=parse_time(start),
         finished=parse_time(complete),
         reason=reasons.get(tid),
-        epochs=int(epochs.get(number) or 0),
+        epochs=int(last_epoch or 0),
         flags=int(flags.get(number) or 0),
         host=(hosts or {}).get(tid),
+        metrics=metrics,
     )
 
 
@@ -74,25 +79,29 @@ def trial_rows(conn: sa.Connection, study_id: int, since: int = 0, again: Sequen
     """The study's trials with a trial_id above `since` or in `again` (since=0: every trial), by number.
 
     `several_objectives=False` skips the read of objectives 1.. (a study known to have one);
-    `telemetry_tables=False` (a store made by Optuna alone) leaves epochs and flags at 0; with
-    `params_limit`, params, failure reasons and hosts are read only when at most that many rows came back (a
-    big study's first paint: the rows now, their params on a later read)."""
+    `telemetry_tables=False` (a store made by Optuna alone) leaves epochs and flags at 0 and metrics empty;
+    with `params_limit`, params, failure reasons, hosts and metrics are read only when at most that many rows
+    came back (a big study's first paint: the rows now, the rest on a later read)."""
     base = optuna_tables.trial_base_rows(conn, study_id, since, again)
     if not base:
         return []
     params: dict[int, dict[str, Any]] = {}
     reasons: dict[int, Any] = {}
     hosts: dict[int, Any] = {}
-    if params_limit is None or len(base) <= params_limit:
+    whole = params_limit is None or len(base) <= params_limit
+    if whole:
         params = optuna_tables.trial_params(conn, study_id, since, again)
         attrs = optuna_tables.trial_attrs_of(conn, study_id, ("fail_reason", "host"), since, again)
         reasons, hosts = attrs["fail_reason"], attrs["host"]
     more = optuna_tables.more_values(conn, study_id, since, again) if several_objectives else {}
-    epochs: dict[int, int] = {}
+    epochs: dict[int, tuple[int, dict]] = {}
     flags: dict[int, int] = {}
     if telemetry_tables:
         numbers = None if since == 0 or len(base) > BIG_IN else [row[1] for row in base]
-        epochs = telemetry.last_epochs(conn, study_id, numbers)
+        if whole:
+            epochs = telemetry.last_epoch_metrics(conn, study_id, numbers)
+        else:  # the epoch counts now, the metrics (decoding them doubles the read) with the params
+            epochs = {n: (last, {}) for n, last in telemetry.last_epochs(conn, study_id, numbers).items()}
         flags = telemetry.finding_counts(conn, study_id, numbers)
     return [trial_row(row, params, reasons, epochs, flags, more, hosts) for row in base]
 

@@ -10,6 +10,8 @@ EPOCH_COLUMNS = (
     "train_loss", "train_acc", "val_loss", "val_acc", "lr", "grad_norm", "clip_frac",
     "epoch_time_s", "samples_per_s", "mem_peak_mb",
 )  # fmt: skip
+# the columns that hold metrics a trial reports (the others are telemetry of its run: lr, grad_norm, ...)
+METRIC_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc")
 EPOCH_KEYS = ("study_id", "trial_number", "epoch", "extra_json")  # never a reported metric's name
 MAX_EXTRA_METRICS = 64  # reported metrics kept per epoch beyond EPOCH_COLUMNS
 MAX_METRIC_NAME = 100

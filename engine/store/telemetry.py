@@ -20,6 +20,7 @@ from engine.store.schema import (
     EPOCH_KEYS,
     MAX_EXTRA_METRICS,
     MAX_METRIC_NAME,
+    METRIC_COLUMNS,
     STEP_COLUMNS,
     metadata,
     tt_diagnosis,
@@ -110,6 +111,7 @@ def delete_study(conn: sa.Connection, study_id: int, present: set[str]) -> None:
 
 
 # ---------------------------------------------------------------- reads
+NOT_METRICS = frozenset((*EPOCH_COLUMNS, *EPOCH_KEYS))  # never a metric from extra_json (a hostile cell's)
 # The TUI polls these several times a second: each statement is built once, with bound parameters, so a
 # call costs the execution alone (building a Core statement cost more than SQLite running it).
 
@@ -150,12 +152,17 @@ def epoch_rows(conn: sa.Connection, study_id: int, numbers: Sequence[int] | None
 def spread_extra(row: dict) -> dict:
     """An epoch row with its `extra_json` metrics as keys of their own, beside the columns. The store is
     data: only numbers (or null) under names that are not already the row's are taken."""
-    extra = decode_json(row.pop("extra_json", None))
-    if isinstance(extra, dict):
-        for name, value in extra.items():
-            if name not in row and (value is None or (isinstance(value, int | float) and not isinstance(value, bool))):
-                row[name] = value
+    row.update(_extra_metrics(row.pop("extra_json", None), row))
     return row
+
+
+def _extra_metrics(text: str | None, taken) -> dict[str, float | None]:
+    """The numbers (or nulls) of an `extra_json` cell under names not in `taken`."""
+    extra = decode_json(text)
+    if not isinstance(extra, dict):
+        return {}
+    return {name: value for name, value in extra.items()
+            if name not in taken and (value is None or (isinstance(value, int | float) and not isinstance(value, bool)))}  # fmt: skip
 
 
 _STEPS_SQL = _rows_of(tt_step).where(_trial(tt_step), tt_step.c.step > _AFTER).order_by(tt_step.c.step)
@@ -208,16 +215,62 @@ def log_rows(conn: sa.Connection, study_id: int, number: int | None = None, afte
     return _dicts(conn, _log_sql(number is not None), bind)[::-1]
 
 
+@functools.cache
+def _last_epochs_sql(by_numbers: bool) -> sa.Select:
+    query = sa.select(tt_epoch.c.trial_number, sa.func.max(tt_epoch.c.epoch).label("epoch"))
+    query = query.where(tt_epoch.c.study_id == _SID)
+    if by_numbers:
+        query = query.where(tt_epoch.c.trial_number.in_(_NUMBERS))
+    return query.group_by(tt_epoch.c.trial_number)
+
+
+@functools.cache
+def _last_epoch_rows_sql(by_numbers: bool) -> sa.Select:
+    last = _last_epochs_sql(by_numbers).subquery()
+    # `tt_epoch.*`: an older store has no extra_json column (see the module's docstring)
+    return (sa.select(sa.literal_column("tt_epoch.*")).select_from(tt_epoch)
+            .join(last, (tt_epoch.c.trial_number == last.c.trial_number) & (tt_epoch.c.epoch == last.c.epoch))
+            .where(tt_epoch.c.study_id == _SID))  # fmt: skip
+
+
 def last_epochs(conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None) -> dict[int, int]:
     """trial number -> its last epoch written (every trial, or those in `numbers`)."""
-    return _per_trial(conn, "last_epoch", study_id, numbers)
+    bind = {"sid": study_id, **({"numbers": list(numbers)} if numbers is not None else {})}
+    return dict(conn.execute(_last_epochs_sql(numbers is not None), bind).all())
+
+
+def last_epoch_metrics(conn: sa.Connection, study_id: int,
+                       numbers: Sequence[int] | None = None) -> dict[int, tuple[int, dict[str, float | None]]]:  # fmt: skip
+    """trial number -> (its last epoch written, that epoch's reported metrics: the metric columns it has and
+    every `extra_json` metric), for every trial or those in `numbers`: one read per poll for the table."""
+    bind = {"sid": study_id, **({"numbers": list(numbers)} if numbers is not None else {})}
+    result = conn.execute(_last_epoch_rows_sql(numbers is not None), bind)
+    at = {name: i for i, name in enumerate(result.keys())}  # by position: 10,000 rows at first paint
+    number_at, epoch_at, extra_at = at["trial_number"], at["epoch"], at.get("extra_json")
+    columns = [(name, at[name]) for name in METRIC_COLUMNS if name in at]
+    out = {}
+    for row in result:
+        metrics = {name: row[i] for name, i in columns if row[i] is not None}
+        if extra_at is not None and row[extra_at]:
+            metrics.update(_extra_metrics(row[extra_at], NOT_METRICS))
+        out[row[number_at]] = (row[epoch_at], metrics)
+    return out
 
 
 def finding_counts(
     conn: sa.Connection, study_id: int, numbers: Sequence[int] | None = None
 ) -> dict[int, int]:
     """trial number -> how many diagnosis findings it has (every trial, or those in `numbers`)."""
-    return _per_trial(conn, "findings", study_id, numbers)
+    bind = {"sid": study_id, **({"numbers": list(numbers)} if numbers is not None else {})}
+    return dict(conn.execute(_finding_counts_sql(numbers is not None), bind).all())
+
+
+@functools.cache
+def _finding_counts_sql(by_numbers: bool) -> sa.Select:
+    query = sa.select(tt_diagnosis.c.trial_number, sa.func.count()).where(tt_diagnosis.c.study_id == _SID)
+    if by_numbers:
+        query = query.where(tt_diagnosis.c.trial_number.in_(_NUMBERS))
+    return query.group_by(tt_diagnosis.c.trial_number)
 
 
 _FINDING_TOTAL_SQL = sa.select(sa.func.count()).select_from(tt_diagnosis).where(tt_diagnosis.c.study_id == _SID)
@@ -241,20 +294,6 @@ def finding_kinds(conn: sa.Connection) -> dict[int, dict[str, int]]:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@functools.cache
-def _per_trial_sql(what: str, by_numbers: bool) -> sa.Select:
-    table, value = (tt_epoch, sa.func.max(tt_epoch.c.epoch)) if what == "last_epoch" else (tt_diagnosis, sa.func.count())
-    query = sa.select(table.c.trial_number, value).where(table.c.study_id == _SID)
-    if by_numbers:
-        query = query.where(table.c.trial_number.in_(_NUMBERS))
-    return query.group_by(table.c.trial_number)
-
-
-def _per_trial(conn: sa.Connection, what: str, study_id: int, numbers: Sequence[int] | None) -> dict[int, int]:
-    bind = {"sid": study_id, **({"numbers": list(numbers)} if numbers is not None else {})}
-    return dict(conn.execute(_per_trial_sql(what, numbers is not None), bind).all())
 
 
 def _num(value: Any) -> float | None:

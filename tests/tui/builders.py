@@ -61,14 +61,18 @@ def build_study(
     start: datetime = BASE_TIME,
     host: str | None = None,
     direction: str = "maximize",
+    extra_metrics: bool = False,
 ) -> int:
-    """A study whose every value and timestamp is fixed by `seed`; returns its study_id."""
+    """A study whose every value and timestamp is fixed by `seed`; returns its study_id. Its metric is recorded
+    as a run records it; with `extra_metrics`, its epochs report val_f1 and latency_ms beyond the columns (an
+    own loop's metrics)."""
     rng = random.Random(seed)
     store = Store(url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=store.optuna_storage(), direction=direction)
     study.set_user_attr("spec_path", str(SPEC_PATH))
     study.set_user_attr("spec_toml", SPEC_PATH.read_text())
+    study.set_user_attr("metric", "val_acc" if direction == "maximize" else "val_loss")
     study_id = store.study_id(name)
     trials = []
     when = start
@@ -101,7 +105,7 @@ def build_study(
     study.add_trials([t for t, _, _ in trials])
     if telemetry:
         for number, (trial, done, value) in enumerate(trials):
-            write_telemetry(store, study_id, number, done, value, rng, trial.params)
+            write_telemetry(store, study_id, number, done, value, rng, trial.params, extra_metrics)
     if heartbeat is not None:
         store.beat(study_id, "host-a", pid=4242, started=start.timestamp(), state=heartbeat, workers=2,
                    device="cpu", log_path="")  # fmt: skip
@@ -156,7 +160,8 @@ def set_heartbeat_time(store: Store, study_id: int, last_seen: float) -> None:
         )
 
 
-def write_telemetry(store: Store, study_id: int, number: int, epochs: int, value: float, rng, params) -> None:
+def write_telemetry(store: Store, study_id: int, number: int, epochs: int, value: float, rng, params,
+                    extra_metrics: bool = False) -> None:  # fmt: skip
     lr0 = params["lr"]
     for epoch in range(1, epochs + 1):
         frac = epoch / max(epochs, 1)
@@ -172,6 +177,8 @@ def write_telemetry(store: Store, study_id: int, number: int, epochs: int, value
             "samples_per_s": 950.0,
             "mem_peak_mb": 120.0,
         }
+        if extra_metrics:  # F1 climbs with the value; latency grows with the model's width
+            metrics.update(val_f1=round(value * (0.5 + 0.5 * frac) - 0.03, 4), latency_ms=params["width"] / 100)
         steps = [
             {
                 "step": (epoch - 1) * 10 + s,
@@ -220,9 +227,11 @@ def write_telemetry(store: Store, study_id: int, number: int, epochs: int, value
 
 
 def build_big_study(
-    url: str, name: str = "big", n_trials: int = 10_000, seed_trials: int = 500, seed: int = 1
+    url: str, name: str = "big", n_trials: int = 10_000, seed_trials: int = 500, seed: int = 1, epochs: int = 0
 ) -> int:
-    """Many trials: `seed_trials` added through Optuna's add_trials, then copied in bulk with SQL.
+    """Many trials: `seed_trials` added through Optuna's add_trials, then copied in bulk with SQL; with
+    `epochs`, each trial has that many tt_epoch rows of reported metrics (val_f1 and latency_ms beyond the
+    columns), as a coordinator writes them.
 
     Optuna's RDB storage spends ~10 ms of ORM work per trial (100 s for 10,000); copying Optuna's own rows
     with shifted ids keeps every row exactly what Optuna writes, at a fraction of the time.
@@ -248,6 +257,8 @@ def build_big_study(
         trials.append(trial)
     study.add_trials(trials)
     study_id = store.study_id(name)
+    if epochs:
+        _bulk_epochs(store, study_id, len(trials), epochs, rng)
     with store.engine.begin() as conn:
         lo, hi = conn.execute(
             sa.text("SELECT MIN(trial_id), MAX(trial_id) FROM trials WHERE study_id = :sid"),
@@ -275,5 +286,28 @@ def build_big_study(
                    SELECT v.trial_id + :off, v.objective, v.value * :scale, v.value_type FROM trial_values v
                    JOIN trials t ON t.trial_id = v.trial_id
                    WHERE t.study_id = :sid AND t.trial_id - :lo < :limit"""), bind)  # fmt: skip
+            conn.execute(sa.text(
+                """INSERT INTO tt_epoch SELECT study_id, trial_number + :noff, epoch,
+                          train_loss, train_acc, val_loss, val_acc, lr, grad_norm, clip_frac, epoch_time_s,
+                          samples_per_s, mem_peak_mb, extra_json
+                   FROM tt_epoch WHERE study_id = :sid AND trial_number < :limit"""), bind)  # fmt: skip
     store.close()
     return study_id
+
+
+def _bulk_epochs(store: Store, study_id: int, trials: int, epochs: int, rng: random.Random) -> None:
+    """`epochs` rows of metrics for trials 0..trials-1 in one insert (write_epoch is one transaction each)."""
+    from engine.store.schema import tt_epoch
+
+    rows = []
+    for number in range(trials):
+        top = rng.uniform(0.5, 0.99)
+        for epoch in range(1, epochs + 1):
+            frac = epoch / epochs
+            extra = {"val_f1": round(top * frac, 4), "latency_ms": round(rng.uniform(0.2, 3.0), 3)}
+            rows.append({"study_id": study_id, "trial_number": number, "epoch": epoch, "train_loss": 2.3 - 2 * frac,
+                         "train_acc": top * frac, "val_loss": 2.4 - 2 * frac, "val_acc": top * frac * 0.98, "lr": 1e-3,
+                         "grad_norm": 1.0, "clip_frac": 0.0, "epoch_time_s": 1.5, "samples_per_s": 950.0,
+                         "mem_peak_mb": 120.0, "extra_json": json.dumps(extra)})  # fmt: skip
+    with store.engine.begin() as conn:
+        conn.execute(tt_epoch.insert(), rows)

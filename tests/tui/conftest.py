@@ -52,9 +52,9 @@ def running_store(tmp_path) -> str:
 
 @pytest.fixture(scope="session")
 def big_store(tmp_path_factory) -> str:
-    """10,000 trials (read only: share it)."""
+    """10,000 trials of 2 epochs each (read only: share it)."""
     path = tmp_path_factory.mktemp("big") / "big.db"
-    build_big_study(f"sqlite:///{path}")
+    build_big_study(f"sqlite:///{path}", epochs=2)
     return f"sqlite:///{path}"
 
 

@@ -20,6 +20,8 @@ def test_watcher_first_poll_reads_the_whole_study_then_only_news(small_store):
     by_number = {r.number: r for r in first.trials}
     assert by_number[9].state == "FAIL" and by_number[9].reason == "nan_loss"
     assert by_number[1].flags == 1 and by_number[0].epochs == 6
+    last = Store(small_store, read_only=True).epochs(first.study_id, 0)[-1]  # the metrics of its last epoch
+    assert by_number[0].metrics == {name: last[name] for name in ("train_loss", "train_acc", "val_loss", "val_acc")}
     assert set(by_number[0].params) == {"lr", "layers", "width", "dropout", "optimizer"}
     assert by_number[0].params["width"] in (64, 128, 256)  # categorical index turned back into the choice
     again = watcher.poll(Want())
@@ -36,8 +38,8 @@ def test_watcher_sees_new_trials_state_changes_and_new_epochs(running_store):
     store = Store(running_store)
     sid = store.study_id("digits_mlp")
     study = optuna.load_study(study_name="digits_mlp", storage=store.optuna_storage())
-    store.write_epoch(sid, 4, 2, {"val_loss": 0.5, "val_acc": 0.8}, [{"step": 99, "epoch": 2, "loss": 0.4}],
-                      [{"layer": "net.0", "grad_norm": 0.1}])  # fmt: skip
+    store.write_epoch(sid, 4, 2, {"val_loss": 0.5, "val_acc": 0.8, "val_f1": 0.75},
+                      [{"step": 99, "epoch": 2, "loss": 0.4}], [{"layer": "net.0", "grad_norm": 0.1}])  # fmt: skip
     trial_4 = next(t for t in study.get_trials() if t.number == 4)
     study.tell(trial_4.number, 0.99)
     store.write_findings(sid, 3, [{"kind": "lr_too_high", "remedy": "lower lr"}])
@@ -50,10 +52,18 @@ def test_watcher_sees_new_trials_state_changes_and_new_epochs(running_store):
     changed = {r.number: r for r in news.trials}
     assert set(changed) == {3, 4, 6}  # 4 finished, 3 got a finding, 6 is new; 5 (still running) unchanged
     assert changed[4].state == "COMPLETE" and changed[4].value == 0.99 and changed[4].epochs == 2
+    assert changed[4].metrics == {"val_loss": 0.5, "val_acc": 0.8, "val_f1": 0.75}  # the last epoch's only
     assert changed[3].flags == 1
     assert [e["epoch"] for e in news.epochs[4]] == [2]
     assert [s["step"] for s in news.steps[4]] == [99]
     assert [row["epoch"] for row in news.layers[4]] == [2]
+    # a running trial's new epoch: its row again, with that epoch's metrics, and nothing else
+    store = Store(running_store)
+    store.write_epoch(sid, 5, 2, {"train_loss": 0.7, "val_rmse": 0.25}, [], [])
+    store.close()
+    [row] = watcher.poll(Want()).trials
+    assert row.number == 5 and row.epochs == 2 and row.metrics == {"train_loss": 0.7, "val_rmse": 0.25}
+    assert watcher.poll(Want()).trials == []
 
 
 def test_watcher_waits_for_a_store_and_a_study_that_do_not_exist_yet(tmp_path):
@@ -116,10 +126,13 @@ def test_a_big_study_comes_in_two_reads_then_polls_are_cheap(big_store):
     watcher = StudyWatcher(big_store, "big")
     first = watcher.poll(Want())
     assert len(first.trials) == 10_000 and first.partial  # rows first: the table paints at once
-    assert all(r.params == {} for r in first.trials)
+    assert all(r.params == {} and r.metrics == {} and r.epochs == 2 for r in first.trials)
     second = watcher.poll(Want())
     assert len(second.trials) == 10_000 and not second.partial
     assert all(set(r.params) == {"lr", "layers", "width", "dropout", "optimizer"} for r in second.trials)
+    # the metrics of each trial's last epoch come with the params
+    assert all(set(r.metrics) == {"train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "latency_ms"}
+               for r in second.trials)  # fmt: skip
     statements: list[str] = []
     sa.event.listen(
         watcher.store.engine, "before_cursor_execute", lambda conn, cur, sql, *rest: statements.append(sql)

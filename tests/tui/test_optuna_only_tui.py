@@ -29,6 +29,7 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
         text = screen_text(app)
         for state in ("complete", "pruned", "fail", "running", "waiting"):
             assert state in text, text
+        assert not [c for c in app.screen.query_one(TrialTable).all_columns() if c.key.startswith("metric:")]
         # no telemetry: the curves are what trial.report wrote (steps 0-2 of trial #0), named as such
         await wait_for(pilot, lambda: "intermediate values #0" in screen_text(app), what="the reported curve")
         assert "no tunetui telemetry" in screen_text(app)

@@ -90,3 +90,28 @@ def test_a_parameter_named_like_a_column_is_reached_with_param_prefix():
     row = trial(0)
     row.params["state"] = "x"
     assert matches(row, terms, 0.0) and not matches(trial(1), terms, 0.0)
+
+
+METRICS = ("val_f1", "latency_ms", "val_loss")
+
+
+def test_a_reported_metric_is_a_number_key_and_a_trial_that_never_reported_it_never_matches():
+    rows = [trial(0), trial(1), trial(2, "PRUNED", None), trial(3, "RUNNING", None)]
+    for row, metrics in zip(rows, ({"val_f1": 0.91, "latency_ms": 1.5}, {"val_f1": 0.7, "latency_ms": 0.4},
+                                   {"val_f1": 0.85}, {}), strict=True):  # fmt: skip
+        row.metrics.update(metrics)
+    terms = parse("val_f1>0.8", PARAMS, METRICS)
+    assert [t.key for t in terms] == ["metric:val_f1"] and str(terms[0]) == "val_f1>0.8"
+    assert [r.number for r in rows if matches(r, terms, 0.0)] == [0, 2]
+    terms = parse("latency_ms<1 state=complete", PARAMS, METRICS)
+    assert [r.number for r in rows if matches(r, terms, 0.0)] == [1]
+    assert [r.number for r in rows if matches(r, parse("val_f1=0.85", PARAMS, METRICS), 0.0)] == [2]
+    with pytest.raises(FilterError, match="'val_f1=high': val_f1 is a number and 'high' is not one"):
+        parse("val_f1=high", PARAMS, METRICS)
+    with pytest.raises(FilterError, match="unknown column 'val_f2'; did you mean val_f1"):
+        parse("val_f2>0.5", PARAMS, METRICS)
+
+
+def test_a_parameter_and_a_metric_of_one_name_are_told_apart_by_their_prefix():
+    terms = parse("lr<1 metric:lr<1 metric:state>0", ("lr",), ("lr", "state"))
+    assert [t.key for t in terms] == ["param:lr", "metric:lr", "metric:state"]

@@ -1,10 +1,12 @@
 """The trial table's own keys on the Study screen, on real stores: `/` filters (the filter and its count in
 the header, escape clears), `C` picks columns (kept for the app session), `o` sorts the value best first
-for the study's direction, and the sorted column stays marked when scrolled out of view."""
+for the study's direction, and the sorted column stays marked when scrolled out of view; every reported
+metric is a column these keys reach."""
 
 from __future__ import annotations
 
 import optuna
+import pytest
 from textual.widgets import Input, SelectionList
 
 from engine.store import Store
@@ -98,11 +100,16 @@ async def test_the_count_follows_trials_that_arrive_while_a_filter_is_on(running
         assert table(app).order == [5]
 
 
+def keys(app) -> list[str]:
+    """The keys of the columns shown (at 80 columns the parameters are right of the screen's edge)."""
+    return [c.key for c in table(app).columns]
+
+
 async def test_capital_c_hides_columns_for_the_rest_of_the_session(small_store, make_app):
     app = make_app(small_store, open_study="digits_mlp")
     async with app.run_test(size=(80, 24)) as pilot:
         await opened(pilot, 12)
-        assert "optimizer" in header(app) and "dropout" in header(app)
+        assert "param:optimizer" in keys(app) and "param:dropout" in keys(app)
         await pilot.press("C")
         assert isinstance(app.screen, ColumnPicker)
         picker = app.screen.query_one(SelectionList)
@@ -114,14 +121,14 @@ async def test_capital_c_hides_columns_for_the_rest_of_the_session(small_store, 
         picker.highlighted = labels.index("optimizer (parameter)") + 1
         await pilot.press("k", "enter", "escape")  # enter toggles too; escape closes
         assert isinstance(app.screen, StudyScreen)
-        assert "dropout" not in header(app) and "optimizer" not in header(app) and "layers" in header(app)
+        assert {"param:dropout", "param:optimizer"}.isdisjoint(keys(app)) and "param:layers" in keys(app)
         await pilot.press("escape", "enter")  # the study again, on a new Study screen: still hidden
         await opened(pilot, 12)
-        assert "dropout" not in header(app) and "optimizer" not in header(app)
+        assert {"param:dropout", "param:optimizer"}.isdisjoint(keys(app))
         await pilot.press("C")
         app.screen.query_one(SelectionList).highlighted = labels.index("dropout (parameter)")
         await pilot.press("space", "escape")  # dropout back
-        assert "dropout" in header(app) and "optimizer" not in header(app)
+        assert "param:dropout" in keys(app) and "param:optimizer" not in keys(app)
 
 
 async def test_value_sorts_best_first_r_reverses_and_the_sorted_column_stays_marked_when_scrolled(small_store,
@@ -142,9 +149,10 @@ async def test_value_sorts_best_first_r_reverses_and_the_sorted_column_stays_mar
         assert values == sorted(values) and t.rows[t.order[-1]].value is None and "◂value▲" in header(app)
         await pilot.press("o")  # the next column starts ascending
         assert t.sort_key == "epochs" and not t.sort_reverse
-        await pilot.press("left", "left", "left", *["o"] * 7)  # back, then sort by width (the last column)
+        # back, then sort by width (the last column: after time, !, 3 metrics and 4 other parameters)
+        await pilot.press("left", "left", "left", *["o"] * 10)
         assert t.sort_key == "param:width" and header(app).rstrip().endswith("width▲▸")
-        await pilot.press("right", "right", "right", "right")  # to the right end
+        await pilot.press(*["right"] * 8)  # to the right end
         assert header(app).rstrip().endswith("widt▲") and "◂" not in header(app)  # the arrow in its header
 
 
@@ -158,3 +166,39 @@ async def test_a_minimized_study_sorts_its_value_lowest_first(tmp_path, make_app
         t = table(app)
         values = [t.rows[n].value for n in t.order if t.rows[n].value is not None]
         assert values == sorted(values) and t.order[0] == t.best and "value▲" in header(app)
+
+
+async def test_every_reported_metric_is_a_column_to_filter_sort_and_hide(tmp_path, make_app):
+    url = f"sqlite:///{tmp_path}/own.db"
+    build_study(url, n_trials=14, extra_metrics=True)  # epochs report val_f1 and latency_ms beyond the columns
+    app = make_app(url, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 14)
+        t = table(app)
+        # the last epoch's metrics, after the fixed columns; val_acc, the study's metric, is the value column
+        assert keys(app)[5:11] == ["flags", "metric:val_f1", "metric:val_loss", "metric:latency_ms", "metric:train_acc",
+                                   "metric:train_loss"] and keys(app)[11].startswith("param:")  # fmt: skip
+        assert all(t.rows[n].metrics["val_f1"] == pytest.approx(t.rows[n].value - 0.03) for n in (0, 3, 13))
+        assert header(app).split()[:8] == ["#▲", "state", "value", "ep", "time", "!", "val_f1", "val_loss"]
+        cursor_line = t.render_line(1).text  # at 80x24: the value and the cursor's row on screen
+        assert cursor_line.startswith("›   0 complete") and "0.903" in cursor_line  # 0.933 - 0.03
+        await type_filter(pilot, "val_f1>0.9")
+        high = sorted(n for n, r in t.rows.items() if r.metrics["val_f1"] > 0.9)
+        assert t.order == high and 0 < len(high) < 14 and f"val_f1>0.9 · {len(high)} of 14 trials" in screen_text(app)
+        await pilot.press("escape", "end")  # every trial again; the cursor on the last one
+        await pilot.press(*["o"] * 6)  # #, state, value, ep, time, !, then val_f1: highest first
+        f1 = [t.rows[n].metrics["val_f1"] for n in t.order]
+        assert t.sort_key == "metric:val_f1" and t.sort_reverse and f1 == sorted(f1, reverse=True)
+        top = int(t.scroll_y)
+        assert t.current == 13 and top <= t.cursor < top + t.visible_rows  # the cursor's row stays in view
+        await pilot.press("o", "o")  # val_loss, then latency_ms: lowest first
+        latency = [t.rows[n].metrics["latency_ms"] for n in t.order]
+        assert t.sort_key == "metric:latency_ms" and not t.sort_reverse and latency == sorted(latency)
+        await pilot.press("C")
+        picker = app.screen.query_one(SelectionList)
+        labels = [str(picker.get_option_at_index(i).prompt) for i in range(picker.option_count)]
+        assert "val_f1 (last epoch)" in labels and "val_acc (last epoch)" not in labels
+        picker.highlighted = labels.index("latency_ms (last epoch)")
+        await pilot.press("space", "escape")
+        assert "metric:latency_ms" not in keys(app) and "latency_ms" not in header(app)
+        assert t.sort_key == "number"  # the sorted column was hidden

@@ -23,6 +23,8 @@ def test_watcher_and_studies_list_read_postgres_like_sqlite(pg_small_store):
     assert first.first and len(first.trials) == 12 and first.status == "finished"
     assert len(first.epochs[1]) == 6 and len(first.steps[1]) == 60 and first.layers[1]
     assert first.details[0].findings[0]["kind"] == "overfitting"
+    assert [r.metrics for r in first.trials if r.number == 1] == [{k: first.epochs[1][-1][k] for k in
+                                                                   ("train_loss", "train_acc", "val_loss", "val_acc")}]  # fmt: skip
     assert watcher.poll(Want(curves=(1,), steps=1, detail=1)).empty
     [study] = list_studies(open_store(pg_small_store))
     assert study["counts"] == {"COMPLETE": 10, "PRUNED": 1, "FAIL": 1} and study["device"] == "cpu"
@@ -41,6 +43,9 @@ async def test_study_screen_on_postgres_shows_trials_curves_and_importance(pg_sm
         assert "parameter importance (fANOVA)" in screen_text(app)
         await pilot.press("slash", *"state=complete", "space", *"lr", "less_than_sign", *"1e-2", "enter")
         assert table.order == [2, 4, 8, 11] and "filter state=complete lr<1e-2 · 4 of 12 trials" in screen_text(app)
+        low = sorted(n for n, r in table.rows.items() if r.metrics["val_loss"] < 0.35)  # a metric column's filter
+        await pilot.press("slash", *["backspace"] * 25, *"val_loss", "less_than_sign", *"0.35", "enter")
+        assert table.order == low and 0 < len(low) < 12 and "metric:val_loss" in [c.key for c in table.columns]
 
 
 def test_delete_study_on_postgres(pg_small_store):

@@ -156,7 +156,8 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
         dirty = self.model.apply(message.delta)
         table = self.query_one(TrialTable)
         if dirty.direction:
-            table.set_objectives(self.model.objectives, self.model.directions[0] == "MAXIMIZE")
+            table.set_objectives(self.model.objectives, self.model.directions[0] == "MAXIMIZE",
+                                 self.model.objective_metrics)  # fmt: skip
         if dirty.trials:
             table.best = self.model.best
             table.update_rows(message.delta.trials)

@@ -60,7 +60,7 @@ class FilterBar(Vertical):
             return
         text = event.value.strip()
         try:
-            terms = parse(text, self.table.params)
+            terms = parse(text, self.table.params, self.table.metrics)
         except FilterError as err:
             self._say(str(err), error=True)  # plain Text: the message quotes what was typed
             return

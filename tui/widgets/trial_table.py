@@ -1,11 +1,10 @@
 """The trial table: a virtual (line API) table that renders only the rows on screen, sorted by any column,
-filtered (tui/trial_filter.py), with the columns the user picked."""
+filtered (tui/trial_filter.py), with the columns the user picked (tui/table_columns.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from rich.segment import Segment
@@ -19,23 +18,11 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.store import TrialRow
-from engine.text import safe
 from tui.formatting import STATE_TEXT, format_duration, format_value, format_values, state_text
 from tui.messages import PickColumns
-from tui.trial_cells import sort_key
+from tui.table_columns import Column, TableColumns
+from tui.trial_cells import best_first_descending, cell, sort_key
 from tui.trial_filter import Term, matches
-
-PARAM_WIDTH = 9  # 4 significant digits: 0.0003456, 1.234e-05
-PICKER_LABELS = {"number": "#: trial number", "state": "state", "value": "value", "epochs": "ep: epochs done",
-                 "duration": "time: duration", "flags": "!: diagnosis findings"}  # fmt: skip
-
-
-@dataclass
-class Column:
-    key: str
-    label: str
-    width: int
-    right: bool = True
 
 
 class TrialTable(ScrollView, can_focus=True):
@@ -117,17 +104,14 @@ class TrialTable(ScrollView, can_focus=True):
         self.order: list[int] = []  # trial numbers in display order
         self.index: dict[int, int] = {}  # trial number -> position in order
         self.cursor = 0
-        self.params: list[str] = []
-        self.param_widths: dict[str, int] = {}
+        self.table_columns = TableColumns()  # which columns there are, and how wide
         self.best: int | None = None  # set by the screen (tui/study_model.py decides)
-        self.objectives = 1
         self.maximizing = True  # the first objective's direction: sorting by value starts with the best
         self.terms: tuple[Term, ...] = ()  # the filter; () shows every trial
         self.filter_text = ""
         self._counted: tuple[str, int, int] | None = None
         self.hidden: set[str] = set()  # column keys the user hid (the app keeps them for the session)
         self.pinned: int | None = None
-        self.number_width = 3
         self.columns: list[Column] = []
         self._strips: dict[tuple, Strip] = {}  # rendered lines
         self._versions: dict[int, int] = {}  # trial number -> times its row changed
@@ -139,11 +123,22 @@ class TrialTable(ScrollView, can_focus=True):
     def current(self) -> int | None:
         return self.order[self.cursor] if self.order else None
 
-    def set_objectives(self, objectives: int, maximizing: bool = True) -> None:
+    @property
+    def params(self) -> list[str]:
+        return self.table_columns.params
+
+    @property
+    def metrics(self) -> list[str]:
+        return self.table_columns.metrics
+
+    def set_objectives(self, objectives: int, maximizing: bool = True, metrics: Iterable[str] = ()) -> None:
+        """The study's objectives: how many (several: all their values in a wider column), the first one's
+        direction, and their metrics (the value column holds them: no column of their own)."""
         self.maximizing = maximizing
-        if objectives != self.objectives:  # several objectives: all their values in a wider column
-            self.objectives = objectives
+        if (objectives, tuple(metrics)) != (self.table_columns.objectives, self.table_columns.objective_metrics):
+            self.table_columns.objectives, self.table_columns.objective_metrics = objectives, tuple(metrics)
             self._layout_columns()
+            self.virtual_size = Size(self._total_width(), len(self.order) + 1)
             self.refresh()
 
     def set_filter(self, text: str, terms: tuple[Term, ...]) -> None:
@@ -185,10 +180,7 @@ class TrialTable(ScrollView, can_focus=True):
                 last = row.number
             self.rows[row.number] = row
             self._versions[row.number] = self._versions.get(row.number, 0) + 1
-        if self._fit_params(rows):
-            widths_changed = True
-        if len(str(max(self.rows))) > self.number_width:
-            self.number_width = len(str(max(self.rows)))
+        if self.table_columns.fit(rows):
             widths_changed = True
         if appended_only:
             for row in rows:
@@ -211,24 +203,6 @@ class TrialTable(ScrollView, can_focus=True):
         if (keep is None and self.order) or keep != self.current:  # or the filter left its trial out
             self.post_message(self.Highlighted(self.current))
         self._count()
-
-    def _fit_params(self, rows: list[TrialRow]) -> bool:
-        """Widen param columns to fit the new values; True when a column appeared or grew."""
-        changed = False
-        names = {name for row in rows for name in row.params}
-        for name in sorted(names - set(self.param_widths)):
-            self.params.append(name)
-            self.param_widths[name] = min(PARAM_WIDTH, max(len(name), 4))
-            changed = True
-        self.params.sort()
-        for name in names:
-            if self.param_widths[name] >= PARAM_WIDTH:
-                continue  # already as wide as a column gets
-            width = max((len(format_value(r.params[name])) for r in rows if name in r.params), default=0)
-            if min(PARAM_WIDTH, width) > self.param_widths[name]:
-                self.param_widths[name] = min(PARAM_WIDTH, width)
-                changed = True
-        return changed
 
     def refresh_trials(self, numbers: Iterable[int]) -> None:
         """Repaint the lines of these trials, where they are on screen."""
@@ -271,15 +245,7 @@ class TrialTable(ScrollView, can_focus=True):
 
     def all_columns(self) -> list[Column]:
         """Every column, shown or hidden, in table order."""
-        return [
-            Column("number", "#", max(self.number_width, 1)),
-            Column("state", "state", 8, right=False),
-            Column("value", "value" if self.objectives == 1 else "values", 10 * self.objectives - 2),
-            Column("epochs", "ep", 3),
-            Column("duration", "time", 6),
-            Column("flags", "!", 2),
-            *(Column(f"param:{p}", safe(p)[: self.param_widths[p]], self.param_widths[p]) for p in self.params),
-        ]
+        return self.table_columns.all()
 
     def _total_width(self) -> int:
         return 2 + sum(c.width + 1 for c in self.columns)
@@ -288,11 +254,12 @@ class TrialTable(ScrollView, can_focus=True):
         return [c.key for c in self.columns]
 
     def action_sort_next(self) -> None:
-        """The next column, in its natural order: the value best first (maximize: descending), others ascending."""
+        """The next column, in its natural order: the value and metrics best first where their direction is
+        known (tui/trial_cells.py), others ascending."""
         keys = self.sort_keys()
         i = keys.index(self.sort_key) if self.sort_key in keys else -1
         key = keys[(i + 1) % len(keys)]
-        self.set_reactive(TrialTable.sort_reverse, key == "value" and self.maximizing)
+        self.set_reactive(TrialTable.sort_reverse, best_first_descending(key, self.maximizing))
         self.sort_key = key
 
     def action_sort_reverse(self) -> None:
@@ -308,9 +275,7 @@ class TrialTable(ScrollView, can_focus=True):
         self.set_filter("", ())
 
     def action_columns(self) -> None:
-        columns = [(c.key, PICKER_LABELS.get(c.key, f"{c.key.removeprefix('param:')} (parameter)"))
-                   for c in self.all_columns()]  # fmt: skip
-        self.post_message(PickColumns(columns, set(self.hidden), self._picked))
+        self.post_message(PickColumns(self.table_columns.picker(self.all_columns()), set(self.hidden), self._picked))
 
     def _picked(self, hidden: set[str]) -> None:
         self.set_hidden(hidden)
@@ -490,8 +455,8 @@ class TrialTable(ScrollView, can_focus=True):
                 text = f"!{row.flags}" if row.flags else ""
                 if row.flags and not is_cursor:
                     style = base + self.get_component_rich_style("trial-table--flag")
-            else:
-                text = format_value(row.params.get(col.key.removeprefix("param:")))
+            else:  # a metric's or a parameter's
+                text = format_value(cell(row, col.key, 0.0))
             if len(text) > col.width:
                 text = text[: col.width - 1] + "…"
             text = text.rjust(col.width) if col.right else text.ljust(col.width)
