@@ -15,6 +15,9 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.helpers_run import StoreView
+from tui.data import StudyWatcher, Want
+from tui.study_model import StudyModel
+from tui.table_columns import TableColumns
 
 pytestmark = pytest.mark.usefixtures("no_stray_processes")
 REGRESSION_METRICS = ["train_rmse", "train_mae", "train_r2", "val_rmse", "val_mae", "val_r2"]
@@ -77,10 +80,10 @@ def test_a_regression_with_mse_and_huber_is_tuned_on_val_rmse(tmp_path):
         # every reported metric is kept per epoch, and shown: show --json, show --trial, the CSV export
         extra = [json.loads(r[0]) for r in store.rows("SELECT extra_json FROM tt_epoch WHERE trial_number = :n "
                                                       "ORDER BY epoch", n=t.number)]  # fmt: skip
-        assert [list(e) for e in extra] == [REGRESSION_METRICS] * 2
+        assert [list(e) for e in extra] == [[*REGRESSION_METRICS, "params"]] * 2  # the model's size every epoch
         assert extra[-1]["val_rmse"] == pytest.approx(t.value)  # value = "last"
         shown = json.loads(run_cli("show", "diabetes", "--trial", str(t.number), "--json", "--storage", url).stdout)
-        assert [{k: e[k] for k in REGRESSION_METRICS} for e in shown["epochs"]] == extra
+        assert [{k: e[k] for k in (*REGRESSION_METRICS, "params")} for e in shown["epochs"]] == extra
         table = run_cli("show", "diabetes", "--trial", str(t.number), "--storage", url, env={"COLUMNS": "250"}).stdout
         assert all(name in table for name in REGRESSION_METRICS) and f"{extra[0]['val_r2']:.4f}" in table
     best = json.loads(run_cli("show", "diabetes", "--json", "--storage", url).stdout)["best"]
@@ -89,6 +92,18 @@ def test_a_regression_with_mse_and_huber_is_tuned_on_val_rmse(tmp_path):
     for row in rows:
         assert float(row["final_val_rmse"]) == pytest.approx(float(row["value"]))
         assert all(row[f"final_{name}"] for name in REGRESSION_METRICS) and row["final_val_acc"] == ""
+    # the workbench's trial table: a column per metric of the last epoch, val_rmse being the value column's
+    watcher, model, columns = StudyWatcher(url, "diabetes"), StudyModel("diabetes"), TableColumns()
+    delta = watcher.poll(Want())
+    watcher.close()
+    model.apply(delta)
+    assert model.objective_metrics == ("val_rmse",)  # as the run recorded the study
+    assert all(t.metrics["val_rmse"] == pytest.approx(t.value) and "val_acc" not in t.metrics for t in delta.trials)
+    columns.objective_metrics = model.objective_metrics
+    columns.fit(delta.trials)
+    assert [c.key for c in columns.all() if c.key.startswith("metric:")] == [
+        f"metric:{name}" for name in ("val_loss", "val_mae", "val_r2", "params", "train_loss", "train_mae", "train_r2",
+                                      "train_rmse")]  # fmt: skip
 
 
 def test_bce_logits_trains_a_binary_task_and_reports_accuracy(tmp_path):
