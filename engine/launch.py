@@ -237,8 +237,29 @@ def prepare(request: RunRequest, storage: str | None, env_url: str | None = None
                       base=Path(request.spec).resolve().parent if from_spec else None)  # fmt: skip
     check_device(request.device)
     check_machine(spec, request.device, request.workers)
+    check_artifacts(spec, url)
     refuse_another_study(url, spec)
     return Prepared(spec, text, url)
+
+
+def check_artifacts(spec, url: str) -> None:
+    """A `[storage] artifacts` folder must be one tunetui can make or write: else every trial's upload would
+    fail with a warning and the run would end with no weights at all. (The default folder is beside the
+    store: a read-only or missing store folder is the store's own error.)"""
+    from engine.weights import artifact_dir
+
+    if not spec.storage.artifacts or spec.train_config({}).save_weights == "none":
+        return
+    folder = artifact_dir(url, spec.storage.artifacts)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"the saved weights' folder {folder} cannot be made: {existing} is not a folder "
+                         "(see [storage] artifacts, or [train] save_weights = \"none\")")  # fmt: skip
+    if not os.access(existing, os.W_OK):
+        raise UsageError(f"the saved weights' folder {folder} cannot be written: {existing} is read-only "
+                         "(see [storage] artifacts, or [train] save_weights = \"none\")")  # fmt: skip
 
 
 def child_argv(request: RunRequest) -> list[str]:

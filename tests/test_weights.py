@@ -205,3 +205,22 @@ def test_export_refusals_name_their_cause_a_non_file_output_a_refused_write_a_mi
     deep = tmp_path / "new" / "folder" / "w.pt"  # folders made as for every other export (was exit 1)
     assert main(["--storage", url, "export", "s", "--weights", "-o", str(deep), "--artifacts", str(tmp_path / "moved")]) == 0
     assert deep.read_bytes() == b"w" and (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_run_whose_weights_folder_cannot_be_made_is_refused_before_it_starts(tmp_path):
+    from tests.helpers_run import tunetui_here
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    spec = tmp_path / "kept.toml"
+    spec.write_text(SPEC.format(train="") + f'[storage]\nartifacts = "{a_file}/weights"\n')
+    url = f"sqlite:///{tmp_path}/study.db"
+    # was: the run started and every trial said "weights not saved: Not a directory", exit 0
+    refused = tunetui_here("run", str(spec), "--quiet", storage=url)
+    assert refused.returncode == 2, refused.stderr
+    assert f"the saved weights' folder {a_file}/weights cannot be made: {a_file} is not a folder" in refused.stderr
+    assert not (tmp_path / "study.db").exists()
+    from engine.launch import check_artifacts
+    from engine.spec import parse_spec
+
+    check_artifacts(parse_spec(SPEC.format(train='save_weights = "none"') + f'[storage]\nartifacts = "{a_file}"\n'), url)
