@@ -309,7 +309,10 @@ def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> i
     from rich.text import Text
 
     console = Console()
-    value = f"values=({_values_text(t.values)})" if len(study["directions"]) > 1 else f"value={fixed_number(t.value)}"
+    if len(study["directions"]) > 1:  # a failed, running or waiting trial has none
+        value = f"values=({_values_text(t.values)})" if t.values else "values=-"
+    else:
+        value = f"value={fixed_number(t.value)}"
     console.print(
         f"[bold]trial #{t.number}[/] {t.state} {value}" + (f" ({markup_safe(t.reason)})" if t.reason else "")
     )

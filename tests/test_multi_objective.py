@@ -243,7 +243,7 @@ def test_the_best_spec_of_a_named_trial(tmp_path):
     assert "trial 3 of digits_mlp" in mine.read_text()
 
 
-def test_show_improvement_of_a_study_with_several_objectives_says_why_there_is_none(tmp_path, capsys):
+def test_show_of_a_study_with_several_objectives_has_no_improvement_and_no_values_for_a_failed_trial(tmp_path, capsys):
     from engine.cli import main
 
     url = f"sqlite:///{tmp_path}/mo.db"
@@ -252,3 +252,6 @@ def test_show_improvement_of_a_study_with_several_objectives_says_why_there_is_n
     # was exit 0 with the estimate silently left out
     assert main(["--storage", url, "show", "two", "--improvement"]) == 2
     assert "--improvement: study 'two' has 2 objectives" in capsys.readouterr().err
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={}, distributions={}))
+    assert main(["--storage", url, "show", "two", "--trial", "1"]) == 0
+    assert "trial #1 FAIL values=-" in capsys.readouterr().out  # was "values=()"
