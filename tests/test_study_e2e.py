@@ -22,10 +22,13 @@ FAST = ["--set", "train.epochs=2", "--quiet"]
 
 @pytest.fixture(scope="module")
 def digits_store(tmp_path_factory):
-    """A 3-trial digits study in a fresh SQLite file, run once for the tests below."""
+    """A 3-trial digits study in a fresh SQLite file for the tests below, made by two runs: 1 trial, then a
+    rerun of the same spec that resumes the study with 2 more (its output is the one returned)."""
     path = tmp_path_factory.mktemp("e2e") / "study.db"
     url = f"sqlite:///{path}"
-    result = run_cli("run", DIGITS, "--trials", "3", "--storage", url, *FAST)
+    first = run_cli("run", DIGITS, "--trials", "1", "--storage", url, *FAST)
+    assert first.returncode == 0, first.stderr + first.stdout
+    result = run_cli("run", DIGITS, "--trials", "2", "--storage", url, *FAST)
     assert result.returncode == 0, result.stderr + result.stdout
     return url, result
 
@@ -95,12 +98,8 @@ def test_store_file_and_folder_are_private(digits_store):
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_rerun_resumes_the_same_study_and_adds_trials(tmp_path):
-    url = f"sqlite:///{tmp_path}/resume.db"
-    first = run_cli("run", DIGITS, "--trials", "1", "--storage", url, *FAST)
-    assert first.returncode == 0, first.stderr
-    second = run_cli("run", DIGITS, "--trials", "2", "--storage", url, *FAST)
-    assert second.returncode == 0, second.stderr
+def test_rerun_resumes_the_same_study_and_adds_trials(digits_store):
+    url, _ = digits_store
     study = optuna.load_study(study_name="digits_mlp", storage=url)
     assert [t.number for t in study.trials] == [0, 1, 2]
     assert len(optuna.get_all_study_names(url)) == 1
