@@ -11,7 +11,7 @@ from optuna.distributions import FloatDistribution
 
 from engine.enqueue import copy_plan, enqueue, remedy_plan, study_spec
 from engine.store import Store
-from tests.helpers_run import StoreView, finish, start, tunetui, wait_for
+from tests.helpers_run import StoreView, finish, start, tunetui_here, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_stray_processes")]
 
@@ -63,12 +63,12 @@ def test_a_remedy_and_an_edited_copy_run_with_their_values(tmp_path):
 
     coordinator = start(spec, url, "--trials", "3", "--workers", "1", log=tmp_path / "run.log")
     wait_for(lambda: view.heartbeat("eq") and view.heartbeat("eq")[0]["state"] == "running", 60, "the run")
-    paused = tunetui("pause", "eq", storage=url)
+    paused = tunetui_here("pause", "eq", storage=url)
     assert paused.returncode == 0, paused.stdout + paused.stderr
     copy, problems = copy_plan(recorded, 0, source.params, {}, {"lr": "0.05"})
     assert problems == []
     copied = enqueue(store, "eq", copy)  # while the run goes on (paused): it must take this one too
-    assert tunetui("resume", "eq", storage=url).returncode == 0
+    assert tunetui_here("resume", "eq", storage=url).returncode == 0
     assert finish(coordinator, 180) == 0, (tmp_path / "run.log").read_text()
 
     trials = {t.number: t for t in store.trials(sid)}

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from engine.run.early_stop import ImprovementCheck
 from engine.terminator import Estimate, Estimator, estimate_once, recorded, stop_verdict, stopped_by
-from tests.helpers_run import StoreView, finish, start, tunetui, write_spec
+from tests.helpers_run import StoreView, finish, start, tunetui_here, write_spec
 from tui.data import StudyDelta
 from tui.study_model import StudyModel
 
@@ -117,10 +117,10 @@ def test_a_run_stops_when_the_improvement_left_falls_below_the_threshold(tmp_pat
     assert why.startswith("terminator: the improvement left") and len(trials) < 100
     assert json.loads(view.study_attr("enough", f"improvement:{host}"))["complete"] >= 4
     assert [b["state"] for b in view.heartbeat("enough")] == ["stopped"]
-    shown = tunetui("show", "enough", storage=url)
+    shown = tunetui_here("show", "enough", storage=url)
     assert shown.returncode == 0 and "stopped: terminator: the improvement left" in shown.stdout
     assert "improvement left ≤" in shown.stdout
-    data = json.loads(tunetui("show", "enough", "--json", "--improvement", storage=url).stdout)  # estimated now
+    data = json.loads(tunetui_here("show", "enough", "--json", "--improvement", storage=url).stdout)  # estimated now
     complete = sum(1 for t in trials.values() if t["state"] == "COMPLETE")
     assert data["stopped_by"] == why and data["improvement"]["complete"] == complete
     assert data["improvement"]["improvement"] > 0 and data["improvement"]["error"] is None
