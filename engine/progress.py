@@ -14,6 +14,7 @@ from engine.report import duration_text
 # Failure reasons that mean "this trial did not get its chance": they do not count toward the budget.
 NOT_COUNTED = frozenset({"orphaned", "interrupted"})
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+MAX_TARGET = 10**9  # far above any run's (n_trials <= 1,000,000 a run)
 RECENT = 10  # the ETA takes the typical duration of this many latest finished trials
 
 
@@ -58,6 +59,14 @@ def eta_s(left: int, durations: Sequence[float], workers: int, running_elapsed: 
     return max(0.0, work) / min(workers, left)
 
 
+def _target(value: Any) -> int | None:
+    """A run's recorded target, if it is one (store data: a bool, a string, a 400-digit number that
+    overflows the ETA's float are not)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TARGET:
+        return value
+    return None
+
+
 def run_progress(rows: Iterable[Any], attrs: Mapping[str, Any], coordinators: Iterable[Mapping[str, Any]],
                  now: float) -> RunProgress | None:  # fmt: skip
     """The live runs' progress: each live coordinator's host, its target (`run_target:<host>`) and the
@@ -66,7 +75,7 @@ def run_progress(rows: Iterable[Any], attrs: Mapping[str, Any], coordinators: It
     `rows` are TrialRows (state, host, reason, started, finished)."""
     workers: dict[str, int] = {}
     for beat in coordinators:
-        if beat.get("alive") and isinstance(attrs.get(target_key(beat["host"])), int):
+        if beat.get("alive") and _target(attrs.get(target_key(beat["host"]))) is not None:
             workers[beat["host"]] = max(1, int(beat.get("workers") or 1))
     if not workers:
         return None
@@ -80,6 +89,6 @@ def run_progress(rows: Iterable[Any], attrs: Mapping[str, Any], coordinators: It
                 durations.append((row.finished, row.finished - row.started))
         elif row.state == "RUNNING" and row.started is not None:
             running.append(now - row.started)
-    target = sum(int(attrs[target_key(host)]) for host in workers)
+    target = sum(_target(attrs[target_key(host)]) or 0 for host in workers)
     recent = [duration for _, duration in sorted(durations)[-RECENT:]]
     return RunProgress(done, target, eta_s(target - done, recent, sum(workers.values()), running))

@@ -66,6 +66,10 @@ def test_no_progress_without_a_live_run_or_a_target_and_an_unknown_eta_before_an
     assert run_progress(rows, {"run_target:a": 5}, [], NOW) is None
     started = run_progress([row(0, "RUNNING", started=NOW - 5)], {"run_target:a": 50}, [live()], NOW)
     assert started.text() == "0/50 trials · ETA —"
+    # the target is store data: a bool, a string or a 400-digit number (which overflowed the ETA's float,
+    # an internal error in `show`) is no target
+    for junk in (True, "50", -3, 10**400):
+        assert run_progress(rows, {"run_target:a": junk}, [live()], NOW) is None
 
 
 def test_the_study_header_shows_the_progress_while_a_run_is_active():
