@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.text import safe
+
 MIN_COMPLETE = 3  # fewer complete trials give the Gaussian process nothing to fit: no estimate
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: the child runs its `engine`, not the cwd's modules
 
@@ -72,9 +74,10 @@ def recorded(attrs: Mapping[str, Any], hosts: Sequence[str] | None = None) -> Es
 
 def stopped_by(attrs: Mapping[str, Any], coordinators: Sequence[Mapping[str, Any]] | None = None) -> str | None:
     """Why a host's last run stopped early ("terminator: ..."), when one did; with the heartbeat rows, only
-    of hosts whose coordinator ended `stopped` (another host's old early stop says nothing of this one)."""
+    of hosts whose coordinator ended `stopped` (another host's old early stop says nothing of this one).
+    Store text: control bytes stripped."""
     hosts = None if coordinators is None else {c["host"] for c in coordinators if c.get("state") == "stopped"}
-    reasons = sorted(str(v) for k, v in attrs.items()
+    reasons = sorted(safe(v) for k, v in attrs.items()
                      if k.startswith("stopped_by:") and v and (hosts is None or k.partition(":")[2] in hosts))  # fmt: skip
     return reasons[0] if reasons else None
 

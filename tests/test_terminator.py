@@ -45,6 +45,8 @@ def test_the_recorded_estimate_with_the_most_trials_wins_and_junk_is_ignored():
     beats = [{"host": "a", "state": "stopped"}, {"host": "b", "state": "finished"}]
     assert stopped_by({"stopped_by:a": "terminator: x"}, beats) == "terminator: x"
     assert stopped_by({"stopped_by:b": "terminator: old"}, beats) is None  # b's last run ended otherwise
+    # store text: its ESC bytes reached the terminal through `show` (rich's markup=False keeps them)
+    assert stopped_by({"stopped_by:a": "\x1b[2J\x1b]0;pwned\x07terminator: x"}, beats) == "[2J]0;pwnedterminator: x"
 
 
 def _study(n: int, direction: str = "maximize") -> optuna.Study:
