@@ -377,6 +377,8 @@ def export_weights(store, args: argparse.Namespace) -> int:
     elif every and len(study["directions"]) == 1:
         best = store.optuna_study(study["study_name"]).best_trial.number
         saved, which = [w for w in every if w.number == best], f"the best trial ({best})"
+    if not saved and folder.exists() and not folder.is_dir():
+        raise UsageError(f"{which} has no saved weights: {folder} is not a folder (see --artifacts DIR)")
     if not saved and not folder.is_dir():  # a store copied or moved without its folder says nothing else
         raise UsageError(f"{which} has no saved weights: the folder {folder} does not exist (never made: see "
                          "[train] save_weights; moved or on another host: name it with --artifacts DIR)")  # fmt: skip

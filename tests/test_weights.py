@@ -199,6 +199,9 @@ def test_export_refusals_name_their_cause_a_non_file_output_a_refused_write_a_mi
     artifact_dir(url).rename(tmp_path / "moved")
     assert main(["--storage", url, "export", "s", "--weights", "--trial", "0", "-o", str(tmp_path / "w.pt")]) == 2
     assert f"the folder {artifact_dir(url)} does not exist" in capsys.readouterr().err
+    store_file = str(tmp_path / "study.db")  # named by mistake: was "does not exist"
+    assert main(["--storage", url, "export", "s", "--weights", "-o", str(tmp_path / "w.pt"), "--artifacts", store_file]) == 2
+    assert f"{store_file} is not a folder" in capsys.readouterr().err
     assert main(["--storage", url, "export", "s", "--weights", "--trial", "0", "-o", str(tmp_path / "w.pt"),
                  "--artifacts", str(tmp_path / "moved")]) == 0  # fmt: skip
     assert (tmp_path / "w.pt").read_bytes() == b"w"
