@@ -287,6 +287,9 @@ class StudySpec(Strict):
                                 self.task.is_user_task)  # fmt: skip
         if self.task.loop is None:
             problems += self._loss_problems()
+        elif self.train.get("checkpoint") is True:  # accepted, it let a user count on a resume that never comes
+            problems.append((("train", "checkpoint"), "a loop of its own ([task] loop) is not checkpointed: the "
+                             "engine saves and resumes only its own loop; leave checkpoint out"))  # fmt: skip
         if self.study.objectives is not None:
             problems += self._multi_objective_problems()
         if isinstance(self.sampler, GridSampler):

@@ -105,6 +105,8 @@ BAD_SPECS = [
     ("an unknown loss", HEAD + '[train]\nloss = "l1"\n', "train.loss", "'cross_entropy', 'mse', 'huber' or 'bce_logits'"),
     ("bad device", HEAD + '[devices]\ndevice = "tpu"\n', "devices.device", "expected auto, cpu, cuda"),
     ("wrong value type", HEAD + '[budget]\nn_trials = "many"\n', "budget.n_trials", "valid integer"),
+    ("a checkpoint of an own loop", '[study]\nname = "t"\nmetric = "val_f1"\n[task]\nloop = "m:train"\n[train]\ncheckpoint = true\n',
+     "train.checkpoint", "a loop of its own ([task] loop) is not checkpointed"),
     ("an infinite terminator threshold", HEAD + "[budget]\nstop_when_improvement_below = inf\n",
      "budget.stop_when_improvement_below", "finite number"),
     ("int dimension with float bound", HEAD + '[space.layers]\ntype = "int"\nlow = 1.5\nhigh = 3\n',
