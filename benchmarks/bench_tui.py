@@ -293,12 +293,14 @@ def main() -> None:
     parser.add_argument("--out", help="also write the results (markdown) here")
     parser.add_argument("--capture", help="write the tmux capture of the Study screen here")
     parser.add_argument("--only-paint", action="store_true", help="measure first paint only")
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="epoch rows of metrics per trial of the big study (the table's metric columns)")  # fmt: skip
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-tui-") as tmp:
         folder = Path(tmp)
         big = f"sqlite:///{folder}/big.db"
-        build_big_study(big, name="big", n_trials=args.trials)
+        build_big_study(big, name="big", n_trials=args.trials, epochs=args.epochs)
         paint = bench_first_paint(big, args.repeats)
         if args.only_paint:
             print(paint)
