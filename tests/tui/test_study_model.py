@@ -179,3 +179,16 @@ def test_an_answered_control_shows_its_state_at_once_until_the_store_agrees():
     assert model.shown_status() == "stopping"
     ended = model.apply(delta(status="stopped", coordinators=[{"host": "a", "state": "stopped", "alive": False}]))
     assert ended.title and model.shown_status() == "stopped"
+
+
+def test_the_objectives_metrics_come_from_the_recorded_study_and_say_the_table_must_change():
+    model = StudyModel("s")
+    model.apply(delta(trial(0, 0.5), user_attrs={}))  # Optuna alone recorded none
+    assert model.objective_metrics == ()
+    run = model.apply(delta(user_attrs={"metric": "val_rmse"}))  # a run recorded its metric afterwards
+    assert run.direction and model.objective_metrics == ("val_rmse",)
+    assert not model.apply(delta(user_attrs={"metric": "val_rmse", "note": "x"})).direction  # the same metrics
+    several = {"tt_identity": {"metrics": ["val_acc", "latency_ms"]}, "metric": "val_acc"}
+    assert model.apply(delta(user_attrs=several)).direction and model.objective_metrics == ("val_acc", "latency_ms")
+    model.apply(delta(user_attrs={"tt_identity": {"metrics": "val_acc"}, "metric": ["[red]"]}))  # data, not trusted
+    assert model.objective_metrics == ()
