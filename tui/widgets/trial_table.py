@@ -137,9 +137,7 @@ class TrialTable(ScrollView, can_focus=True):
         self.maximizing = maximizing
         if (objectives, tuple(metrics)) != (self.table_columns.objectives, self.table_columns.objective_metrics):
             self.table_columns.objectives, self.table_columns.objective_metrics = objectives, tuple(metrics)
-            self._layout_columns()
-            self.virtual_size = Size(self._total_width(), len(self.order) + 1)
-            self.refresh()
+            self._picked(self.hidden)  # the columns again; a sorted column now left out sorts by number
 
     def set_filter(self, text: str, terms: tuple[Term, ...]) -> None:
         """Show only the trials meeting every term (tui/trial_filter.py parsed them from `text`)."""
