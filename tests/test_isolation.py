@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_postgres_database
-from tests.helpers_run import alive, finish, start, tunetui, wait_for, write_spec
+from tests.helpers_run import alive, finish, start, tunetui_here, wait_for, write_spec
 
 SPY_TASKS = '''
 import json, os, subprocess, sys, time
@@ -110,9 +110,9 @@ def _coordinator_dies(tmp_path, spec, url, how: str):
     kids = [int(pid) for pid in kids_file.read_text().split()]
     assert len(kids) == 2 and all(alive(pid) for pid in kids)
     if how == "kill":
-        assert tunetui("kill", "grand", "0", storage=url).returncode == 0
+        assert tunetui_here("kill", "grand", "0", storage=url).returncode == 0
     elif how == "stop_now":
-        assert tunetui("stop", "grand", "--now", storage=url).returncode == 0
+        assert tunetui_here("stop", "grand", "--now", storage=url).returncode == 0
     elif how == "sigkill":
         os.kill(run.pid, signal.SIGKILL)
     return kids, run

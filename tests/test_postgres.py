@@ -13,7 +13,17 @@ import pytest
 
 from engine.store import Store, with_driver
 from tests.conftest import fresh_postgres_database
-from tests.helpers_run import StoreView, alive, children, finish, start, tunetui, wait_for, write_spec
+from tests.helpers_run import (
+    StoreView,
+    alive,
+    children,
+    finish,
+    start,
+    tunetui,
+    tunetui_here,
+    wait_for,
+    write_spec,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("no_stray_processes")]
 NOT_COUNTED = ("orphaned", "interrupted")
@@ -59,7 +69,7 @@ def test_two_hosts_form_one_study_and_add_up_their_budgets(tmp_path, pg_url):
 
 
 def test_kill_and_stop_reach_the_host_that_runs_the_trial_and_every_host(tmp_path, pg_url):
-    # 10 s trials: the victim must still run when `kill` (a new interpreter, slow on a loaded machine) lands
+    # 10 s trials: the victim must still run when `kill` lands on a loaded machine
     spec = write_spec(tmp_path, "ctl", "slow", n_trials=50, epochs=100, task_params={"epoch_s": 0.1})
     view = StoreView(pg_url)
     a = start(spec, pg_url, "--workers", "1", log=tmp_path / "a.log", env=host("host-a"))
@@ -73,7 +83,7 @@ def test_kill_and_stop_reach_the_host_that_runs_the_trial_and_every_host(tmp_pat
         ]
 
     victim = wait_for(lambda: running_on("host-b"), 60, "a trial running on host-b")[0]
-    killed = tunetui("kill", "ctl", str(victim), storage=pg_url)
+    killed = tunetui_here("kill", "ctl", str(victim), storage=pg_url)
     assert killed.returncode == 0 and f"killing trial {victim}" in killed.stdout, (
         killed.stdout + killed.stderr
     )
@@ -81,7 +91,7 @@ def test_kill_and_stop_reach_the_host_that_runs_the_trial_and_every_host(tmp_pat
     wait_for(lambda: view.trials("ctl")[victim]["state"] == "FAIL", 15, "the killed trial")
     assert view.trials("ctl")[victim]["reason"] == "killed"
 
-    stopped = tunetui("stop", "ctl", storage=pg_url)
+    stopped = tunetui_here("stop", "ctl", storage=pg_url)
     assert stopped.returncode == 0, stopped.stderr
     assert finish(a, 60) == 0 and finish(b, 60) == 0
     assert sorted(h["state"] for h in view.heartbeat("ctl")) == ["stopped", "stopped"]
@@ -137,11 +147,11 @@ def test_the_plain_postgresql_url_of_the_readme_reads_and_runs(tmp_path, pg_url)
     spec = write_spec(tmp_path, "plain", "tiny")
     done = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=pg_url, timeout=120)
     assert done.returncode == 0, done.stderr
-    for url in (pg_url, "postgres://" + pg_url.removeprefix("postgresql://")):
-        listed = tunetui("ls", "--json", storage=url)
+    for url in (pg_url, "postgres://" + pg_url.removeprefix("postgresql://")):  # read in this process
+        listed = tunetui_here("ls", "--json", storage=url)
         assert listed.returncode == 0, listed.stderr
         assert [s["study_name"] for s in json.loads(listed.stdout)] == ["plain"]
-        shown = tunetui("show", "plain", "--json", storage=url)
+        shown = tunetui_here("show", "plain", "--json", storage=url)
         assert shown.returncode == 0 and json.loads(shown.stdout)["counts"] == {"COMPLETE": 1}, shown.stderr
 
 
@@ -162,7 +172,7 @@ def test_a_password_in_the_url_never_reaches_a_command_line(tmp_path, pg_url):
     try:
         assert secret not in open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
         wait_for(lambda: StoreView(pg_url).trials("pw"), 60, "a trial in the given database")
-        assert tunetui("stop", "pw", "--now", storage=url).returncode == 0
+        assert tunetui_here("stop", "pw", "--now", storage=url).returncode == 0
         wait_for(lambda: not alive(pid), 30, "the coordinator to exit")
 
         request = RunRequest(spec, workers=1)  # what the TUI starts
