@@ -45,6 +45,12 @@ class Term:
         return f"{self.key.split(':', 1)[-1]}{self.op}{self.text}"
 
 
+def quoted(text: str) -> str:
+    """Typed text as a message quotes it: one line without terminal bytes, at most 60 characters."""
+    line = safe(text)
+    return line if len(line) <= 60 else line[:59] + "…"
+
+
 def parse(text: str, params: Collection[str], metrics: Collection[str] = ()) -> tuple[Term, ...]:
     """The terms of `text`; `params` and `metrics` are the parameter and reported metric names the table has
     (any of them is a key; a parameter before a metric of the same name, which `metric:NAME` reaches)."""
@@ -53,31 +59,33 @@ def parse(text: str, params: Collection[str], metrics: Collection[str] = ()) -> 
     try:
         words = shlex.split(text)  # "optimizer='adam w'" is one term
     except ValueError:
-        raise FilterError(f"a quote is not closed in {safe(text)!r}") from None
+        raise FilterError(f"a quote is not closed in {quoted(text)!r}") from None
     return tuple(_term(word, params, metrics) for word in words)
 
 
 def _term(word: str, params: Collection[str], metrics: Collection[str]) -> Term:
     at, op = min(((word.find(o), o) for o in OPERATORS if o in word), default=(-1, ""), key=lambda f: f[0])
     if not op:
-        raise FilterError(f"{safe(word)!r} has no operator: write KEY=VALUE (= != < <= > >=), e.g. state=complete")
+        raise FilterError(f"{quoted(word)!r} has no operator: write KEY=VALUE (= != < <= > >=), e.g. state=complete")
     name, text = word[:at], word[at + len(op) :]
     op = "=" if op == "==" else op
     if not name:
-        raise FilterError(f"{safe(word)!r}: a column name goes before {op}")
+        raise FilterError(f"{quoted(word)!r}: a column name goes before {op}")
     if not text:
-        raise FilterError(f"{safe(word)!r}: a value goes after {op}")
+        raise FilterError(f"{quoted(word)!r}: a value goes after {op}")
+    if text[0] in "=<>!":  # `lr!==3` is no comparison with the text "=3": a doubled operator is a typo
+        raise FilterError(f"{quoted(word)!r}: one operator per term (= != < <= > >=), then the value")
     key = _key(name, params, metrics)
     number = _number(text)
     if key == "state":
         if op not in ("=", "!="):
-            raise FilterError(f"{safe(word)!r}: state compares with = or != only")
+            raise FilterError(f"{quoted(word)!r}: state compares with = or != only")
         if text.lower() not in STATES:
-            raise FilterError(f"{safe(word)!r}: a state is one of {', '.join(STATES)}")
+            raise FilterError(f"{quoted(word)!r}: a state is one of {', '.join(STATES)}")
     elif op in COMPARE and number is None:
-        raise FilterError(f"{safe(word)!r}: {op} compares numbers and {safe(text)!r} is not a number")
+        raise FilterError(f"{quoted(word)!r}: {op} compares numbers and {quoted(text)!r} is not a number")
     elif (key in ("number", "value", "epochs", "duration", "flags") or key.startswith("metric:")) and number is None:
-        raise FilterError(f"{safe(word)!r}: {name} is a number and {safe(text)!r} is not one")
+        raise FilterError(f"{quoted(word)!r}: {name} is a number and {quoted(text)!r} is not one")
     return Term(key, op, text, number)
 
 
@@ -93,7 +101,7 @@ def _key(name: str, params: Collection[str], metrics: Collection[str]) -> str:
     known = [*dict.fromkeys(COLUMNS.values()), *sorted(params), *sorted(metrics)]
     close = difflib.get_close_matches(bare, known, n=1)
     hint = f"; did you mean {close[0]}?" if close else f"; columns: {', '.join(known)}"
-    raise FilterError(f"unknown column {safe(name)!r}{hint}")
+    raise FilterError(f"unknown column {quoted(name)!r}{hint}")
 
 
 def _number(text: str) -> float | None:

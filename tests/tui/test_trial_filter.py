@@ -75,6 +75,9 @@ def test_text_compares_without_case_and_what_the_table_shows_is_what_matches():
         ("activation='relu", "a quote is not closed"),
         ("state=complete\x1b[31m", "the filter has control characters (an ESC or similar byte)"),
         ("[b]lr[/b]<1", "unknown column '[b]lr[/b]'"),  # markup is text: quoted, never rendered
+        ("lr!==3", "'lr!==3': one operator per term"),  # was `lr != "=3"`: every trial matched
+        ("optimizer<>adam", "'optimizer<>adam': one operator per term"),
+        ("x" * 5000 + "=1", "unknown column '" + "x" * 59 + "…'"),  # a long term is not echoed whole
     ],
 )
 def test_bad_input_raises_a_message_that_says_what_is_wrong(text, message):
