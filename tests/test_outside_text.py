@@ -1,5 +1,6 @@
 """Outside text is never markup or terminal control: hostile study names, params and error text through
-every CLI command that shows them (real subprocesses on a real store, tests/hostile.py)."""
+every CLI command that shows them (a real run's store, tests/hostile.py; `ls` runs as a real program, the
+other commands in this process: the same code and output streams, without a Python start each)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from engine.text import markup_safe, safe, safe_lines
 from tests.conftest import run_cli
+from tests.helpers_run import tunetui_here
 from tests.hostile import (
     ESC_NAME,
     FAILING_STUDY,
@@ -27,8 +29,8 @@ def hostile_store(tmp_path_factory) -> str:
     return build_hostile_store(tmp_path_factory.mktemp("hostile"))
 
 
-def cli_ok(*args: str):
-    result = run_cli(*args)
+def cli_ok(*args: str, program: bool = False):
+    result = run_cli(*args) if program else tunetui_here(*args, storage=None)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "internal error" not in result.stderr
     for stream in (result.stdout, result.stderr):
@@ -45,7 +47,7 @@ def test_safe_removes_every_control_character():
 
 
 def test_ls_lists_every_study_whatever_its_name(hostile_store):
-    out = cli_ok("ls", "--storage", hostile_store).stdout
+    out = cli_ok("ls", "--storage", hostile_store, program=True).stdout
     assert MARKUP_NAME in out and FAILING_STUDY in out
     listed = json.loads(cli_ok("ls", "--json", "--storage", hostile_store).stdout)
     assert {s["study_name"] for s in listed} == {*HOSTILE_NAMES, FAILING_STUDY}  # JSON keeps them exactly
@@ -66,7 +68,7 @@ def test_failing_task_error_text_reaches_the_terminal_as_text(hostile_store):
 
 
 def test_unknown_study_error_lists_names_without_control_bytes(hostile_store):
-    result = run_cli("show", "nope", "--storage", hostile_store)
+    result = tunetui_here("show", "nope", storage=hostile_store)
     assert result.returncode == 1
     assert "\x1b" not in result.stderr and "no study named 'nope'" in result.stderr
 
