@@ -95,7 +95,7 @@ def build_parser() -> ArgumentParser:
     export.add_argument("--trial", type=int, metavar="N", help="with --weights: this trial's weights; with "
                         "--best-spec: its params (a Pareto-front trial when there are several objectives)")  # fmt: skip
     export.add_argument("--force", action="store_true",
-                        help="with --weights or --best-spec: overwrite an existing file")
+                        help="overwrite an existing file (-o, --best-spec, --weights)")
     export.add_argument("--artifacts", metavar="DIR", help="the saved weights' folder (default: beside the store)")
     storage_arg(export)
 
@@ -331,6 +331,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = open_store(args)
     if args.weights:
         return export_weights(store, args)
+    if args.output and Path(args.output).is_file() and not args.force:  # an earlier export, or any file
+        raise UsageError(f"{args.output} exists: pass --force to overwrite it")
     if args.best_spec:
         try:
             text = best_spec_toml(store, args.study, args.trial)

@@ -205,6 +205,11 @@ def test_export_round_trip(digits_store, tmp_path):
     assert out.returncode == 0, out.stderr
     data = json.loads(target.read_text())
     assert len(data) == 3 and target.stat().st_mode & 0o777 == 0o600
+    target.write_text("mine")  # an existing file is replaced only with --force, as the TUI asks first
+    again = run_cli("export", "digits_mlp", "--storage", url, "--format", "json", "-o", str(target))
+    assert again.returncode == 2 and "exists: pass --force" in again.stderr and target.read_text() == "mine"
+    forced = run_cli("export", "digits_mlp", "--storage", url, "--format", "json", "-o", str(target), "--force")
+    assert forced.returncode == 0 and json.loads(target.read_text()) == data, forced.stderr
 
     best_spec = tmp_path / "best.toml"
     out = run_cli("export", "digits_mlp", "--storage", url, "--best-spec", str(best_spec))
