@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from engine.store import redact, redact_spec, state_dir, without_password
 from engine.text import hide_passwords
 from tests.conftest import fresh_postgres_database, run_cli
-from tests.helpers_run import wait_for, write_spec
+from tests.helpers_run import tunetui_here, wait_for, write_spec
 
 SECRET = "s3cret"
 ELSEWHERE = f"postgresql://u:{SECRET}@127.0.0.1:9/elsewhere"  # a spec's url, overridden by --storage
@@ -44,8 +44,8 @@ def test_redaction_helpers():
 
 
 def wait_detached_run_done(store: str, study: str, trials: int) -> None:
-    def done() -> bool:
-        result = run_cli("ls", "--json", "--storage", store)
+    def done() -> bool:  # polled in this process (a Python start per poll would be most of the wait)
+        result = tunetui_here("ls", "--json", storage=store)
         rows = json.loads(result.stdout) if result.returncode == 0 else []
         row = next((s for s in rows if s["study_name"] == study), None)
         return bool(row) and sum(row["counts"].values()) >= trials and row["status"] == "finished"
