@@ -35,28 +35,32 @@ def test_validate_bad_spec_exits_2_with_the_path(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+PROGRAM, HERE = True, False  # a real `python -m engine.cli` process, or main() in this process
+
+
 @pytest.mark.parametrize(
-    "args",
+    ("args", "program"),
     [
-        ["run"],  # missing spec
-        ["run", DIGITS, "--trials", "0"],
-        ["run", DIGITS, "--trials", "many"],
-        ["run", DIGITS, "--workers", "0"],
-        ["run", DIGITS, "--device", "tpu:0"],
-        ["run", DIGITS, "--set", "no-equals-sign"],
-        ["run", DIGITS, "--set", "train.epochs=-1"],
-        ["run", "does/not/exist.toml"],
-        ["frobnicate"],
-        ["export", "x", "--format", "xml"],
-        ["profile", DIGITS, "--trial-params", "[1, 2]"],
+        (["run"], PROGRAM),  # missing spec: argparse's exit
+        (["run", DIGITS, "--trials", "0"], HERE),
+        (["run", DIGITS, "--trials", "many"], HERE),
+        (["run", DIGITS, "--workers", "0"], HERE),
+        (["run", DIGITS, "--device", "tpu:0"], PROGRAM),  # checked after the run re-executes itself
+        (["run", DIGITS, "--set", "no-equals-sign"], HERE),
+        (["run", DIGITS, "--set", "train.epochs=-1"], PROGRAM),
+        (["run", "does/not/exist.toml"], PROGRAM),
+        (["frobnicate"], PROGRAM),
+        (["export", "x", "--format", "xml"], HERE),
+        (["profile", DIGITS, "--trial-params", "[1, 2]"], HERE),
     ],
 )
-def test_bad_input_exits_2_without_a_traceback(args, tmp_path):
-    result = (
-        run_cli(*args, "--storage", f"sqlite:///{tmp_path}/s.db")
-        if args and args[0] == "run"
-        else run_cli(*args)
-    )
+def test_bad_input_exits_2_without_a_traceback(args, program, tmp_path):
+    """Some as programs (exit codes through argparse and the run's re-execution), the rest in-process."""
+    storage = f"sqlite:///{tmp_path}/s.db" if args and args[0] == "run" else None
+    if program:
+        result = run_cli(*args, *(["--storage", storage] if storage else []))
+    else:
+        result = tunetui_here(*args, storage=storage)
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
     assert result.stderr.strip()
