@@ -106,8 +106,10 @@ def main() -> None:
     for label, watched, unwatched in LOOPS.values():
         times: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
         seconds_per_epoch(watched, True, 2, device)  # warm-up: imports, allocator, data
-        for _ in range(args.repeats):
-            for watch in (True, False):  # interleaved: machine drift hits both alike
+        for round_ in range(args.repeats):
+            # interleaved, the order swapped every round: drift hits both alike, and neither always runs first
+            # (whichever ran first measured ~15% slower on a quiet machine, which once read as watch's cost)
+            for watch in (True, False) if round_ % 2 == 0 else (False, True):
                 times[watch].append(seconds_per_epoch(watched if watch else unwatched, watch, args.epochs, device))
         (on_wall, on_cpu), (off_wall, off_cpu) = (
             tuple(statistics.median(t[k] for t in times[w]) for k in (0, 1)) for w in (True, False)
