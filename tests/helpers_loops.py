@@ -4,7 +4,9 @@ model, and one per way a loop can go wrong. Each takes a few milliseconds an epo
 from __future__ import annotations
 
 import math
+import os
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -74,6 +76,14 @@ def hangs(ctx) -> None:
     ctx.report(1, {"val_rmse": 1.0})
     while True:
         time.sleep(0.1)
+
+
+def reports_until_told(ctx) -> None:
+    """Reports an epoch every 0.1 s until report says stop; then leaves a mark (its pid, its epoch) and returns."""
+    epoch = 0
+    while not ctx.report(epoch := epoch + 1, {"val_rmse": 1.0}):
+        time.sleep(0.1)
+    Path(f"told-to-stop-{os.getpid()}-{epoch}").write_text("")
 
 
 def seed_as_metric(ctx) -> None:

@@ -53,8 +53,8 @@ class Slot:
     trial_started: float = 0.0
     reported: dict[int, float] = field(default_factory=dict)  # what Optuna was told per epoch (one objective)
     curves: dict[str, dict[int, float]] = field(default_factory=dict)  # each objective's metric per epoch
-    stop_reason: str | None = None  # "pruned" | "user" once we told the worker to stop
-    kill_deadline: float | None = None  # a user kill waiting for the trial's next epoch
+    stop_reason: str | None = None  # "pruned" | "user" | "timeout" once we told the worker to stop
+    kill_deadline: float | None = None  # a kill or time limit waiting for the trial's next epoch
     worker_pid: int | None = None
     trials_run: int = 0  # by the current worker process
     failed_starts: int = 0  # workers of this slot that died before saying ready, in a row

@@ -158,13 +158,20 @@ class Trials:
         elif slot.trial is not None and slot.kill_deadline is not None and now > slot.kill_deadline:
             self.log(f"trial {slot.trial.number}: did not stop within {KILL_GRACE_S:g}s; killing its worker")
             self.pool.kill(slot)
-            self._user_killed(slot)
+            if slot.stop_reason == "user":
+                self._user_killed(slot)
+            else:  # past its time limit (also a pruned trial that never ended)
+                self._timed_out(slot)
             self.pool.spawn(slot)
-        elif slot.trial is not None and self.trial_timeout and now - slot.trial_started > self.trial_timeout:
-            self.log(f"trial {slot.trial.number}: past its {self.trial_timeout:g}s limit; killing its worker")
-            self.pool.kill(slot)
-            self.fail(slot, "timeout", f"ran longer than trial_timeout_s={self.trial_timeout:g}")
-            self.pool.spawn(slot)
+        elif (slot.trial is not None and self.trial_timeout and slot.kill_deadline is None
+              and now - slot.trial_started > self.trial_timeout):  # fmt: skip
+            # like a kill: the trial stops at its next epoch (an own loop's report returns True) and its
+            # worker lives on; one that does not stop within the grace is killed with its worker
+            self.log(f"trial {slot.trial.number}: past its {self.trial_timeout:g}s limit; stopping it")
+            slot.kill_deadline = now + KILL_GRACE_S
+            if slot.stop_reason is None:  # a trial already told to stop as pruned ends as pruned
+                slot.stop_reason = "timeout"
+                self.pool.send(slot, StopTrial(slot.trial.number))
         elif not slot.ready and now - slot.started > WORKER_START_LIMIT_S:
             self.log(f"worker {slot.index} did not start within {WORKER_START_LIMIT_S:g}s; replacing it")
             self.pool.replace(slot)
@@ -213,6 +220,8 @@ class Trials:
             self.fail(slot, message.reason, message.hint, attrs)
         elif slot.stop_reason == "user":
             self._user_killed(slot, attrs)
+        elif slot.stop_reason == "timeout":
+            self._timed_out(slot, attrs)
         elif slot.stop_reason == "pruned":
             set_trial_user_attrs(self.study, trial, attrs)
             self._tell(trial, state=TrialState.PRUNED)
@@ -265,6 +274,9 @@ class Trials:
         """A killed trial is `FAIL killed`, like `FAIL timeout`: never an ordinary PRUNED, which a pruner's
         decision also gives, so the table, `show` and the exports can say it was killed."""
         self.fail(slot, KILLED, "killed by the user before it finished", attrs)
+
+    def _timed_out(self, slot: Slot, attrs: dict | None = None) -> None:
+        self.fail(slot, "timeout", f"ran longer than trial_timeout_s={self.trial_timeout:g}", attrs)
 
     def _finished(self, slot: Slot, state: TrialState, values: list[float] | None, counted: bool = True,
                   reason: str | None = None, hint: str = "") -> None:  # fmt: skip

@@ -3,9 +3,10 @@ worker runs it as the body of a trial.
 
 The loop is `function(ctx: TrialContext) -> None`. It trains for `ctx.epochs` epochs and calls
 `ctx.report(epoch, metrics)` once per epoch with the study's metric among the metrics; `report` returns
-True when the trial must stop (pruned by the study, or killed by the user), and the loop should then
-return. `ctx.watch(model, optimizer)` records the engine's telemetry (engine/trainer/watch.py). A trial
-past `trial_timeout_s` is ended by the coordinator killing its worker, as for the engine's loop.
+True when the trial must stop (pruned by the study, killed by the user, or past `trial_timeout_s`), and
+the loop should then return. `ctx.watch(model, optimizer)` records the engine's telemetry
+(engine/trainer/watch.py). A loop that does not return within a few seconds of that answer (or never
+reports again) is ended by the coordinator killing its worker, as for the engine's loop.
 
 A loop that raises, never reports, reports a non-finite metric or reports without the study's metric fails
 its trial with a reason and a hint; the worker lives on for the next trial.
