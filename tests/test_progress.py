@@ -10,7 +10,7 @@ import pytest
 
 from engine.progress import RECENT, RunProgress, eta_s, run_progress
 from engine.store import Store, TrialRow
-from tests.tui.builders import build_study
+from tests.tui.builders import build_live_run, build_study
 from tui.data import StudyWatcher, Want
 from tui.study_model import StudyModel
 
@@ -110,12 +110,7 @@ def test_the_watcher_reads_the_new_target_when_a_new_run_starts(tmp_path):
 @pytest.fixture
 def live_run_store(tmp_path) -> str:
     url = f"sqlite:///{tmp_path}/live.db"
-    build_study(url, n_trials=6, running=2, heartbeat=None, host="host-a")
-    store = Store(url)
-    optuna.load_study(study_name="digits_mlp", storage=store.optuna_storage()).set_user_attr("run_target:host-a", 9)
-    store.beat(store.study_id("digits_mlp"), "host-a", pid=1, started=time.time(), state="running", workers=2,
-               device="cpu")  # fmt: skip
-    store.close()
+    build_live_run(url)
     return url
 
 

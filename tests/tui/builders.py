@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -311,3 +312,13 @@ def _bulk_epochs(store: Store, study_id: int, trials: int, epochs: int, rng: ran
                          "mem_peak_mb": 120.0, "extra_json": json.dumps(extra)})  # fmt: skip
     with store.engine.begin() as conn:
         conn.execute(tt_epoch.insert(), rows)
+
+
+def build_live_run(url: str) -> None:
+    """digits_mlp with 6 trials (2 running) on host-a, whose live coordinator's run targets 9 trials."""
+    build_study(url, n_trials=6, running=2, heartbeat=None, host="host-a")
+    store = Store(url)
+    optuna.load_study(study_name="digits_mlp", storage=store.optuna_storage()).set_user_attr("run_target:host-a", 9)
+    store.beat(store.study_id("digits_mlp"), "host-a", pid=1, started=time.time(), state="running", workers=2,
+               device="cpu")  # fmt: skip
+    store.close()

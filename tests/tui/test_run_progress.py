@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
-import optuna
-
-from engine.store import Store
-from tests.tui.builders import build_study
+from tests.tui.builders import build_live_run
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
 
 
 async def test_the_header_shows_the_runs_progress_at_80_columns(tmp_path, make_app):
     url = f"sqlite:///{tmp_path}/live.db"
-    build_study(url, n_trials=6, running=2, heartbeat=None, host="host-a")
-    store = Store(url)
-    optuna.load_study(study_name="digits_mlp", storage=store.optuna_storage()).set_user_attr("run_target:host-a", 9)
-    store.beat(store.study_id("digits_mlp"), "host-a", pid=1, started=time.time(), state="running", workers=2,
-               device="cpu")  # fmt: skip
-    store.close()
+    build_live_run(url)
     app = make_app(url, open_study="digits_mlp")
     async with app.run_test(size=(80, 24)) as pilot:
         # 4 of 9 counted; 5 left, 2 of them running past the median of 20, 23, 26, 29 s (24.5 s): 3 x 24.5 / 2
