@@ -246,6 +246,16 @@ def key_problems(train: dict[str, Any], when: dict[str, Any], user_task: bool) -
     return problems
 
 
+def train_value_problems(fixed: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    """The fixed [train] values TrainConfig refuses, strictly: a spec's values have TOML's types (`epochs =
+    "3"` is a string, `lr = true` a boolean), as in the sections (spec_study.Strict)."""
+    try:
+        TrainConfig.model_validate({k: v for k, v in fixed.items() if k in TRAIN_FIELDS}, strict=True)
+    except ValidationError as err:
+        return [(("train", *e["loc"]), pydantic_message(e)) for e in err.errors()]
+    return []
+
+
 def condition_holds(condition: Any, value: Any) -> bool:
     """A `when` condition: a scalar (equal), a list (one of), or a table of comparisons."""
     if isinstance(condition, list):
@@ -360,13 +370,9 @@ class StudySpec(Strict):
 
     def _extremes_fit(self) -> list[tuple[tuple[Any, ...], str]]:
         """Each dimension's bounds (and choices) must be values the training config accepts."""
-        problems = []
         fixed = self.fixed_train()
-        try:
-            TrainConfig(**fixed)
-        except ValidationError as err:
-            for e in err.errors():
-                problems.append((("train", *e["loc"]), e["msg"]))
+        problems = train_value_problems(fixed)
+        if problems:
             return problems
         for name, dim in self.space.items():
             if name not in TRAIN_FIELDS:
@@ -378,9 +384,9 @@ class StudySpec(Strict):
             )
             for where, value in probes:
                 try:
-                    TrainConfig(**{**fixed, name: value})
+                    TrainConfig.model_validate({**fixed, name: value}, strict=True)
                 except ValidationError as err:
-                    msg = "; ".join(e["msg"] for e in err.errors())
+                    msg = "; ".join(pydantic_message(e, show_input=False) for e in err.errors())
                     problems.append((("space", name, where), f"{value!r} is not a valid {name}: {msg}"))
                     break
         return problems
@@ -429,13 +435,15 @@ def parse_spec(text: str, source: str = "<spec>") -> StudySpec:
 
 
 def _raw_key_issues(data: dict[str, Any], text: str, known: set[str]) -> list[SpecIssue]:
-    """The key problems the model validator would find, when field errors stopped it from running."""
+    """The key problems (and wrong [train] values) the model validator would find, when field errors stopped it
+    from running."""
     train, space, task = (data.get(k) for k in ("train", "space", "task"))
     train = train if isinstance(train, dict) else {}
     space = space if isinstance(space, dict) else {}
     user_task = isinstance(task, dict) and (":" in str(task.get("name", "")) or "loop" in task)
     when = {name: dim.get("when") if isinstance(dim, dict) else None for name, dim in space.items()}
-    issues = [issue_at(path, message, text) for path, message in key_problems(train, when, user_task)]
+    problems = key_problems(train, when, user_task) + train_value_problems(train)
+    issues = [issue_at(path, message, text) for path, message in problems]
     return [issue for issue in issues if issue.path not in known]
 
 

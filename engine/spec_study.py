@@ -23,7 +23,9 @@ MAX_OBJECTIVES = 8
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    # strict: a TOML value has a real type, so `n_trials = true` or `epochs = "3"` is refused, not read as 1 or 3
+    # (an integer still fills a float field: `lr = 1` is 1.0)
+    model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
 
 
 class Objective(Strict):

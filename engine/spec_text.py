@@ -114,8 +114,54 @@ def read_spec_text(path: str | Path) -> str:
         ) from None
 
 
-def pydantic_message(e: dict[str, Any]) -> str:
+# what a field of each type expects, in TOML's words (strict validation: a value of another type is refused)
+EXPECTED_TYPES = {
+    "int_type": "an integer", "float_type": "a number", "bool_type": "true or false", "string_type": "a string",
+    "list_type": "a list", "dict_type": "a table", "model_type": "a table",
+}  # fmt: skip
+
+
+def toml_kind(value: Any) -> str:
+    """What a TOML value is, in TOML's words: `a boolean (true)`, `a string ("3")`."""
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        return f'a string ("{shown}")'
+    return {list: "a list", dict: "a table"}.get(type(value), f"a {type(value).__name__}")
+
+
+def type_message(e: dict[str, Any]) -> str | None:
+    """A value of the wrong TOML type: what was expected and what was found; None for other errors."""
+    expected = EXPECTED_TYPES.get(e["type"])
+    if expected is None:
+        return None
+    found = e.get("input")
+    hint = ""
+    if isinstance(found, str) and e["type"] in ("int_type", "float_type", "bool_type"):
+        hint = ": write it without quotes" if _reads_as(found, e["type"]) else ""
+    return f"expected {expected}, got {toml_kind(found)}{hint}"
+
+
+def _reads_as(text: str, kind: str) -> bool:
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return False
+    wanted = {"int_type": (int,), "float_type": (int, float), "bool_type": (bool,)}[kind]
+    return isinstance(value, wanted) and (kind == "bool_type" or not isinstance(value, bool))
+
+
+def pydantic_message(e: dict[str, Any], show_input: bool = True) -> str:
+    """One pydantic error in the spec's words (`show_input`: add what was found, `(got ...)`)."""
     kind = e["type"]
+    typed = type_message(e)
+    if typed is not None:
+        return typed if show_input else typed.split(", got ")[0]
     if kind == "extra_forbidden":
         return "unknown key (not part of the spec format)"
     if kind == "missing":
@@ -127,7 +173,7 @@ def pydantic_message(e: dict[str, Any]) -> str:
     if kind == "union_tag_not_found":
         return f"needs a '{e.get('ctx', {}).get('discriminator', 'kind').strip(chr(39))}' key"
     msg = e["msg"].removeprefix("Value error, ")
-    if "input" in e and not isinstance(e["input"], dict | list):
+    if show_input and "input" in e and not isinstance(e["input"], dict | list):
         msg += f" (got {e['input']!r})"
     return msg
 

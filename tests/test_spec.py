@@ -9,6 +9,7 @@ from engine.space import build_pruner, build_sampler, grid_size, suggest
 from engine.spec import SpecError, StudySpec, condition_holds, load_spec, parse_spec
 from engine.spec_text import find_line
 from tests.conftest import STUDIES
+from tests.helpers_run import tunetui_here
 
 HEAD = '[study]\nname = "t"\n'
 
@@ -104,13 +105,14 @@ BAD_SPECS = [
      "space.loss.choices", "mixes classification and regression losses"),
     ("an unknown loss", HEAD + '[train]\nloss = "l1"\n', "train.loss", "'cross_entropy', 'mse', 'huber' or 'bce_logits'"),
     ("bad device", HEAD + '[devices]\ndevice = "tpu"\n', "devices.device", "expected auto, cpu, cuda"),
-    ("wrong value type", HEAD + '[budget]\nn_trials = "many"\n', "budget.n_trials", "valid integer"),
+    ("wrong value type", HEAD + '[budget]\nn_trials = "many"\n', "budget.n_trials",
+     'expected an integer, got a string ("many")'),
     ("a checkpoint of an own loop", '[study]\nname = "t"\nmetric = "val_f1"\n[task]\nloop = "m:train"\n[train]\ncheckpoint = true\n',
      "train.checkpoint", "a loop of its own ([task] loop) is not checkpointed"),
     ("an infinite terminator threshold", HEAD + "[budget]\nstop_when_improvement_below = inf\n",
      "budget.stop_when_improvement_below", "finite number"),
     ("int dimension with float bound", HEAD + '[space.layers]\ntype = "int"\nlow = 1.5\nhigh = 3\n',
-     "space.layers.low", "valid integer"),
+     "space.layers.low", "expected an integer, got a number (1.5)"),
 ]  # fmt: skip
 
 
@@ -124,6 +126,68 @@ def test_bad_spec_gets_a_clear_message(name, text, path, words):
     assert words in message, message
     assert message.startswith("study.toml")
     assert "Traceback" not in message
+
+
+TYPED = HEAD + """seed = "3"
+[budget]
+n_trials = true
+timeout_s = true
+[devices]
+memory_fraction = "0.5"
+[train]
+epochs = "3"
+lr = true
+batch_norm = 1
+[space.width]
+type = "int"
+low = 16.0
+high = 64
+[space.dropout]
+type = "float"
+low = 0
+high = true
+"""
+
+
+def test_toml_types_are_checked_not_coerced(tmp_path):
+    """`n_trials = true` was read as 1, `epochs = "3"` as 3, `high = true` as 1.0: each is now a problem of
+    its own (file, line, field path, the type expected and the one found), all printed by `validate` at once,
+    exit 2. An integer where a number is expected stays fine (`low = 0` above)."""
+    spec = tmp_path / "typed.toml"
+    spec.write_text(TYPED)
+    result = tunetui_here("validate", str(spec), storage=None)
+    assert result.returncode == 2, result
+    assert result.stderr.splitlines() == [
+        f'{spec}:3: study.seed: expected an integer, got a string ("3"): write it without quotes',
+        f"{spec}:5: budget.n_trials: expected an integer, got a boolean (true)",
+        f"{spec}:6: budget.timeout_s: expected a number, got a boolean (true)",
+        f'{spec}:8: devices.memory_fraction: expected a number, got a string ("0.5"): write it without quotes',
+        f'{spec}:10: train.epochs: expected an integer, got a string ("3"): write it without quotes',
+        f"{spec}:11: train.lr: expected a number, got a boolean (true)",
+        f"{spec}:12: train.batch_norm: expected true or false, got an integer (1)",
+        f"{spec}:15: space.width.low: expected an integer, got a number (16.0)",
+        f"{spec}:20: space.dropout.high: expected a number, got a boolean (true)",
+    ]
+
+
+@pytest.mark.parametrize(("dimension", "says"), [
+    ('[space.layers]\ntype = "categorical"\nchoices = [1, 2.0]\n', "space.layers.choices: 2.0 is not a valid "
+     "layers: expected an integer"),
+    ('[space.batch_norm]\ntype = "categorical"\nchoices = [0, 1]\n', "space.batch_norm.choices: 0 is not a "
+     "valid batch_norm: expected true or false"),
+    ('[space.epochs]\ntype = "float"\nlow = 1\nhigh = 3\n', "space.epochs.low: 1.0 is not a valid epochs: "
+     "expected an integer"),  # suggest_float's 1.7 epochs would fail every trial
+])  # fmt: skip
+def test_a_dimension_whose_values_have_the_wrong_type_is_refused(dimension, says):
+    with pytest.raises(SpecError) as caught:
+        parse_spec(HEAD + dimension, "s.toml")
+    assert says in str(caught.value)
+
+
+def test_integers_fill_number_fields():
+    spec = parse_spec(HEAD + "[budget]\ntimeout_s = 60\n[train]\nlr = 1\nclip_norm = 5\n[space.dropout]\n"
+                      'type = "float"\nlow = 0\nhigh = 0.5\n')  # fmt: skip
+    assert spec.budget.timeout_s == 60.0 and spec.train_config({}).lr == 1.0 and spec.space["dropout"].low == 0.0
 
 
 def test_errors_carry_the_line_of_the_field():
