@@ -167,3 +167,23 @@ async def test_a_study_tunetui_ran_names_its_objectives_by_their_metrics(tmp_pat
         await pilot.press("9")
         await wait_for(pilot, lambda: "val_acc (max): best 0.97" in screen_text(app)
                        and "params (min): best 1200" in screen_text(app), what="each objective by its metric")  # fmt: skip
+
+
+async def test_a_long_timeline_scrolls_by_keyboard_after_a_chart_view(tmp_path, make_app):
+    url = f"sqlite:///{tmp_path}/long.db"
+    study = optuna.create_study(study_name="long", storage=url)
+    study.add_trials([optuna.trial.create_trial(value=float(i), params={"x": i / 30},
+                                                distributions={"x": optuna.distributions.FloatDistribution(0, 1)})
+                      for i in range(30)])  # fmt: skip
+    app = make_app(url, open_study="long")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_analysis(pilot, app, "long")
+        await pilot.press("1", "6")  # a chart, then a text view longer than the screen
+        await wait_for(pilot, lambda: "#0    complete" in screen_text(app), what="the timeline")
+        await pilot.press("end")
+        await wait_for(pilot, lambda: "#29   complete" in screen_text(app), what="the last trial, scrolled to")
+        await pilot.press("home", "j", "j")
+        scroll = app.screen.query_one("#analysis-scroll")
+        await wait_for(pilot, lambda: scroll.scroll_y == 2, what="j scrolls down a line")
+        await pilot.press("k")
+        await wait_for(pilot, lambda: scroll.scroll_y == 1, what="k scrolls up a line")

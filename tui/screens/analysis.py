@@ -60,6 +60,9 @@ class AnalysisScreen(Screen):
                 tooltip="Next parameters (slice), x parameter (contour), trials (intermediate values)"),  # fmt: skip
         Binding("comma", "other(-1)", "Prev y parameter (contour)", key_display=",", show=False),
         Binding("full_stop", "other(1)", "Next y parameter (contour)", key_display=".", show=False),
+        # the text views (timeline, rank, the front's table) scroll with the arrows, pgup/pgdn, home/end, j/k
+        Binding("j", "scroll_text(1)", "Scroll down", show=False),
+        Binding("k", "scroll_text(-1)", "Scroll up", show=False),
     ]
 
     def __init__(self, study_name: str, view: str = "parallel") -> None:
@@ -146,9 +149,11 @@ class AnalysisScreen(Screen):
         self.query_one("#analysis-plots").display = bool(charts)
         self.query_one("#analysis-caption", Static).update(caption)
         self.query_one("#analysis-caption").display = bool(caption)
-        self.query_one("#analysis-scroll").display = not charts
+        scroll = self.query_one("#analysis-scroll")
+        scroll.display = not charts
         if not charts:
             self.query_one("#analysis-text", Static).update(text)
+            scroll.focus()  # hidden while a chart showed, it lost the focus: its scroll keys answer again
 
     def _render_view(self):
         """(plotext drawings, a caption, a text renderable shown when there is no drawing): the current view."""
@@ -279,6 +284,9 @@ class AnalysisScreen(Screen):
     def action_page(self, step: int) -> None:
         self.pages[self.view] += step
         self._show()
+
+    def action_scroll_text(self, step: int) -> None:
+        self.query_one("#analysis-scroll").scroll_relative(y=step, animate=False)
 
     def action_other(self, step: int) -> None:
         self.other += step
