@@ -334,6 +334,8 @@ class StudyWatcher:
             delta.details.append(TrialDetail(number, self.store.trial_attrs_in(conn, sid, number), findings))
             self.detail_for = number
         if not self.telemetry:
+            if number not in self.log_cursor:  # no worker log to read: say so once (the Log tab waits for it)
+                delta.logs[number], self.log_cursor[number] = [], 0
             return
         if number not in self.layer_cursor or running:
             after = self.layer_cursor.get(number, 0)

@@ -45,6 +45,9 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
             await pilot.press(key)
         await pilot.pause(0.1)
         assert isinstance(app.screen, StudyScreen)
+        await pilot.press("6")  # the Log tab: no worker log (no tunetui telemetry), said once read
+        await wait_for(pilot, lambda: "no log lines for trial #" in screen_text(app), what="the empty log")
+        await pilot.press("1")
         await pilot.press("slash", *"state!=complete", "enter")  # the trial filter reads these stores too
         assert "filter state!=complete · 4 of 6 trials" in screen_text(app)
         assert sorted(trials.rows[n].state for n in trials.order) == ["FAIL", "PRUNED", "RUNNING", "WAITING"]
