@@ -6,6 +6,7 @@ import argparse
 import errno
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +34,28 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"tunetui: error: {message}\n")
 
 
+MAX_TRIAL_NUMBER = 2**63 - 1  # a trial number is a 64-bit integer in every store
+
+
+def whole_number(text: str) -> int:
+    """A count on the command line (`--trials`, `--workers`, `--steps`): digits only, so `1e3`, `nan`, `1.5`
+    and `1_000` are refused by argparse (exit 2) rather than read; the range is the command's to check."""
+    if not re.fullmatch(r"-?[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, e.g. 3 (got {text[:40]!r})")
+    if len(text.strip()) > 40:  # int() of thousands of digits is refused; the range check says the rest
+        raise argparse.ArgumentTypeError(f"a number of {len(text.strip())} digits is far too large")
+    return int(text)
+
+
+def trial_number(text: str) -> int:
+    """A trial number on the command line (`show --trial`, `export --trial`, `kill`): 0 or more, 64-bit."""
+    if not re.fullmatch(r"[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a trial number, a whole number 0 or more (got {text[:40]!r})")
+    if len(text.strip()) > 19 or int(text) > MAX_TRIAL_NUMBER:  # int() of thousands of digits is refused
+        raise argparse.ArgumentTypeError(f"no trial number is that large (got {text.strip()[:40]!r})")
+    return int(text)
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="tunetui", description="Tune PyTorch models with Optuna from the terminal.")
     parser.add_argument(
@@ -47,10 +70,10 @@ def build_parser() -> ArgumentParser:
 
     run = sub.add_parser("run", help="run a study from a spec file (resumes it if it exists)")
     run.add_argument("spec", help="study spec (TOML)")
-    run.add_argument("--trials", type=int, help="trials this run adds (default: the spec's budget.n_trials)")
+    run.add_argument("--trials", type=whole_number, help="trials this run adds (default: the spec's budget.n_trials)")
     run.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     run.add_argument("--device", help="auto | cpu | cuda | cuda:0,cuda:1 (overrides [devices].device)")
-    run.add_argument("--workers", type=int, help="worker processes (default: one per GPU slot, 1 on CPU)")
+    run.add_argument("--workers", type=whole_number, help="worker processes (default: one per GPU slot, 1 on CPU)")
     run.add_argument("--study-name", help="override [study].name")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a spec value, e.g. --set train.epochs=3 (TOML value syntax)")  # fmt: skip
@@ -75,7 +98,7 @@ def build_parser() -> ArgumentParser:
 
     show = sub.add_parser("show", help="a study's best trial, counts by state and diagnosis")
     show.add_argument("study")
-    show.add_argument("--trial", type=int, help="show one trial in detail")
+    show.add_argument("--trial", type=trial_number, help="show one trial in detail")
     show.add_argument("--json", action="store_true")
     show.add_argument("--artifacts", metavar="DIR", help="the saved weights' folder (default: beside the store)")
     show.add_argument("--improvement", action="store_true",
@@ -92,7 +115,7 @@ def build_parser() -> ArgumentParser:
     export.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files per trial")
     export.add_argument("--weights", action="store_true",
                         help="write a trial's saved weights (a state_dict) to -o FILE (default: the best trial's)")
-    export.add_argument("--trial", type=int, metavar="N", help="with --weights: this trial's weights; with "
+    export.add_argument("--trial", type=trial_number, metavar="N", help="with --weights: this trial's weights; with "
                         "--best-spec: its params (a Pareto-front trial when there are several objectives)")  # fmt: skip
     export.add_argument("--force", action="store_true",
                         help="overwrite an existing file (-o, --best-spec, --weights)")
@@ -110,7 +133,7 @@ def build_parser() -> ArgumentParser:
 
     kill = sub.add_parser("kill", help="kill one running trial")
     kill.add_argument("study")
-    kill.add_argument("trial", type=int)
+    kill.add_argument("trial", type=trial_number)
     storage_arg(kill)
 
     profile = sub.add_parser("profile", help="profile a few training steps of a spec with torch.profiler")
@@ -118,7 +141,7 @@ def build_parser() -> ArgumentParser:
     profile.add_argument(
         "--trial-params", default="{}", help="JSON object of params (default: the spec's fixed values)"
     )
-    profile.add_argument("--steps", type=int, default=20)
+    profile.add_argument("--steps", type=whole_number, default=20)
     profile.add_argument("--trace", default="tunetui-trace.json", help="Chrome trace output file")
     profile.add_argument("--device", help="cpu | cuda (default: auto)")
 
@@ -403,17 +426,18 @@ def export_weights(store, args: argparse.Namespace) -> int:
 
 def cmd_control(args: argparse.Namespace) -> int:
     from engine.control import ask
+    from engine.report import find_study, missing_trial
     from engine.store import Store
 
     action = args.command
     arg = None
     if action == "stop" and args.now:
         action = "stop_now"
-    if action == "kill":
-        if args.trial < 0:
-            raise UsageError(f"kill: the trial number must be 0 or more (got {args.trial})")
-        arg = str(args.trial)
     store = Store(getattr(args, "storage", None), create=False)
+    if action == "kill":
+        if (missing := missing_trial(find_study(store, args.study), args.trial)) is not None:
+            raise UsageError(f"kill: {missing}; nothing was sent")
+        arg = str(args.trial)
     answer = ask(store, args.study, action, arg)
     print(safe_lines(answer.text), file=sys.stdout if answer.ok else sys.stderr)
     return EXIT_OK if answer.ok else EXIT_FAILURE

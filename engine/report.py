@@ -91,3 +91,13 @@ def find_study(store, name: str) -> dict:
             return study
     known = ", ".join(s["study_name"] for s in studies) or "none"
     raise StoreError(f"no study named {name!r} in {redact(store.url)} (studies: {known})")
+
+
+def missing_trial(study: dict, number: int) -> str | None:
+    """Why trial `number` is not in the study (bad input: `show --trial`, `kill`), or None when it is there.
+    Optuna numbers a study's trials 0, 1, 2, ... as it creates them, so trial N exists when N < their count."""
+    total = sum(study["counts"].values())
+    if number < total:
+        return None
+    have = f"its trials are 0-{total - 1}" if total else "it has no trial yet"
+    return f"study {study['study_name']} has no trial {number} ({have})"

@@ -8,7 +8,15 @@ import argparse
 from typing import Any
 
 from engine.launch import UsageError
-from engine.report import best_text, best_trial, extra_metrics, find_study, fixed_number, short_number
+from engine.report import (
+    best_text,
+    best_trial,
+    extra_metrics,
+    find_study,
+    fixed_number,
+    missing_trial,
+    short_number,
+)
 from engine.text import markup_safe, safe
 
 EXIT_OK = 0
@@ -76,8 +84,6 @@ def _values_text(values: Any) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    if args.trial is not None and args.trial < 0:
-        raise UsageError(f"--trial must be a trial number, 0 or more (got {args.trial})")
     store = open_store(args)
     study = find_study(store, args.study)
     sid = study["study_id"]
@@ -285,12 +291,10 @@ def _print_findings(console, findings: list[dict]) -> None:
 
 
 def _show_trial(store, study: dict, trials: list, args: argparse.Namespace) -> int:
-    from engine.store import StoreError
-
     sid = study["study_id"]
     match = [t for t in trials if t.number == args.trial]
     if not match:
-        raise StoreError(f"study {study['study_name']} has no trial {args.trial}")
+        raise UsageError(missing_trial(study, args.trial) or f"study {study['study_name']} has no trial {args.trial}")
     t = match[0]
     info = {
         "number": t.number, "state": t.state, "value": t.value, "params": t.params, "reason": t.reason,

@@ -153,6 +153,14 @@ def test_layer_telemetry_keeps_input_to_output_order(tmp_path):
 
 
 CORES = len(os.sched_getaffinity(0))
+HUGE = str(10**30)
+# every option that takes a trial number: each refuses a number that is none (exit 2, by argparse, before any read)
+TRIAL_NUMBER_ARGS = [
+    (["show", "x", "--trial"], "argument --trial"),
+    (["export", "x", "--best-spec", "b.toml", "--trial"], "argument --trial"),
+    (["export", "x", "--weights", "-o", "w.pt", "--trial"], "argument --trial"),
+    (["kill", "x"], "argument trial"),
+]
 
 
 @pytest.mark.parametrize(
@@ -163,7 +171,13 @@ CORES = len(os.sched_getaffinity(0))
         (["run", DIGITS, "--timeout", "inf"], "--timeout must be a positive number of seconds (got inf)"),
         (["run", DIGITS, "--trials", "-1"], "--trials must be between 1 and 1,000,000 (got -1)"),
         (["run", DIGITS, "--trials", "1000000000000"], "--trials must be between 1 and 1,000,000"),
-        (["run", DIGITS, "--trials", "1e12"], "invalid int value: '1e12'"),
+        (["run", DIGITS, "--trials", "1e12"], "argument --trials: expected a whole number, e.g. 3 (got '1e12')"),
+        (["run", DIGITS, "--trials", HUGE], "--trials must be between 1 and 1,000,000 (got 1000000000000000000000000000000)"),
+        (["run", DIGITS, "--trials", "nan"], "argument --trials: expected a whole number, e.g. 3 (got 'nan')"),
+        (["run", DIGITS, "--trials", "1" * 5000], "argument --trials: a number of 5000 digits is far too large"),
+        (["run", DIGITS, "--workers", "1e3"], "argument --workers: expected a whole number, e.g. 3 (got '1e3')"),
+        (["run", DIGITS, "--workers", "two"], "argument --workers: expected a whole number, e.g. 3 (got 'two')"),
+        (["run", DIGITS, "--workers", "-1"], "--workers must be at least 1 (got -1)"),
         (["run", DIGITS, "--study-name", ""], "--study-name '': a study name is 1-100 letters"),
         (["run", DIGITS, "--device", "cuda:9"], "--device cuda:9: cuda:9 is not here"),
         (["run", DIGITS, "--workers", "100000"], f"--workers 100000: more CPU workers than the {CORES} core(s)"),
@@ -171,10 +185,13 @@ CORES = len(os.sched_getaffinity(0))
         (["run", DIGITS, "--workers", "100000", "--detach"], "more CPU workers than"),
         (["run", DIGITS, "--set", "a=" + "[" * 5000 + "]" * 5000], "--set a: the value is nested too deeply"),
         (["run", DIGITS, "--set", "task.params.a=" + "[" * 60 + "]" * 60], "nested more than 50 levels"),
-        (["show", "x", "--trial", "-1"], "--trial must be a trial number, 0 or more (got -1)"),
-        (["kill", "x", "-1"], "the trial number must be 0 or more (got -1)"),
+        *[([*command, value], f"{argument}: expected a trial number, a whole number 0 or more (got {value!r})")
+          for command, argument in TRIAL_NUMBER_ARGS for value in ("-1", "nan", "1e3", "1.5", "third", "")],
+        *[([*command, HUGE], f"{argument}: no trial number is that large (got '{HUGE}')")
+          for command, argument in TRIAL_NUMBER_ARGS],
         (["profile", DIGITS, "--steps", "0"], "--steps must be between 1 and 10,000 (got 0)"),
         (["profile", DIGITS, "--steps", "100000"], "--steps must be between 1 and 10,000"),
+        (["profile", DIGITS, "--steps", "nan"], "argument --steps: expected a whole number, e.g. 3 (got 'nan')"),
     ],
 )
 def test_bad_numbers_and_names_exit_2_with_what_was_wrong(args, says, tmp_path, monkeypatch, capsys):
@@ -191,6 +208,22 @@ def test_bad_numbers_and_names_exit_2_with_what_was_wrong(args, says, tmp_path, 
     assert says in stderr
     assert "internal error" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "bad input must create nothing"
+
+
+def test_a_trial_number_the_study_does_not_have_is_bad_input(tmp_path):
+    """`show --trial 99` exited 1 while `export --best-spec --trial 99` exited 2; `kill` sent the request
+    and its coordinator answered with the error (exit 1). Now every one exits 2 and says the trials there
+    are; `kill` sends nothing."""
+    from tests.optuna_only import build_optuna_only_store
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    build_optuna_only_store(url)  # `plain`: trials 0-5
+    for args in (["show", "plain", "--trial", "6"], ["kill", "plain", "99"]):
+        result = tunetui_here(*args, storage=url)
+        assert result.returncode == 2, (args, result)
+        assert f"study plain has no trial {args[-1]} (its trials are 0-5)" in result.stderr
+    assert "nothing was sent" in result.stderr
+    assert tunetui_here("show", "plain", "--trial", "5", storage=url).returncode == 0  # the last one is there
 
 
 def test_a_device_named_in_the_spec_that_is_not_here_exits_2(tmp_path):

@@ -37,7 +37,7 @@ def test_kill_pause_resume_and_stop_now_from_another_process(tmp_path):
     wait_for(lambda: view.trials("ctl")[victim]["state"] != "RUNNING", 10, "the killed trial to end")
     killed = view.trials("ctl")[victim]
     assert (killed["state"], killed["reason"]) == ("FAIL", "killed")
-    assert tunetui_here("kill", "ctl", "999", storage=url).returncode == 1
+    assert tunetui_here("kill", "ctl", "999", storage=url).returncode == 2  # no such trial: bad input
 
     # pause: running trials finish, none starts
     paused = tunetui_here("pause", "ctl", storage=url)
