@@ -226,7 +226,8 @@ class StudyModel:
         return None
 
     def title(self) -> str:
-        """name · status · best · trials by state · view (markup; outside text escaped), fit for 80 columns."""
+        """name · status · best · gain left · trials by state · view (markup; outside text escaped), fit for 80
+        columns."""
         counts: dict[str, int] = {}
         for row in self.rows.values():
             key = count_key(row)
@@ -237,10 +238,10 @@ class StudyModel:
             parts.append("waiting for the study to appear in the store")
         else:
             parts.append(f"best {format_value(best.value)} #{best.number}" if best else "best -")
-            parts.append(f"trials {trial_letters(counts)}")
             estimate = self.improvement()
-            if estimate is not None:
+            if estimate is not None:  # beside the best it bounds, before the counts: 80 columns show it
                 parts.append(estimate.short())
+            parts.append(f"trials {trial_letters(counts)}")
         view = self.view if self.view != "compare" else f"compare #{self.pinned}"
         parts.append(f"view {view}" + (" +follow" if self.follow else ""))
         if self.error:
