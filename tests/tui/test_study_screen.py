@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import threading
 
 import optuna
@@ -491,6 +492,42 @@ async def test_monochrome_no_color_still_marks_the_cursor(small_store, make_app,
         await opened(pilot, 12)
         lines = screen_text(app).splitlines()
         assert lines[2].startswith("›   0 complete")
+
+
+def legend_marks(text: str, labels: list[str]) -> list[str]:
+    """The two-cell mark the charts' legends draw before each label ("▞▞ train"): what tells series apart
+    where colour does not."""
+    marks = {}
+    for line in text.splitlines():
+        for label in labels:
+            found = re.search(r"[┤│] (\S\S) " + re.escape(label) + r"(?!\S)", line)
+            if found:
+                marks[label] = found.group(1)
+    assert set(marks) == set(labels), (marks, text)
+    return [marks[label] for label in labels]
+
+
+async def test_chart_series_differ_by_marker_under_no_color(small_store, make_app, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(small_store, open_study="digits_mlp")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await opened(pilot, 12)
+        await wait_for(pilot, lambda: any(s.xs for s in chart(app, "loss").series), what="the loss chart")
+        await pilot.pause(0.1)
+        train, val = legend_marks(screen_text(app), ["train", "val"])
+        assert train != val
+        await pilot.press("c", "down", "c")  # two trials: four series, four marks
+        await wait_for(pilot, lambda: chart(app, "loss").title == "loss #0 vs #1"
+                       and all(s.xs for s in chart(app, "loss").series), what="compare curves")  # fmt: skip
+        await pilot.pause(0.1)
+        marks = legend_marks(screen_text(app), ["#0 val", "#0 train", "#1 val", "#1 train"])
+        assert len(set(marks)) == 4, marks
+        await pilot.press("2")  # History: each value and the best so far
+        await wait_for(pilot, lambda: app.screen.query(HistoryPlot) and app.screen.query_one(HistoryPlot).numbers,
+                       what="the history")  # fmt: skip
+        await pilot.pause(0.1)
+        value, best = legend_marks(screen_text(app), ["value", "best so far"])
+        assert value != best
 
 
 async def test_escape_returns_to_the_studies_list(small_store, make_app):

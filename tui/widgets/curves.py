@@ -17,6 +17,9 @@ from tui.data import downsample, layer_order
 from tui.study_model import MAX_OVERLAY
 
 PALETTE = ("cyan", "orange", "green", "magenta", "blue", "yellow", "red", "gray")
+# series named in a legend are told apart by these as well as by colour (NO_COLOR, colour blindness): plotext's
+# block line, its braille line, then characters
+MARKERS = ("hd", "braille", "x", "+", "o", "*", "#", "@")
 PLOTS = ("loss", "acc", "lr", "grad", "layers")
 CHARTED = ("val_acc", "val_loss", "train_acc", "train_loss")  # a study's metric the loss and accuracy charts show
 TITLES = {
@@ -93,16 +96,18 @@ class SeriesPlot(PlotextPlot):
         plt = self.plt
         plt.clear_figure()
         drawn, shown = 0, []
+        legend = sum(1 for s in chart.series if s.label) > 1
         for i, s in enumerate(chart.series):
             xs, ys = _finite(s.xs, s.ys, chart.log_y)
             if not xs:
                 continue
             xs, ys = downsample(xs, ys, max(200, min(1000, 4 * self.size.width)))  # ~2 points a cell
             color = s.color or PALETTE[i % len(PALETTE)]
+            marker = MARKERS[i % len(MARKERS)] if legend else None
             if len(xs) == 1:
-                plt.scatter(xs, ys, color=color, label=s.label)
+                plt.scatter(xs, ys, color=color, label=s.label, marker=marker)
             else:
-                plt.plot(xs, ys, color=color, label=s.label)
+                plt.plot(xs, ys, color=color, label=s.label, marker=marker)
             drawn += 1
             shown.extend(ys)
         if drawn and chart.hline is not None and math.isfinite(chart.hline):

@@ -48,9 +48,9 @@ class HistoryPlot(PlotextPlot):
             return super().render()
         best = best_so_far(self.values, self.maximize)
         xs, ys = downsample(self.numbers, self.values, 1000)
-        plt.scatter(xs, ys, color="cyan", label="value")
+        plt.scatter(xs, ys, marker="o", color="cyan", label="value")  # marks, not colour alone, tell them apart
         bx, by = downsample(self.numbers, best, 1000)
-        plt.plot(bx, by, color="orange", label="best so far")
+        plt.plot(bx, by, marker="braille", color="orange", label="best so far")
         plt.title(f"optimization history ({len(self.numbers)} complete, best {best[-1]:.4g})")
         plt.xlabel("trial")
         return super().render()
