@@ -387,6 +387,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def export_weights(store, args: argparse.Namespace) -> int:
     """`export --weights [--trial N] -o FILE`: exit 2 when there is nothing to write or FILE exists."""
+    from engine.files import NotPrivate
     from engine.report import find_study
     from engine.weights import artifact_dir, study_weights, write_weights
 
@@ -394,7 +395,10 @@ def export_weights(store, args: argparse.Namespace) -> int:
         raise UsageError("--weights needs -o FILE (the weights are a binary state_dict)")
     study = find_study(store, args.study)
     folder = artifact_dir(store.url, args.artifacts)
-    every = study_weights(store, study["study_name"], folder)
+    try:
+        every = study_weights(store, study["study_name"], folder)
+    except NotPrivate as err:  # its files may be anyone's: a state_dict is a pickle its user loads
+        raise UsageError(f"{err}; nothing was written") from None
     numbers = ", ".join(str(w.number) for w in every) or "none"
     saved, which = every, f"study {study['study_name']}"
     if args.trial is not None:

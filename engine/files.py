@@ -4,6 +4,7 @@ whatever the caller's umask and whichever command runs first."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,3 +52,23 @@ def private_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(old)
+
+
+class NotPrivate(PermissionError):
+    """A folder another user can write: what tunetui finds in it may be anyone's."""
+
+
+def check_private_folder(folder: str | Path, what: str) -> None:
+    """Refuse (NotPrivate) a folder that belongs to another user, or that its group or every user may write:
+    they could put their own files in it (a saved model is a pickle its user loads) or swap ours. `what`
+    names the folder in the message ("the saved weights' folder")."""
+    info = os.stat(folder)
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.geteuid():
+        why = f"it belongs to another user (uid {info.st_uid}, you are {os.geteuid()})"
+    elif mode & 0o022:
+        why = f"{'every user' if mode & 0o002 else 'its group'} can write it (mode {mode:04o}; chmod go-w {folder})"
+    else:
+        return
+    raise NotPrivate(f"{what} {folder} is not private: {why}; tunetui keeps files only where no one else can "
+                     "write them")  # fmt: skip

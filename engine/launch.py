@@ -243,14 +243,23 @@ def prepare(request: RunRequest, storage: str | None, env_url: str | None = None
 
 
 def check_artifacts(spec, url: str) -> None:
-    """A `[storage] artifacts` folder must be one tunetui can make or write: else every trial's upload would
-    fail with a warning and the run would end with no weights at all. (The default folder is beside the
-    store: a read-only or missing store folder is the store's own error.)"""
-    from engine.weights import artifact_dir
+    """The saved weights' folder must be private (no other user may write it: engine/files.py), and a
+    `[storage] artifacts` folder one tunetui can make or write: else every trial's upload would fail with a
+    warning and the run would end with no weights at all. (The default folder is beside the store: a
+    read-only or missing store folder is the store's own error.)"""
+    from engine.files import NotPrivate, check_private_folder
+    from engine.weights import FOLDER, artifact_dir
 
-    if not spec.storage.artifacts or spec.train_config({}).save_weights == "none":
+    if spec.train_config({}).save_weights == "none":
         return
     folder = artifact_dir(url, spec.storage.artifacts)
+    if folder.is_dir():
+        try:
+            check_private_folder(folder, FOLDER)
+        except NotPrivate as err:
+            raise UsageError(f"{err} (see [storage] artifacts, or [train] save_weights = \"none\")") from None
+    if not spec.storage.artifacts:
+        return
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

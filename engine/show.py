@@ -122,7 +122,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     info["fail_reasons"] = reasons
     flagged = [(t.number, store.findings(sid, t.number)) for t in trials if t.flags]
     info["diagnosis"] = {n: [f["kind"] for f in fs] for n, fs in flagged}
-    info["weights"] = _weights(store, study, args)
+    info.update(_weights(store, study, args))
     if args.json:
         return _print_json(info)
     console = _study_header(study, info["progress"])
@@ -144,7 +144,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             shown = ", ".join(f"{safe(k)} {fixed_number(v)}" for k, v in final.items() if k not in ("lr", "epoch_time_s"))
             console.print(f"  final epoch: {shown}", highlight=False, markup=False)
         _print_findings(console, info["best"]["findings"])
-    _print_weights(console, info["weights"])
+    _print_weights(console, info, said=best.number if best is not None else None)
     if flagged:
         console.print(
             f"diagnosis: {len(flagged)} trial(s) flagged; `tunetui show {markup_safe(args.study)} --trial N` for details"
@@ -235,13 +235,13 @@ def _show_pareto(store, study: dict, trials: list, args: argparse.Namespace) -> 
         "progress": _progress(store, study, trials),
         "best": None,  # several objectives: no single best
         "pareto_front": [{"number": t.number, "values": list(t.values), "params": t.params} for t in front],
-        "weights": _weights(store, study, args),
+        **_weights(store, study, args),
     }
     if args.json:
         return _print_json(info)
     console = _study_header(study, info["progress"])
     _print_front(console, info["directions"], info["objectives"], front)
-    _print_weights(console, info["weights"])
+    _print_weights(console, info)
     return EXIT_OK
 
 
@@ -254,28 +254,46 @@ def _print_front(console, directions: list[str], names: list[str], front: list) 
         _print_params(console, t.params)
 
 
-def _weights(store, study: dict, args: argparse.Namespace) -> list[dict]:
-    """The trials' saved weights in the artifact folder: trial, file name (as the store says it), bytes."""
-    from engine.weights import artifact_dir, study_weights
+def _weights(store, study: dict, args: argparse.Namespace) -> dict[str, Any]:
+    """`weights`: the trials' saved weights in the artifact folder (trial, file name as the store says it,
+    bytes); `weights_not_saved`: why a complete trial's upload failed, by trial number; `weights_refused`:
+    why none is listed when another user can write the folder."""
+    from engine.files import NotPrivate
+    from engine.weights import WEIGHTS_ERROR_KEY, artifact_dir, study_weights
 
     folder = artifact_dir(store.url, getattr(args, "artifacts", None))
-    saved = study_weights(store, study["study_name"], folder)
-    return [{"trial": w.number, "file": w.filename, "bytes": w.size, "artifact_id": w.artifact_id} for w in saved]
+    failed = {n: str(why) for n, why in store.attr_by_number(study["study_id"], WEIGHTS_ERROR_KEY).items() if why}
+    info: dict[str, Any] = {"weights": [], "weights_not_saved": failed}
+    try:
+        saved = study_weights(store, study["study_name"], folder)
+    except NotPrivate as err:
+        info["weights_refused"] = str(err)
+        return info
+    info["weights"] = [{"trial": w.number, "file": w.filename, "bytes": w.size, "artifact_id": w.artifact_id}
+                       for w in saved]  # fmt: skip
+    return info
 
 
-def _print_weights(console, weights: list[dict]) -> None:
-    if not weights:
-        return
-    console.print(f"saved weights ({len(weights)}; `tunetui export --weights --trial N -o FILE` writes one):",
-                  highlight=False)  # fmt: skip
+def _print_weights(console, info: dict, said: int | None = None) -> None:
+    """The saved weights, then why any trial's were not saved (but trial `said`'s: its own lines said it)."""
+    weights = info["weights"]
+    if weights:
+        console.print(f"saved weights ({len(weights)}; `tunetui export --weights --trial N -o FILE` writes one):",
+                      highlight=False)  # fmt: skip
     for w in weights:
         console.print(f"  #{w['trial']}: {safe(w['file'])} ({w['bytes']:,} bytes)", highlight=False, markup=False)
+    for number, why in sorted(info["weights_not_saved"].items()):
+        if number != said:
+            console.print(f"  #{number}: weights not saved: {safe(why)}", highlight=False, markup=False)
+    if info.get("weights_refused"):
+        console.print(f"saved weights not listed: {safe(info['weights_refused'])}", highlight=False, markup=False)
 
 
 def _print_origin(console, attrs: dict) -> None:
-    """A trial's note, and an enqueued trial's origin and overrides (engine/enqueue.py: the values it trained
-    with instead of sampled ones, absent from its params)."""
-    for key, label in (("note", "note"), ("origin", "enqueued"), ("overrides", "overrides (trained with, not sampled)")):
+    """A trial's note, an enqueued trial's origin and overrides (engine/enqueue.py: the values it trained
+    with instead of sampled ones, absent from its params), and why its weights were not saved."""
+    for key, label in (("note", "note"), ("origin", "enqueued"), ("overrides", "overrides (trained with, not sampled)"),
+                       ("weights_error", "weights not saved")):  # fmt: skip
         value = attrs.get(key)
         if value:
             text = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items()) \

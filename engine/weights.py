@@ -7,7 +7,10 @@ and names the file in its `TrialDone`; the coordinator uploads it to the trial (
 telling the trial: a finished trial's attrs cannot change) and removes the worker's copy. With
 `save_weights = "best"` it then removes the files of trials that are no longer best (the Pareto front's,
 with several objectives): Optuna's record of the artifact stays on the old trial, its file does not, and
-`show` lists only artifacts whose file is in the folder. No torch here: the coordinator never imports it.
+`show` lists only artifacts whose file is in the folder. An upload writes its file whole or not at all
+(`WholeFileStore`); a failed one is the trial's `weights_error` attr, which `show` prints. A folder another
+user can write is refused (engine/files.py `check_private_folder`): its files could be anyone's. No torch
+here: the coordinator never imports it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from optuna.artifacts import (
     FileSystemArtifactStore,
@@ -29,12 +32,14 @@ from optuna.artifacts import (
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial, TrialState
 
-from engine.files import FILE_MODE, private_dir, private_umask
+from engine.files import FILE_MODE, check_private_folder, private_dir, private_umask
 from engine.run.protocol import WEIGHTS_TEMP_PREFIX
 from engine.store import journal_path, sqlite_path, state_path
 from engine.store.optuna_tables import study_storage
 
 ARTIFACTS_KEY = "artifacts:"  # Optuna's system attr prefix of an artifact's record
+WEIGHTS_ERROR_KEY = "weights_error"  # a complete trial's user attr: why its weights were not saved
+FOLDER = "the saved weights' folder"
 # upload_artifact names artifacts by uuid4: anything else read from the store is never a path we open
 ARTIFACT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -85,9 +90,11 @@ def saved_weights(trials: Iterable[FrozenTrial], storage: Any, folder: Path) -> 
 
 
 def study_weights(store: Any, study_name: str, folder: Path) -> list[SavedWeights]:
-    """The saved weights of a study (`show`, `export --weights`); none without the folder (no read then)."""
+    """The saved weights of a study (`show`, `export --weights`); none without the folder (no read then).
+    NotPrivate when another user can write the folder: its files may not be the trials'."""
     if not folder.is_dir():
         return []
+    check_private_folder(folder, FOLDER)
     study = store.optuna_study(study_name)
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return saved_weights(trials, study_storage(study), folder)
@@ -125,6 +132,37 @@ def discard(path: str | None) -> None:
         file.unlink(missing_ok=True)
 
 
+class WholeFileStore(FileSystemArtifactStore):
+    """Optuna's file artifact store, writing each file whole or not at all: into a hidden partial file (0600)
+    renamed into place once written, removed when the write fails (a full disk, a read-only folder), so a
+    failed upload leaves no file in the folder (its record on the trial then names none, which `show` skips)."""
+
+    def __init__(self, folder: Path):
+        super().__init__(folder)
+        self.folder = folder
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        if not ARTIFACT_ID.match(artifact_id):  # upload_artifact's uuid4: never a path of its own
+            raise ValueError(f"not an artifact id: {artifact_id!r}")
+        partial = self.folder / f".{artifact_id}.partial"
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(fd, "wb") as out:
+                os.fchmod(fd, FILE_MODE)  # O_CREAT's mode passes through the umask
+                shutil.copyfileobj(content_body, out)
+                out.flush()
+                os.fsync(fd)  # whole on disk before it has its name: a power cut leaves no short file
+            os.replace(partial, self.folder / artifact_id)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+
+def failure_text(err: OSError, folder: Path) -> str:
+    """Why an upload failed, in the words `show` prints: "No space left on device (/x/s.artifacts)"."""
+    return f"{err.strerror} ({folder})" if err.strerror else str(err)
+
+
 class WeightKeeper:
     """The coordinator's side: uploads a finished trial's file and keeps what `save_weights` asks."""
 
@@ -141,11 +179,12 @@ class WeightKeeper:
                 self.kept[saved.number] = saved.artifact_id
 
     def upload(self, trial: Any, path: str) -> str:
-        """Upload the worker's file to the RUNNING trial (0600 in a 0700 folder). Raises OSError."""
+        """Upload the worker's file to the RUNNING trial (0600 in a 0700 folder), whole or not at all.
+        Raises OSError (NotPrivate: another user can write the folder, checked at every upload)."""
+        check_private_folder(private_dir(self.folder), FOLDER)
         if self._store is None:
-            self._store = FileSystemArtifactStore(private_dir(self.folder))
+            self._store = WholeFileStore(self.folder)
         artifact_id = upload_artifact(artifact_store=self._store, file_path=path, study_or_trial=trial)
-        os.chmod(self.folder / artifact_id, FILE_MODE)  # written with the umask's mode; the folder is private
         self.kept[trial.number] = artifact_id
         return artifact_id
 

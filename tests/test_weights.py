@@ -227,3 +227,98 @@ def test_a_run_whose_weights_folder_cannot_be_made_is_refused_before_it_starts(t
     from engine.spec import parse_spec
 
     check_artifacts(parse_spec(SPEC.format(train='save_weights = "none"') + f'[storage]\nartifacts = "{a_file}"\n'), url)
+
+
+def test_a_weights_folder_another_user_can_write_is_refused(tmp_path):
+    """Its files may be anyone's (a state_dict is a pickle its user loads), so: a run is refused before it
+    starts (the default folder beside the store and a `[storage] artifacts` one), `export --weights` writes
+    nothing, `show` lists nothing and says why, an upload mid-run fails. A private folder passes."""
+    from engine.files import NotPrivate
+    from tests.helpers_run import tunetui_here
+
+    url = f"sqlite:///{tmp_path}/study.db"
+    study = optuna.create_study(storage=url, study_name="s", direction="maximize")
+    folder = artifact_dir(url)
+    _trial_with_file(study, tmp_path, 0.5, WeightKeeper(folder, "all"))
+    spec = tmp_path / "kept.toml"
+    spec.write_text(SPEC.format(train=""), encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    configured = tmp_path / "configured.toml"
+    configured.write_text(SPEC.format(train="") + f'[storage]\nartifacts = "{elsewhere}"\n', encoding="utf-8")
+    for mode, why in ((0o777, "every user can write it (mode 0777"), (0o770, "its group can write it (mode 0770")):
+        os.chmod(folder, mode)
+        os.chmod(elsewhere, mode)
+        for run_spec, named in ((spec, folder), (configured, elsewhere)):
+            refused = tunetui_here("run", str(run_spec), "--quiet", storage=url)
+            assert refused.returncode == 2, refused.stderr
+            assert f"the saved weights' folder {named} is not private: {why}" in refused.stderr
+            assert optuna.get_all_study_names(url) == ["s"]  # nothing started
+        export = tunetui_here("export", "s", "--weights", "-o", str(tmp_path / "w.pt"), storage=url)
+        assert export.returncode == 2 and f"{folder} is not private: {why}" in export.stderr, export.stderr
+        assert "nothing was written" in export.stderr and not (tmp_path / "w.pt").exists()
+        shown = tunetui_here("show", "s", storage=url)
+        assert shown.returncode == 0 and "saved weights not listed: the saved weights' folder" in shown.stdout
+        assert json.loads(tunetui_here("show", "s", "--json", storage=url).stdout)["weights"] == []
+        keeper = WeightKeeper(folder, "all")
+        trial = study.ask()
+        (tmp_path / "w.bin").write_bytes(b"w")
+        with pytest.raises(NotPrivate, match="is not private"):
+            keeper.upload(trial, str(tmp_path / "w.bin"))
+        study.tell(trial, 0.1)
+    assert len(list(folder.iterdir())) == 1  # the refused uploads wrote nothing
+    if os.geteuid() == 0:  # only root can give a folder to another user
+        os.chmod(folder, 0o700)
+        os.chown(folder, 65534, -1)
+        export = tunetui_here("export", "s", "--weights", "-o", str(tmp_path / "w.pt"), storage=url)
+        assert export.returncode == 2 and "it belongs to another user (uid 65534" in export.stderr, export.stderr
+        os.chown(folder, 0, -1)
+    os.chmod(folder, 0o700)
+    written = tunetui_here("export", "s", "--weights", "--trial", "0", "-o", str(tmp_path / "w.pt"), storage=url)
+    assert written.returncode == 0, written.stderr
+
+
+def test_an_upload_that_fails_midway_leaves_no_file(tmp_path):
+    """A full disk while the file is written: the write goes to a hidden partial file renamed into place
+    only when whole, so the folder holds nothing after the failure (it kept a truncated file under the
+    artifact's id, which `show` listed and `export --weights` copied)."""
+    from tests.test_store_faults import mounted
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    with mounted(disk, ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(disk)]):
+        study = optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name="s")
+        keeper = WeightKeeper(disk, "all")
+        big = tmp_path / "big.pt"
+        big.write_bytes(b"w" * (256 * 1024))
+        trial = study.ask()
+        with pytest.raises(OSError, match="No space left on device"):
+            keeper.upload(trial, str(big))
+        assert list(disk.iterdir()) == []
+        study.tell(trial, 0.5)
+        assert saved_weights(study.get_trials(), study._storage, disk) == []
+
+
+def test_a_trial_whose_weights_could_not_be_saved_says_so_in_show(tmp_path):
+    """The run's weights folder fills up mid-run: the trial completes, the folder keeps no file, and `show`
+    (and `show --trial`) say why the trial has no weights (it was only a line in the coordinator's log)."""
+    from tests.helpers_run import tunetui_here
+    from tests.test_store_faults import mounted
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    spec = tmp_path / "kept.toml"
+    spec.write_text(SPEC.format(train="").replace("width = 16", "width = 64") + f'[storage]\nartifacts = "{disk}"\n',
+                    encoding="utf-8")  # fmt: skip
+    url = f"sqlite:///{tmp_path}/store.db"
+    with mounted(disk, ["mount", "-t", "tmpfs", "-o", "size=4k,mode=0700", "tmpfs", str(disk)]):  # < 19 KB of weights
+        result = run_cli("run", str(spec), "--storage", url, "--trials", "1", "--quiet", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert [p.name for p in disk.iterdir()] == []
+    why = f"No space left on device ({disk})"
+    assert f"trial 0: weights not saved: {why}" in result.stdout
+    assert optuna.load_study(study_name="kept", storage=url).trials[0].state.name == "COMPLETE"
+    for args in (("show", "kept"), ("show", "kept", "--trial", "0")):  # the best trial's lines, one trial's
+        shown = " ".join(tunetui_here(*args, storage=url).stdout.split())  # rich wraps at 80 columns
+        assert shown.count(f"weights not saved: {why}") == 1, shown
+    assert json.loads(tunetui_here("show", "kept", "--json", storage=url).stdout)["weights_not_saved"] == {"0": why}

@@ -29,7 +29,7 @@ from engine.spec import StudySpec
 from engine.store import Store
 from engine.store.optuna_tables import fail_trial, frozen_trial_id, set_trial_user_attrs, study_storage
 from engine.value import objective_values
-from engine.weights import WeightKeeper, artifact_dir, discard
+from engine.weights import WEIGHTS_ERROR_KEY, WeightKeeper, artifact_dir, discard, failure_text
 
 KILL_GRACE_S = 3.0  # a killed trial may stop at its next epoch (its worker lives on); then it is killed
 
@@ -233,7 +233,8 @@ class Trials:
             if missing:
                 self.fail(slot, "no_metric", f"the trial reported no finite {', '.join(missing)}", attrs)
             else:
-                self._upload_weights(trial, message.weights_file)  # before tell: a finished trial's attrs are fixed
+                # before tell: a finished trial's attrs are fixed
+                attrs.update(self._upload_weights(trial, message.weights_file))
                 set_trial_user_attrs(self.study, trial, {**attrs, "value_epoch": epochs[0] if not self.several else None})
                 self._tell(trial, values if self.several else values[0])
                 if self.prune_copy is not None:
@@ -251,13 +252,17 @@ class Trials:
         else:
             self.weights.keep_best(t.number for t in self.study.best_trials)
 
-    def _upload_weights(self, trial: optuna.Trial, path: str | None) -> None:
+    def _upload_weights(self, trial: optuna.Trial, path: str | None) -> dict[str, str]:
+        """Upload the trial's weights; the attr that says why they were not saved, when they were not."""
         if not path or self.weights.mode == "none":
-            return
+            return {}
         try:
             self.weights.upload(trial, path)
-        except OSError as err:  # a full disk costs the weights, not the trial
-            self.log(f"trial {trial.number}: weights not saved: {err}")
+        except OSError as err:  # a full disk costs the weights, not the trial; `show` says so
+            why = failure_text(err, self.weights.folder)
+            self.log(f"trial {trial.number}: weights not saved: {why}")
+            return {WEIGHTS_ERROR_KEY: why}
+        return {}
 
     def fail(self, slot: Slot, reason: str, hint: str, attrs: dict | None = None) -> None:
         trial = slot.trial
