@@ -6,7 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from tests.optuna_only import build_optuna_only_store, build_three_objective_store
+from tests.optuna_only import build_three_objective_store
 from tests.tui.builders import build_study
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
@@ -74,10 +74,8 @@ async def test_views_say_not_enough_trials_with_fewer_than_two_complete(tmp_path
                        what="no intermediate values")  # fmt: skip
 
 
-async def test_intermediate_values_of_a_study_run_by_optuna_alone_name_each_trial(tmp_path, make_app):
-    url = f"sqlite:///{tmp_path}/optuna.db"
-    build_optuna_only_store(url)
-    app = make_app(url, open_study="plain")
+async def test_intermediate_values_of_a_study_run_by_optuna_alone_name_each_trial(optuna_store, make_app):
+    app = make_app(optuna_store, open_study="plain")  # SQLite, a journal file and PostgreSQL, made by Optuna
     async with app.run_test(size=(80, 24)) as pilot:
         await _open_analysis(pilot, app, "plain")
         await pilot.press("7")
@@ -88,10 +86,10 @@ async def test_intermediate_values_of_a_study_run_by_optuna_alone_name_each_tria
         await wait_for(pilot, lambda: "not enough trials: 1 complete with a value" in screen_text(app))
 
 
-async def test_a_two_objective_study_opens_on_its_pareto_front_with_history_and_hypervolume(tmp_path, make_app):
-    url = f"sqlite:///{tmp_path}/optuna.db"
-    build_optuna_only_store(url)  # `pareto`: (0.9, 0.3) (0.8, 0.1) on the front, (0.7, 0.5) behind
-    app = make_app(url, open_study="pareto")
+async def test_a_two_objective_study_opens_on_its_pareto_front_with_history_and_hypervolume(optuna_store, make_app):
+    # `pareto`, made by Optuna in SQLite, a journal file and PostgreSQL: (0.9, 0.3) (0.8, 0.1) on the front,
+    # (0.7, 0.5) behind
+    app = make_app(optuna_store, open_study="pareto")
     async with app.run_test(size=(80, 24)) as pilot:
         await _open_analysis(pilot, app, "pareto")
         marks = ("Pareto front of 3 complete trials: ↑ objective 1 (min)", "trial (1)", "Pareto front (2)",
