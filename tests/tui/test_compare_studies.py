@@ -58,17 +58,16 @@ async def test_mark_one_study_and_compare_it_with_another(small_store, make_app)
             screen_text(app)
 
 
-async def test_compare_with_a_two_objective_study_shows_the_space_diff_and_says_why_no_overlay(tmp_path, make_app):
-    url = f"sqlite:///{tmp_path}/two.db"
-    add_plain_study(url, "one", ["minimize"])
-    add_plain_study(url, "both", ["minimize", "maximize"])
-    app = make_app(url)
+async def test_compare_with_a_two_objective_study_shows_the_space_diff_and_says_why_no_overlay(optuna_store, make_app):
+    app = make_app(optuna_store)  # made by Optuna alone: SQLite, a journal file, PostgreSQL
     async with app.run_test(size=(80, 24)) as pilot:
-        await select(pilot, app, "one")
+        await select(pilot, app, "plain")
         await pilot.press("m")
-        await select(pilot, app, "both")
+        await select(pilot, app, "pareto")
         await pilot.press("c")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "CompareScreen" and app.screen.loaded)
         text = screen_text(app)
-        assert "history: both has several objectives; the overlay needs one each" in text, text
-        assert "search space: the same (the parameters the trials drew)" in text, text
+        assert "history: pareto has several objectives; the overlay needs one each" in text, text
+        assert "the parameters the trials drew" in text, text
+        diff = str(app.screen.query_one("#compare-text").content)
+        assert "-kind = one of " in diff and "-x = " in diff and "+lr = " in diff, diff  # values drawn at random
