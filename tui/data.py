@@ -154,6 +154,7 @@ class StudyDelta:
     details: list[TrialDetail] = field(default_factory=list)
     first: bool = False  # the first delta with trial rows: the whole study
     partial: bool = False  # rows without params (a big study's first read): poll again at once
+    reported: bool = False  # the curves' rows are what trial.report wrote: no tunetui telemetry (Optuna alone)
     elapsed_s: float = 0.0  # time spent querying
     polled_at: float = 0.0  # when it was read (time.time()): the "now" of the run's ETA
 
@@ -287,6 +288,7 @@ class StudyWatcher:
         """Epoch rows of the trials plotted; without tunetui telemetry (Optuna alone), what the trials
         reported (`trial.report`) as rows {trial_number, epoch: step, intermediate: value}."""
         read, start = (self._epoch_rows, 0) if self.telemetry else (self._intermediate_rows, -1)
+        delta.reported = not self.telemetry
         fresh = [n for n in want.curves if n not in self.epoch_cursor and n in self.state]
         live = [n for n in want.curves if n in self.epoch_cursor and self._live(n, changed)]
         if fresh:

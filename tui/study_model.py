@@ -51,6 +51,7 @@ class StudyModel:
         self.rows: dict[int, TrialRow] = {}
         self.best: int | None = None  # the best complete trial (one objective only)
         self.epochs: dict[int, list[dict]] = {}
+        self.reported = False  # the epochs are what trial.report wrote (a store Optuna alone made)
         self.steps_for: int | None = None
         self.steps: list[dict] = []
         self.layer_rows_for: int | None = None
@@ -98,6 +99,8 @@ class StudyModel:
         if self.follow and delta.trials:
             dirty.follow_to = max(self.rows)
         dirty.curves = dirty.trials and (self.view == "all" or self.best != best_before)
+        if delta.study_id is not None and delta.reported != self.reported:
+            self.reported, dirty.curves = delta.reported, True
         for number, rows in delta.epochs.items():
             self.epochs.setdefault(number, []).extend(rows)
             dirty.curves = True

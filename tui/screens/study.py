@@ -222,7 +222,8 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
         numbers = model.curve_numbers()
         single = numbers[0] if len(numbers) == 1 else None
         charts = charts_for(model.view, numbers, model.epochs, model.steps_shown(), model.selected_layers(),
-                            model.clip(single or model.selected), metric=model.user_attrs.get("metric"))  # fmt: skip
+                            model.clip(single or model.selected), metric=model.user_attrs.get("metric"),
+                            reported=model.reported)  # fmt: skip
         charts["layers"].title = f"per-layer grad norm #{model.selected}" if model.selected is not None else ""
         self.query_one(CurvesPanel).show(charts)
 

@@ -162,13 +162,14 @@ def _reported_only(numbers: Sequence[int], epochs: dict[int, list[dict]]) -> boo
 
 def _intermediate_charts(mode: str, numbers: Sequence[int], epochs: dict[int, list[dict]], who: str) -> dict:
     """Without tunetui telemetry: one chart of the trials' intermediate values, named as such."""
-    chart = Chart(f"intermediate values {who}".strip(), xlabel="step (trial.report)")
+    chart = Chart(f"intermediate values {who}".strip(), xlabel="step (trial.report)",
+                  note="nothing reported (trial.report)")  # fmt: skip
     for i, n in enumerate(numbers):
         rows = epochs.get(n, [])
         label = None if mode == "all" else (f"#{n}" if len(numbers) > 1 else "value")
         chart.series.append(Series(label, *_epoch_series(rows, "intermediate"), PALETTE[i % len(PALETTE)]))
     none = "no tunetui telemetry: the study ran with Optuna alone"
-    return {"loss": chart, **{name: Chart(TITLES[name], note=none) for name in ("acc", "lr", "grad")}}
+    return {"loss": chart, **{name: Chart(TITLES[name], note=none) for name in ("acc", "lr", "grad", "layers")}}
 
 
 def charts_for(
@@ -179,10 +180,12 @@ def charts_for(
     layers: list[dict] | None = None,
     clip: float | None = None,
     metric: str | None = None,
+    reported: bool = False,
 ) -> dict[str, Chart]:
     """The curve charts of one view: one trial (selected/best), two trials (compare), or many (all). A study
     whose `metric` is not charted already (val_rmse, an own loop's val_f1) gets it, and its train_ twin where
-    there is one, in the accuracy chart's place."""
+    there is one, in the accuracy chart's place. `reported`: the study has no tunetui telemetry, its rows are
+    what trial.report wrote (also when a trial reported nothing)."""
     if not numbers:
         return {name: Chart(TITLES[name], note="no trial selected") for name in PLOTS}
     single = len(numbers) == 1
@@ -229,8 +232,8 @@ def charts_for(
     if clip is not None:
         grad.title += f", clip {clip:g}"
     charts.update(loss=loss, acc=acc, lr=lr, grad=grad)
-    if _reported_only(numbers, epochs):
-        charts.update(_intermediate_charts(mode, numbers, epochs, who))
+    if reported or _reported_only(numbers, epochs):
+        return _intermediate_charts(mode, numbers, epochs, who)
 
     layer_chart = Chart("per-layer grad norm", log_y=True)
     by_layer: dict[str, tuple[list, list]] = {}
