@@ -41,3 +41,10 @@ def test_detail_lists_the_last_epochs_own_metrics():
     assert "metrics" in text and "[red]x" in text and "1.5" in text
     text = render(trial_detail(row, {}, [], None, EPOCHS[3]))
     assert "metrics" in text and "val_rmse" in text and "train_loss" not in text  # columns stay in Curves
+
+
+def test_detail_titles_stay_on_one_line_above_a_narrow_table():
+    row = TrialRow(number=3, trial_id=4, state="COMPLETE", value=0.5, params={"x": 1}, started=None,
+                   finished=None, reason=None, epochs=0, flags=0)  # fmt: skip
+    text = render(trial_detail(row, {}, [], None, [{"epoch": 4, "intermediate": 1.0}]))  # what trial.report wrote
+    assert "metrics (epoch 4)" in text.splitlines(), text

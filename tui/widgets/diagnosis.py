@@ -21,9 +21,9 @@ ATTR_ORDER = ("seed", "device", "amp", "clip_norm", "clip", "torch", "python", "
 
 
 def _kv_table(title: str, items: dict[str, Any]) -> Table:
-    table = Table(
-        title=title, title_justify="left", show_header=False, box=None, pad_edge=False, expand=False
-    )
+    # a title is cut to its table's width: a table narrower than it ("x  1") broke "params" into "para"/"ms"
+    table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False, expand=False,
+                  min_width=len(title))  # fmt: skip
     table.add_column("key", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")
     for key, value in items.items():
