@@ -185,3 +185,25 @@ async def test_a_long_timeline_scrolls_by_keyboard_after_a_chart_view(tmp_path, 
         await wait_for(pilot, lambda: scroll.scroll_y == 2, what="j scrolls down a line")
         await pilot.press("k")
         await wait_for(pilot, lambda: scroll.scroll_y == 1, what="k scrolls up a line")
+
+
+def test_a_categorical_x_axis_of_the_contour_names_every_column():
+    from rich.console import Console
+
+    from engine import analysis
+    from engine.store import TrialRow
+    from tui.widgets.analysis_views import contour_text
+
+    rows = [TrialRow(number=i, trial_id=i + 1, state="COMPLETE", value=v, params={"act": act, "layers": n},
+                     started=None, finished=None, reason=None, epochs=0, flags=0)
+            for i, (act, n, v) in enumerate([("gelu", 1, 0.5), ("relu", 2, 0.9), ("tanh", 1, 0.7),
+                                             ("relu", 1, 0.6)])]  # fmt: skip
+    grid = analysis.contour(rows, "act", "layers", nx=30, ny=12)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(contour_text(grid, True, rows[1]))
+    lines = console.export_text().splitlines()
+    axis = next(i for i, line in enumerate(lines) if "└" in line)
+    labels, cells = lines[axis + 1], lines[axis - 2]  # the names under the axis; the row of layers = 1
+    assert labels.split() == ["gelu", "relu", "tanh"], lines
+    for name in ("gelu", "relu", "tanh"):  # each name starts under its own column's cells
+        assert cells[labels.index(name)] != " ", (name, lines)

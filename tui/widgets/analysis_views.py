@@ -163,6 +163,10 @@ def contour_text(grid: analysis.ContourGrid, maximize: bool, best: TrialRow | No
         if bx is not None and by is not None:
             best_cell = (analysis.bin_index(grid.y_edges, by), analysis.bin_index(grid.x_edges, bx))
     label_width = 9
+    cols = len(grid.cells[0])
+    # a categorical x axis names each column under it: its cells are as wide as the names (up to 10, 66 in all)
+    names = [grid.x.label(c) for c in grid.x_centers] if grid.x.categories else []
+    cell = max(2, min(10, 66 // cols, max((len(n) for n in names), default=0) + 1))
     out = Text()
     out.append(f"mean value per cell: {_short(grid.y.name, 20)} ↑ against {_short(grid.x.name, 20)} →, "
                f"{grid.count} trials\n", style="bold")  # fmt: skip
@@ -170,16 +174,18 @@ def contour_text(grid: analysis.ContourGrid, maximize: bool, best: TrialRow | No
         out.append(f"{_short(grid.y.label(grid.y_centers[r]), label_width):>{label_width}} │")
         for c, v in enumerate(grid.cells[r]):
             if (r, c) == best_cell:
-                out.append("★ ", style="bold")
+                out.append("★" + SHADES[level(v)] * (cell - 1) if v is not None else "★ ", style="bold")
             elif v is None:
-                out.append("··", style="dim")
+                out.append("·" * cell, style="dim")
             else:
-                out.append(SHADES[level(v)] * 2)
+                out.append(SHADES[level(v)] * cell)
         out.append("\n")
-    cols = len(grid.cells[0])
-    out.append(" " * label_width + " └" + "─" * (2 * cols) + "\n")
-    first, last = grid.x.label(grid.x_centers[0]), grid.x.label(grid.x_centers[-1])
-    out.append(" " * (label_width + 2) + first + " " * max(1, 2 * cols - len(first) - len(last)) + last + "\n")
+    out.append(" " * label_width + " └" + "─" * (cell * cols) + "\n")
+    if names:
+        out.append(" " * (label_width + 2) + "".join(_short(n, cell - 1).ljust(cell) for n in names).rstrip() + "\n")
+    else:
+        first, last = grid.x.label(grid.x_centers[0]), grid.x.label(grid.x_centers[-1])
+        out.append(" " * (label_width + 2) + first + " " * max(1, 2 * cols - len(first) - len(last)) + last + "\n")
     step = (high - low) / len(SHADES)
     for i, shade in enumerate(SHADES):
         out.append(f"{shade * 2} {format_value(low + i * step)}..{format_value(low + (i + 1) * step)}  ")
