@@ -48,6 +48,8 @@ async def test_mark_one_study_and_compare_it_with_another(small_store, make_app)
                      "xx plain", "++ plain best", "the parameters the trials drew", "-dropout = 0.0365..0.3855"):
             assert mark in text, text
         diff = str(app.screen.query_one("#compare-text").content)  # the rest scrolls
+        # at 80x24 the chart takes two thirds: its four legend lines leave most of its rows to the points
+        assert app.screen.query_one("#compare-plot").size.height >= 13
         assert "+lr = 0.001..0.01" in diff and "+width = 64..64" in diff and "-layers = 1..3" in diff, diff
         await pilot.press("escape")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "StudiesScreen")
