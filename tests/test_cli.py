@@ -28,10 +28,14 @@ def test_validate_ok_prints_a_summary():
 
 def test_validate_bad_spec_exits_2_with_the_path(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('[study]\nname = "b"\n[train]\nepochs = 0\n')
+    bad.write_text('[study]\nname = "b"\ndireciton = "up"\n[train]\nepochs = 0\n[budget]\nn_trials = 0\n')
     result = run_cli("validate", str(bad))
     assert result.returncode == 2
-    assert f"{bad}:4: train.epochs:" in result.stderr
+    # every problem, in line order, as the help promises; an unknown key with the closest known one
+    lines = result.stderr.splitlines()
+    assert [line.split(": ")[0] for line in lines] == [f"{bad}:3", f"{bad}:5", f"{bad}:7"], result.stderr
+    assert "study.direciton" in lines[0] and "did you mean 'direction'?" in lines[0]
+    assert f"{bad}:5: train.epochs:" in lines[1] and f"{bad}:7: budget.n_trials:" in lines[2]
     assert "Traceback" not in result.stderr
 
 

@@ -45,6 +45,21 @@ async def test_errors_appear_after_a_pause_with_field_path_and_line(small_store,
         assert "1 problem" in str(editor.query_one("#editor-status").render())
 
 
+async def test_problems_of_every_kind_are_listed_at_once_with_a_did_you_mean(small_store, make_app, studies_dir):
+    app = make_app(small_store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        editor = await open_editor(pilot, app, studies_dir)
+        replace_text(editor, "seed = 0", "sed = 0")  # an unknown key
+        replace_text(editor, "n_trials = 30", "n_trials = 0")  # a value out of range
+        replace_text(editor, 'kind = "tpe"', 'kind = "tpee"')  # a choice that does not exist
+        await wait_for(pilot, lambda: len(editor.issues) == 3, what="three problems")
+        issues = editor.query_one("#editor-issues", OptionList)
+        listed = [str(issues.get_option_at_index(i).prompt) for i in range(issues.option_count)]
+        assert len(listed) == 3 and "did you mean 'seed'?" in listed[0], listed
+        assert "budget.n_trials" in listed[1] and "unknown kind 'tpee'" in listed[2], listed
+        assert "3 problems" in str(editor.query_one("#editor-status").render())
+
+
 async def test_enter_on_an_issue_jumps_to_its_line(small_store, make_app, studies_dir):
     app = make_app(small_store)
     async with app.run_test(size=(100, 30)) as pilot:
