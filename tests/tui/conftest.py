@@ -36,10 +36,8 @@ def small_store(small_store_file, tmp_path) -> str:
     return copy_store(small_store_file, tmp_path / "small.db")
 
 
-@pytest.fixture
-def running_store(tmp_path) -> str:
+def build_running(url: str) -> str:
     """A study with 2 running trials and a fresh heartbeat: a coordinator that looks alive."""
-    url = f"sqlite:///{tmp_path}/running.db"
     build_study(url, n_trials=6, running=2, heartbeat=None)
     from engine.store import Store
 
@@ -48,6 +46,12 @@ def running_store(tmp_path) -> str:
                workers=2, device="cpu")  # fmt: skip
     store.close()
     return url
+
+
+@pytest.fixture
+def running_store(tmp_path) -> str:
+    """A study with 2 running trials and a fresh heartbeat: a coordinator that looks alive."""
+    return build_running(f"sqlite:///{tmp_path}/running.db")
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +113,23 @@ def pg_small_store(postgres_server) -> str:
     url = fresh_postgres_database(postgres_server, prefix="tui")
     build_study(url)
     return url
+
+
+@pytest.fixture
+def pg_running_store(postgres_server) -> str:
+    """`running_store`'s study in a fresh PostgreSQL database."""
+    from tests.conftest import fresh_postgres_database
+
+    return build_running(fresh_postgres_database(postgres_server, prefix="tui"))
+
+
+@pytest.fixture(params=["small_store", pytest.param("pg_small_store", marks=pytest.mark.postgres)])
+def any_store(request) -> str:
+    """The small fixture study in a SQLite file and in a PostgreSQL database."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=["running_store", pytest.param("pg_running_store", marks=pytest.mark.postgres)])
+def any_running_store(request) -> str:
+    """The running study in a SQLite file and in a PostgreSQL database."""
+    return request.getfixturevalue(request.param)

@@ -52,8 +52,8 @@ async def test_an_existing_file_is_replaced_only_after_yes(small_store, make_app
     assert target.read_text().startswith("number,")
 
 
-async def test_the_best_spec_is_offered_in_the_studies_folder_and_n_lists_it(small_store, make_app, studies_dir):
-    app = make_app(small_store, open_study="digits_mlp")
+async def test_the_best_spec_is_offered_in_the_studies_folder_and_n_lists_it(any_store, make_app, studies_dir):
+    app = make_app(any_store, open_study="digits_mlp")  # a SQLite file and a PostgreSQL database
     async with app.run_test(size=(80, 24)) as pilot:
         await open_export(app, pilot)
         await pilot.press("down", "down", "enter")

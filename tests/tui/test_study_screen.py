@@ -265,8 +265,8 @@ async def test_j_and_k_move_the_cursor_and_never_kill(running_store, make_app):
     assert controls(running_store) == []
 
 
-async def test_ctrl_k_kills_a_running_trial_after_y(running_store, make_app):
-    app = make_app(running_store, open_study="digits_mlp")
+async def test_ctrl_k_kills_a_running_trial_after_y(any_running_store, make_app):
+    app = make_app(any_running_store, open_study="digits_mlp")
     async with app.run_test(size=(80, 24)) as pilot:
         await opened(pilot, 6)
         table(app).move_to(4)
@@ -274,13 +274,13 @@ async def test_ctrl_k_kills_a_running_trial_after_y(running_store, make_app):
         assert isinstance(app.screen, ConfirmScreen) and "Kill trial #4?" in screen_text(app)
         assert "recorded as killed" in screen_text(app)
         await pilot.press("n")
-        assert controls(running_store) == []
+        assert controls(any_running_store) == []
         await pilot.press("ctrl+k")
         await pilot.press("escape")
-        assert controls(running_store) == []
+        assert controls(any_running_store) == []
         await pilot.press("ctrl+k", "y")
         assert isinstance(app.screen, StudyScreen)
-        await wait_for(pilot, lambda: controls(running_store) == [("kill", "4")], what="the kill row")
+        await wait_for(pilot, lambda: controls(any_running_store) == [("kill", "4")], what="the kill row")
 
 
 async def test_ctrl_k_on_a_finished_trial_only_warns(small_store, make_app):
@@ -352,11 +352,11 @@ def answer_controls(url: str, stop: threading.Event) -> None:
     store.close()
 
 
-async def test_the_header_and_the_footer_show_paused_running_and_stopping_once_answered(running_store, make_app):
+async def test_the_header_and_the_footer_show_paused_running_and_stopping_once_answered(any_running_store, make_app):
     stop = threading.Event()
-    answerer = threading.Thread(target=answer_controls, args=(running_store, stop), daemon=True)
+    answerer = threading.Thread(target=answer_controls, args=(any_running_store, stop), daemon=True)
     answerer.start()
-    app = make_app(running_store, open_study="digits_mlp")
+    app = make_app(any_running_store, open_study="digits_mlp")
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             await opened(pilot, 6)
@@ -370,7 +370,7 @@ async def test_the_header_and_the_footer_show_paused_running_and_stopping_once_a
             await wait_for(pilot, lambda: "· running ·" in title() and "p Pause" in footer(), what="running again")
             await pilot.press("x")
             await wait_for(pilot, lambda: "· stopping ·" in title(), what="stopping in the header")
-            assert controls(running_store) == [("pause", None), ("resume", None), ("stop", None)]
+            assert controls(any_running_store) == [("pause", None), ("resume", None), ("stop", None)]
     finally:
         stop.set()
         answerer.join(5)

@@ -17,12 +17,6 @@ from tui.screens.trial_forms import NoteScreen, ParamsScreen
 from tui.widgets.trial_table import TrialTable
 
 
-@pytest.fixture(params=["small_store", pytest.param("pg_small_store", marks=pytest.mark.postgres)])
-def any_store(request) -> str:
-    """The small fixture study in a SQLite file and in a PostgreSQL database."""
-    return request.getfixturevalue(request.param)
-
-
 def trials(url: str, study: str = "digits_mlp") -> list:
     return optuna.load_study(study_name=study, storage=Store(url, create=False).optuna_storage()).trials
 

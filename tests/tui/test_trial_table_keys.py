@@ -131,9 +131,9 @@ async def test_capital_c_hides_columns_for_the_rest_of_the_session(small_store, 
         assert "param:dropout" in keys(app) and "param:optimizer" not in keys(app)
 
 
-async def test_value_sorts_best_first_r_reverses_and_the_sorted_column_stays_marked_when_scrolled(small_store,
+async def test_value_sorts_best_first_r_reverses_and_the_sorted_column_stays_marked_when_scrolled(any_store,
                                                                                                  make_app):  # fmt: skip
-    app = make_app(small_store, open_study="digits_mlp")
+    app = make_app(any_store, open_study="digits_mlp")
     async with app.run_test(size=(50, 24)) as pilot:
         await opened(pilot, 12)
         await pilot.press("down", "down", "o", "o")  # state, then value: a maximized study, highest first
