@@ -15,6 +15,8 @@ async def test_ten_thousand_trials_open_scroll_and_sort(big_store, make_app):
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.screen.query_one(TrialTable)
         await wait_for(pilot, lambda: len(table.rows) == 10_000, timeout=30, what="10,000 rows")
+        # the second read (params, metrics) relays the columns out: the keys below meet a settled table
+        await wait_for(pilot, lambda: all(r.metrics for r in table.rows.values()), what="the metrics (second read)")
         await pilot.pause()
         assert "9999" not in screen_text(app)
         await pilot.press("end")
@@ -27,7 +29,6 @@ async def test_ten_thousand_trials_open_scroll_and_sort(big_store, make_app):
         best = max(r.value for r in table.rows.values() if r.value is not None)
         assert table.rows[table.order[0]].value == best
         assert table.current == 0  # the cursor stayed on trial #0 wherever it went
-        await wait_for(pilot, lambda: all(r.metrics for r in table.rows.values()), what="the metrics (second read)")
         await pilot.press("o", "o", "o", "o")  # ep, time, !, then the first metric column: val_acc, highest first
         assert table.sort_key == "metric:val_acc" and table.sort_reverse
         assert table.rows[table.order[0]].metrics["val_acc"] == max(r.metrics["val_acc"] for r in table.rows.values())

@@ -129,8 +129,8 @@ def test_launch_watch_kill_quit_and_the_study_finishes(tmp_path):
             "the study to finish",
         )
         states = {t.number: t.state for t in trials}
-        assert states[0] == "FAIL" and len(states) in (3, 4)  # a killed trial may not count
-        assert all(s == "COMPLETE" for n, s in states.items() if n != 0)
+        assert states[0] == "FAIL" and len(states) in (3, 4), states  # a killed trial may not count
+        assert all(s == "COMPLETE" for n, s in states.items() if n != 0), (states, [(t.number, t.reason) for t in trials])
         coordinator_pid = None
     finally:
         tmux.kill()

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from engine import analysis
 from engine.identity import ATTR as IDENTITY_ATTR
@@ -25,6 +25,7 @@ from tui.messages import PollFailed, StudyUpdated
 from tui.polling import StudyPolling
 from tui.study_model import StudyModel
 from tui.widgets import analysis_views as views
+from tui.widgets.footer import KeyFooter
 
 VIEWS = ("parallel", "slice", "contour", "edf", "rank", "timeline", "intermediate", "pareto", "objectives",
          "hypervolume")
@@ -90,7 +91,7 @@ class AnalysisScreen(Screen):
         yield Static("", id="analysis-caption")
         with VerticalScroll(id="analysis-scroll"):
             yield Static("reading the study...", id="analysis-text")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#analysis-scroll").focus()

@@ -9,13 +9,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from engine import analysis, compare
 from engine.store import StoreError
 from engine.text import safe
 from tui.data import open_store
 from tui.widgets import analysis_views as views
+from tui.widgets.footer import KeyFooter
 
 
 class CompareScreen(Screen):
@@ -34,7 +35,7 @@ class CompareScreen(Screen):
         yield Static("", id="compare-caption")
         with VerticalScroll(id="compare-diff"):
             yield Static("reading both studies...", id="compare-text")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#compare-plot").display = False

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, OptionList, Static, TextArea
+from textual.widgets import Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from engine.compare import space_diff
@@ -22,6 +22,7 @@ from engine.spec_text import SpecIssue
 from engine.text import safe
 from tui.data import short_path
 from tui.messages import Confirm
+from tui.widgets.footer import KeyFooter
 from tui.widgets.spec_text_area import SpecTextArea
 
 DEBOUNCE_S = 0.3
@@ -114,7 +115,7 @@ class EditorScreen(Screen):
             with Vertical(id="editor-side"):
                 yield Static("", id="editor-status")
                 yield OptionList(id="editor-issues")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def _text_area(self) -> SpecTextArea:
         try:

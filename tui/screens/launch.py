@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 from textual.worker import get_current_worker
 
 from engine.launch import ExistingStudy, RunRequest, UsageError
@@ -20,6 +20,7 @@ from engine.spec import SpecError, StudySpec, load_spec
 from engine.store import StoreError, resolve_url
 from engine.text import safe, safe_lines
 from tui.messages import EditSpec, LaunchFinished, OpenStudy
+from tui.widgets.footer import KeyFooter
 
 
 def spec_summary(spec: StudySpec) -> str:
@@ -64,7 +65,7 @@ class LaunchScreen(Screen):
             yield Static("", id="launch-existing")
             yield Button("Launch (ctrl+l)", id="launch-button", variant="success")
             yield Static("", id="launch-message")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#launch-storage", Input).value = self.app.storage_url

@@ -10,7 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
 from engine.notes import NOTE_KEY, NOTE_MAX, write_note
@@ -20,6 +20,7 @@ from tui.data import delete_study, list_studies, open_store, short_url
 from tui.formatting import diagnosis_summary, format_best, trial_letters, trial_summary
 from tui.messages import CompareStudies, Confirm, EditNote, EditSpec, NewStudy, OpenStudy, StudiesLoaded
 from tui.trial_actions import writable_store
+from tui.widgets.footer import KeyFooter
 
 WIDE = 120  # from this width every column shows in full; narrower, "started" goes and long cells are cut
 COLUMNS = (("name", "study"), ("status", "state"), ("trials", "trials c/r/p/f"), ("best", "best"),
@@ -106,7 +107,7 @@ class StudiesScreen(Screen):
         table = DataTable(id="studies-table", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="studies-status", classes="status")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

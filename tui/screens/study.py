@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
+from textual.widgets import Log, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from engine.store import Store, StoreError
@@ -37,6 +37,7 @@ from tui.trial_actions import TRIAL_ACTION_BINDINGS, TrialActions
 from tui.widgets.curves import PLOTS, CurvesPanel, charts_for
 from tui.widgets.diagnosis import trial_detail
 from tui.widgets.filter_bar import FilterBar
+from tui.widgets.footer import KeyFooter
 from tui.widgets.histogram import GradientPanel
 from tui.widgets.history_plot import HistoryPlot, ImportancePlot
 from tui.widgets.tab_panes import tab_widgets
@@ -94,7 +95,7 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
         self.ticks = 0
         self.apply_s = 0.0  # time spent applying the last delta
         self.tick_costs: deque[tuple[float, float]] = deque(maxlen=2000)  # (query s, apply s): the benchmark
-        self._polling = StudyPolling(self, study_name)
+        self._polling = StudyPolling(self, study_name, paints_partial=True)
         self._controls: queue.Queue[tuple[str, str | None, str]] = queue.Queue()  # requests to send
         self._control_lock = threading.Lock()
         self._settle: Timer | None = None
@@ -107,6 +108,7 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
+        self.poll()  # the first read overlaps building the screen (~0.05-0.1 s of a 10,000-trial first paint)
         self.set_class(self.app.size.width >= WIDE, "-wide")  # laid out right the first time
         yield Static(Text(safe(self.study_name)), id="study-title", classes="title")
         yield FilterBar(id="trial-filter")
@@ -117,13 +119,12 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
                     yield CurvesPanel(id="curves-panel")
                 for tab in TABS[1:]:  # their widgets are mounted when first shown: a faster first paint
                     yield TabPane(tab.title(), id=tab)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(TrialTable).focus()
         self._layout()
         self._title()
-        self.poll()
 
     def on_resize(self) -> None:
         self._layout()
@@ -181,6 +182,8 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
             self._show_detail()
         elif active == "grads" and dirty.layers:
             self._draw_soon("grads")
+        if message.delta.partial:
+            self.call_after_refresh(self._polling.painted)
         self.apply_s = time.perf_counter() - start
         self.tick_costs.append((message.delta.elapsed_s, self.apply_s))
 
