@@ -40,8 +40,11 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
         trials = app.screen.query_one(TrialTable)
         trials.move_to(4)  # the running trial: ctrl+k asks, y sends a kill that has no coordinator to go to
         await pilot.press("ctrl+k", "y")
-        await wait_for(pilot, lambda: any("no tunetui coordinator" in n.message for n in app._notifications),
-                       what="the refusal")  # fmt: skip
+        refusals = lambda: [n for n in app._notifications if "no tunetui coordinator" in n.message]  # noqa: E731
+        await wait_for(pilot, lambda: len(refusals()) == 1, what="the refusal")
+        await pilot.press("p", "x", "X")  # the study's controls say the same, not "finished: nothing to pause"
+        await wait_for(pilot, lambda: len(refusals()) == 4, what="pause, stop and stop now refused")
+        assert not [n for n in app._notifications if "nothing to" in n.message]
         for key in ("o", "o", "r", "x", "p", "f", "2", "3", "4", "1"):  # sort by state, every tab
             await pilot.press(key)
         await pilot.pause(0.1)

@@ -19,6 +19,7 @@ from textual.widgets import Log, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from engine.store import Store, StoreError
+from engine.store.control import NO_COORDINATOR
 from engine.text import safe
 from tui.data import Want
 from tui.improvement import EstimateKey
@@ -417,7 +418,16 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
         if message.answered and message.ok and self.model.answered(message.action):
             self._title()
 
+    def _no_coordinator(self) -> bool:
+        """A store Optuna alone made has no tunetui coordinator to ask: say so (not "finished: nothing to pause",
+        while its own process may be running trials). True when refused."""
+        if self.model.reported:
+            self.notify(NO_COORDINATOR, severity="warning", markup=False)
+        return self.model.reported
+
     def action_pause(self) -> None:
+        if self._no_coordinator():
+            return
         status = self.model.shown_status()
         if status == "running":
             self._control("pause", None, "pause requested: no new trials start (p or s resumes)")
@@ -428,6 +438,8 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
         self._control("resume", None, f"resume requested for {self.study_name}")
 
     def action_stop(self) -> None:
+        if self._no_coordinator():
+            return
         status = self.model.shown_status()
         if status not in ("running", "paused"):
             self.notify(f"{self.study_name} is {status}: nothing to stop", severity="warning")
@@ -435,6 +447,8 @@ class StudyScreen(EstimateKey, TrialActions, Screen):
         self._control("stop", None, "stop requested: running trials finish first (X stops now)")
 
     def action_stop_now(self) -> None:
+        if self._no_coordinator():
+            return
         status = self.model.shown_status()
         if status not in ("running", "paused", "stopping"):  # X while stopping: kill the running trials too
             self.notify(f"{self.study_name} is {status}: nothing to stop", severity="warning")
