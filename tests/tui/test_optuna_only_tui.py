@@ -64,7 +64,7 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
         assert "values" in text and "0.9, 0.3" in text and "0.8, 0.1" in text and "0.7, 0.5" in text, text
         # its trials reported nothing (Optuna cannot with several objectives): said so, never "loss: no data yet"
         curve = app.screen.query_one("#plot-loss", SeriesPlot)
-        await wait_for(pilot, lambda: curve.chart.title == "intermediate values #0", what="the reported curve")
-        await pilot.pause(0.1)
-        assert "intermediate values #0: nothing" in screen_text(app) and "loss" not in screen_text(app)
+        await wait_for(pilot, lambda: curve.chart.title == "intermediate values #0"
+                       and "intermediate values #0: nothing" in screen_text(app), what="the reported curve")  # fmt: skip
+        assert "loss" not in screen_text(app)
     assert tables(url) == before_tables and file_bytes(url) == before_bytes
