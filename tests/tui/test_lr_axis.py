@@ -15,6 +15,9 @@ def test_ticks_are_powers_of_ten_and_their_multiples_in_short_form():
     assert sci_ticks(1e-5, 2e-1) == ([1e-5, 1e-4, 1e-3, 1e-2, 1e-1], ["1e-5", "1e-4", "1e-3", "1e-2", "1e-1"])
     assert sci_ticks(1.5e-3, 6e-3)[1] == ["2e-3", "5e-3"]
     assert sci_ticks(1.1e-3, 1.2e-3)[1] == ["1.1e-3", "1.2e-3"]  # no round value inside: the ends
+    # a narrow range (a schedule's first epochs): as many digits as it takes to tell the ticks apart
+    assert sci_ticks(1.96e-3, 2.04e-3) == ([1.96e-3, 2e-3, 2.04e-3], ["1.96e-3", "2e-3", "2.04e-3"])
+    assert sci_ticks(1.9996e-3, 2.0004e-3)[1] == ["1.9996e-3", "2e-3", "2.0004e-3"]
 
 
 async def test_the_learning_rate_chart_labels_its_axis_1e_minus_n(small_store, make_app):

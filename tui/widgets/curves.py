@@ -50,9 +50,9 @@ class Chart:
     note: str = ""  # shown when there is nothing to draw
 
 
-def short_sci(value: float) -> str:
-    """3e-4, 1.5e-3, 1e0: the shortest scientific form of a tick value."""
-    mantissa, exponent = f"{value:.1e}".split("e")
+def short_sci(value: float, digits: int = 2) -> str:
+    """3e-4, 1.5e-3, 1e0: the shortest scientific form of a tick value, to `digits` significant digits."""
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
@@ -64,7 +64,11 @@ def sci_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
     ticks = [m * 10.0**e for e in range(first, last + 1) for m in steps if low <= m * 10.0**e <= high]
     if len(ticks) < 2:
         ticks = sorted({low, high, *ticks})
-    return ticks, [short_sci(t) for t in ticks]
+    for digits in range(2, 7):  # a narrow range (1.96e-3..2.04e-3) needs more digits than "2e-3" three times
+        labels = [short_sci(t, digits) for t in ticks]
+        if len(set(labels)) == len(labels):
+            break
+    return ticks, labels
 
 
 def _finite(xs: Sequence[float], ys: Sequence[float | None], positive: bool) -> tuple[list, list]:
