@@ -56,23 +56,38 @@ def trial_number(text: str) -> int:
     return int(text)
 
 
+def given(what: str):
+    """An option that names something (a URL, a file, a folder, a device): an empty value is refused, not
+    read as "not given" (`--storage "$STORE"` with STORE unset ran on the default store; `-o ""` said it
+    could not write the standard output)."""
+
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"the value is empty: give {what} (is a shell variable unset?)")
+        return text
+
+    return check
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="tunetui", description="Tune PyTorch models with Optuna from the terminal.")
     parser.add_argument(
-        "--storage", help="storage URL (default: $TUNETUI_STORAGE or sqlite:///.tunetui/tunetui.db)"
+        "--storage", type=given("a storage URL"),
+        help="storage URL (default: $TUNETUI_STORAGE or sqlite:///.tunetui/tunetui.db)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def storage_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--storage", default=argparse.SUPPRESS, help="storage URL (overrides $TUNETUI_STORAGE)"
+            "--storage", type=given("a storage URL"), default=argparse.SUPPRESS,
+            help="storage URL (overrides $TUNETUI_STORAGE)",
         )
 
     run = sub.add_parser("run", help="run a study from a spec file (resumes it if it exists)")
     run.add_argument("spec", help="study spec (TOML)")
     run.add_argument("--trials", type=whole_number, help="trials this run adds (default: the spec's budget.n_trials)")
     run.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    run.add_argument("--device", help="auto | cpu | cuda | cuda:0,cuda:1 (overrides [devices].device)")
+    run.add_argument("--device", type=given("a device"), help="auto | cpu | cuda | cuda:0,cuda:1 (overrides [devices].device)")
     run.add_argument("--workers", type=whole_number, help="worker processes (default: one per GPU slot, 1 on CPU)")
     run.add_argument("--study-name", help="override [study].name")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -100,7 +115,7 @@ def build_parser() -> ArgumentParser:
     show.add_argument("study")
     show.add_argument("--trial", type=trial_number, help="show one trial in detail")
     show.add_argument("--json", action="store_true")
-    show.add_argument("--artifacts", metavar="DIR", help="the saved weights' folder (default: beside the store)")
+    show.add_argument("--artifacts", type=given("a folder"), metavar="DIR", help="the saved weights' folder (default: beside the store)")
     show.add_argument("--improvement", action="store_true",
                       help="estimate now the improvement left (Optuna's terminator; takes seconds: it imports torch)")
     storage_arg(show)
@@ -110,16 +125,16 @@ def build_parser() -> ArgumentParser:
     )
     export.add_argument("study")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("-o", "--output", help="file to write (default: standard output)")
-    export.add_argument("--best-spec", metavar="FILE", help="write the best params as a runnable spec")
-    export.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files per trial")
+    export.add_argument("-o", "--output", type=given("a file name"), help="file to write (default: standard output)")
+    export.add_argument("--best-spec", type=given("a file name"), metavar="FILE", help="write the best params as a runnable spec")
+    export.add_argument("--tensorboard", type=given("a folder"), metavar="DIR", help="write TensorBoard event files per trial")
     export.add_argument("--weights", action="store_true",
                         help="write a trial's saved weights (a state_dict) to -o FILE (default: the best trial's)")
     export.add_argument("--trial", type=trial_number, metavar="N", help="with --weights: this trial's weights; with "
                         "--best-spec: its params (a Pareto-front trial when there are several objectives)")  # fmt: skip
     export.add_argument("--force", action="store_true",
                         help="overwrite an existing file (-o, --best-spec, --weights)")
-    export.add_argument("--artifacts", metavar="DIR", help="the saved weights' folder (default: beside the store)")
+    export.add_argument("--artifacts", type=given("a folder"), metavar="DIR", help="the saved weights' folder (default: beside the store)")
     storage_arg(export)
 
     for name, text in (("stop", "stop a study: running trials finish, no new ones start"),
@@ -142,12 +157,12 @@ def build_parser() -> ArgumentParser:
         "--trial-params", default="{}", help="JSON object of params (default: the spec's fixed values)"
     )
     profile.add_argument("--steps", type=whole_number, default=20)
-    profile.add_argument("--trace", default="tunetui-trace.json", help="Chrome trace output file")
-    profile.add_argument("--device", help="cpu | cuda (default: auto)")
+    profile.add_argument("--trace", type=given("a file name"), default="tunetui-trace.json", help="Chrome trace output file")
+    profile.add_argument("--device", type=given("a device"), help="cpu | cuda (default: auto)")
 
     tui = sub.add_parser("tui", help="open the terminal workbench (same as no command)")
     storage_arg(tui)
-    tui.add_argument("--studies-dir", default="studies")
+    tui.add_argument("--studies-dir", type=given("a folder"), default="studies")
     return parser
 
 

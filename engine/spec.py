@@ -146,9 +146,10 @@ class DevicesSection(Strict):
 
 
 class StorageSection(Strict):
-    url: str | None = None  # default: sqlite:///.tunetui/tunetui.db (or TUNETUI_STORAGE)
+    # default: sqlite:///.tunetui/tunetui.db (or TUNETUI_STORAGE); "" is refused, not read as the default
+    url: str | None = Field(None, min_length=1)
     # the folder of the trials' saved weights (Optuna's artifact store); default beside the store (engine/weights.py)
-    artifacts: str | None = None
+    artifacts: str | None = Field(None, min_length=1)
 
 
 # ---------------------------------------------------------------- search space

@@ -214,6 +214,29 @@ def test_bad_numbers_and_names_exit_2_with_what_was_wrong(args, says, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "bad input must create nothing"
 
 
+@pytest.mark.parametrize("args", [
+    ["ls", "--storage", ""], ["run", DIGITS, "--storage", " "], ["--storage", "", "ls"],
+    ["run", DIGITS, "--device", ""], ["show", "x", "--artifacts", ""], ["export", "x", "-o", ""],
+    ["export", "x", "--best-spec", ""], ["export", "x", "--tensorboard", ""], ["profile", DIGITS, "--trace", ""],
+])  # fmt: skip
+def test_an_empty_value_is_bad_input_not_the_default(args, tmp_path, monkeypatch):
+    """`--storage "$STORE"` with STORE unset ran on the default store (`run` made ./.tunetui/); `-o ""` said
+    it could not write the standard output, `--best-spec ""` wrote the CSV to it, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    result = tunetui_here(*args, storage=None)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "the value is empty: give a" in result.stderr and "internal error" not in result.stderr
+    assert list(tmp_path.iterdir()) == [], "bad input must create nothing"
+
+
+def test_an_empty_storage_url_or_artifacts_folder_in_a_spec_is_refused(tmp_path):
+    for key in ("url", "artifacts"):
+        spec = tmp_path / f"{key}.toml"
+        spec.write_text(Path(DIGITS).read_text() + f'\n[storage]\n{key} = ""\n')
+        result = tunetui_here("validate", str(spec), storage=None)
+        assert result.returncode == 2 and f"storage.{key}: String should have at least 1 character" in result.stderr
+
+
 def test_a_trial_number_the_study_does_not_have_is_bad_input(tmp_path):
     """`show --trial 99` exited 1 while `export --best-spec --trial 99` exited 2; `kill` sent the request
     and its coordinator answered with the error (exit 1). Now every one exits 2 and says the trials there
