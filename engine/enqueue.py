@@ -90,6 +90,11 @@ def outside(dim: Dim, value: Any) -> str | None:
     return None
 
 
+def typed_text(text: str, limit: int = 40) -> str:
+    """What the user typed, quoted in a problem: at most `limit` characters (a pasted page stays one line)."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def parse_value(dim: Dim, text: str) -> Any:
     """The typed value of a field for this dimension; ValueError with what was expected."""
     text = text.strip()
@@ -97,11 +102,12 @@ def parse_value(dim: Dim, text: str) -> Any:
         for choice in dim.choices:
             if value_text(choice) == text:
                 return choice
-        raise ValueError(f"{text!r} is not {bounds_text(dim)}")
+        raise ValueError(f"{typed_text(text)} is not {bounds_text(dim)}")
     try:
         return int(text) if isinstance(dim, IntDim) else float(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not {'a whole number' if isinstance(dim, IntDim) else 'a number'}") from None
+        expected = "a whole number" if isinstance(dim, IntDim) else "a number"
+        raise ValueError(f"{typed_text(text)} is not {expected}") from None
 
 
 def study_spec(study_attrs: dict[str, Any]) -> StudySpec:

@@ -91,6 +91,11 @@ def test_a_copy_refuses_values_outside_the_space_naming_every_problem():
                      "dropout: 'x' is not a number"):  # fmt: skip
         assert expected in joined
 
+    # a page pasted into a field (5000 digits: int() refuses them) is quoted in 40 characters, not whole
+    plan, problems = copy_plan(SPEC, 3, PARAMS, {}, {"layers": "9" * 5000, "optimizer": "x" * 5000})
+    assert problems == [f"layers: '{'9' * 40}…' is not a whole number",
+                        f"optimizer: '{'x' * 40}…' is not one of adamw, adam, sgd"]  # fmt: skip
+
     plan, problems = copy_plan(SPEC, 3, PARAMS, {"activation": "relu"}, {"lr": "0.005", "width": "256"})
     assert problems == [] and plan.params == {**PARAMS, "lr": 0.005, "width": 256}
     assert plan.origin == "copy of #3, edited: lr 0.001 -> 0.005, width 128 -> 256" and plan.overrides == {"activation": "relu"}
