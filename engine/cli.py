@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.isolation import STORAGE_ENV, no_dump, read_url_pipe, reexec_hiding_url
-from engine.launch import RunRequest, UsageError, check_run_numbers, detach, prepare
+from engine.launch import RunRequest, UsageError, check_run_numbers, detach, prepare, whole_number
 from engine.show import cmd_ls, cmd_show, open_store, print_summary
 from engine.text import hide_passwords, markup_safe, safe, safe_lines
 
@@ -37,14 +37,13 @@ class ArgumentParser(argparse.ArgumentParser):
 MAX_TRIAL_NUMBER = 2**63 - 1  # a trial number is a 64-bit integer in every store
 
 
-def whole_number(text: str) -> int:
-    """A count on the command line (`--trials`, `--workers`, `--steps`): digits only, so `1e3`, `nan`, `1.5`
-    and `1_000` are refused by argparse (exit 2) rather than read; the range is the command's to check."""
-    if not re.fullmatch(r"-?[0-9]+", text.strip()):
-        raise argparse.ArgumentTypeError(f"expected a whole number, e.g. 3 (got {text[:40]!r})")
-    if len(text.strip()) > 40:  # int() of thousands of digits is refused; the range check says the rest
-        raise argparse.ArgumentTypeError(f"a number of {len(text.strip())} digits is far too large")
-    return int(text)
+def count_arg(text: str) -> int:
+    """A count on the command line (`--trials`, `--workers`, `--steps`): engine/launch.py's whole number,
+    refused by argparse (exit 2) when it is none."""
+    try:
+        return whole_number(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def trial_number(text: str) -> int:
@@ -85,10 +84,10 @@ def build_parser() -> ArgumentParser:
 
     run = sub.add_parser("run", help="run a study from a spec file (resumes it if it exists)")
     run.add_argument("spec", help="study spec (TOML)")
-    run.add_argument("--trials", type=whole_number, help="trials this run adds (default: the spec's budget.n_trials)")
+    run.add_argument("--trials", type=count_arg, help="trials this run adds (default: the spec's budget.n_trials)")
     run.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     run.add_argument("--device", type=given("a device"), help="auto | cpu | cuda | cuda:0,cuda:1 (overrides [devices].device)")
-    run.add_argument("--workers", type=whole_number, help="worker processes (default: one per GPU slot, 1 on CPU)")
+    run.add_argument("--workers", type=count_arg, help="worker processes (default: one per GPU slot, 1 on CPU)")
     run.add_argument("--study-name", help="override [study].name")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a spec value, e.g. --set train.epochs=3 (TOML value syntax)")  # fmt: skip
@@ -156,7 +155,7 @@ def build_parser() -> ArgumentParser:
     profile.add_argument(
         "--trial-params", default="{}", help="JSON object of params (default: the spec's fixed values)"
     )
-    profile.add_argument("--steps", type=whole_number, default=20)
+    profile.add_argument("--steps", type=count_arg, default=20)
     profile.add_argument("--trace", type=given("a file name"), default="tunetui-trace.json", help="Chrome trace output file")
     profile.add_argument("--device", type=given("a device"), help="cpu | cuda (default: auto)")
 

@@ -31,6 +31,18 @@ class UsageError(Exception):
     """Bad input from the user: nothing was started (the CLI's exit code 2)."""
 
 
+def whole_number(text: str) -> int:
+    """A count a user typed (`--trials`, `--workers`, `--steps`, the Launch screen's fields): ASCII digits,
+    so `1e3`, `nan`, `1.5` and `1_000` are refused (ValueError saying so) rather than read; the range is the
+    caller's to check."""
+    text = text.strip()
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise ValueError(f"expected a whole number, e.g. 3 (got {text[:40]!r})")
+    if len(text) > 40:  # int() of thousands of digits is refused; the range check says the rest
+        raise ValueError(f"a number of {len(text)} digits is far too large")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """What `tunetui run` is asked to start (its flags; the TUI's Launch form fills the same)."""

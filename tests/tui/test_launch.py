@@ -79,3 +79,20 @@ async def test_more_workers_than_cores_is_refused_and_nothing_starts(tmp_path, m
         assert "could not start digits_mlp" in text and f"more CPU workers than the {cores} core(s)" in text
         assert isinstance(app.screen, LaunchScreen)
     assert not (tmp_path / "fresh.db").exists()
+
+
+async def test_a_count_that_is_no_whole_number_is_refused_in_words_and_nothing_starts(tmp_path, make_app, studies_dir):
+    """The trials and workers fields read as the CLI's --trials/--workers (engine/launch.py whole_number):
+    was `invalid literal for int() with base 10: '1e3'`, and for a pasted page of digits Python's limit."""
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    app = make_app(url)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_launch(pilot, app, studies_dir / "digits_mlp.toml")
+        for field, typed, says in (("trials", "1e3", "trials: expected a whole number, e.g. 3 (got '1e3')"),
+                                   ("workers", "9" * 5000, "workers: a number of 5000 digits is far too large")):  # fmt: skip
+            screen.query_one(f"#launch-{field}").value = typed
+            await pilot.press("ctrl+l")
+            await wait_for(pilot, lambda says=says: says in screen_text(app), what=says)
+            screen.query_one(f"#launch-{field}").value = ""
+        assert isinstance(app.screen, LaunchScreen)
+    assert not (tmp_path / "fresh.db").exists()

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 from textual.worker import get_current_worker
 
-from engine.launch import ExistingStudy, RunRequest, UsageError
+from engine.launch import ExistingStudy, RunRequest, UsageError, whole_number
 from engine.spec import SpecError, StudySpec, load_spec
 from engine.store import StoreError, resolve_url
 from engine.text import safe, safe_lines
@@ -207,10 +207,14 @@ def _field(**kwargs) -> Input:
 
 
 def _int_or_none(text: str, what: str) -> int | None:
-    text = text.strip()
-    if not text:
+    """A count field: empty is None (the spec's), else a whole number of 1 or more (`1e3`, `nan` and a page
+    of digits are refused in words, as the CLI refuses them: no `invalid literal for int()`)."""
+    if not text.strip():
         return None
-    value = int(text)
+    try:
+        value = whole_number(text)
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from None
     if value < 1:
         raise ValueError(f"{what} must be at least 1")
     return value
