@@ -14,6 +14,11 @@ from engine.isolation import python_path
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = ROOT / "studies"
 
+# One torch thread in the test processes (read when torch is first imported, after this file): the suite runs
+# two test processes on two cores, and torch's default of a thread per core had them spin against each other
+# (the in-process training tests took twice the CPU). A run's workers set their own (engine/run/pool.py).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(autouse=True)
 def _private_store(tmp_path, monkeypatch):
