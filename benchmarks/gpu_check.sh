@@ -67,7 +67,8 @@ fi
 } > "$report"
 echo "$mode" >&2
 
-section "CUDA tests" "$python" -m pytest tests/test_cuda.py -q -p no:cacheprovider
+# -n 0: one test process (pyproject's -n 2 would start two more, each importing torch, and share one GPU)
+section "CUDA tests" "$python" -m pytest tests/test_cuda.py -q -p no:cacheprovider -n 0
 section "Training loop (bench_train.py ${train_args[*]})" "$python" benchmarks/bench_train.py "${train_args[@]}"
 section "ResNet, OOM, host syncs, trials per GPU (gpu_check.py)" "$python" benchmarks/gpu_check.py "${dry[@]}"
 
