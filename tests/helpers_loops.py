@@ -71,6 +71,16 @@ def runs_out_of_memory(ctx) -> None:
     raise torch.OutOfMemoryError("injected by helpers_loops.runs_out_of_memory")
 
 
+WRONG_WAYS = ("raises", "never_reports", "reports_nan", "reports_other_metrics", "swallows_its_failure",
+              "runs_out_of_memory")  # fmt: skip
+
+
+def each_way_wrong(ctx) -> None:
+    """Goes wrong the way of WRONG_WAYS[seed % 6] (a trial's seed is the study's, 0, plus its number): one run
+    shows every bad loop, trial after trial."""
+    globals()[WRONG_WAYS[ctx.seed % len(WRONG_WAYS)]](ctx)
+
+
 def hangs(ctx) -> None:
     """Reports once, then never again: only the trial time limit ends it."""
     ctx.report(1, {"val_rmse": 1.0})

@@ -27,7 +27,7 @@ metric = "val_rmse"
 direction = "minimize"
 
 [budget]
-n_trials = 2
+n_trials = {n_trials}
 {budget}
 [sampler]
 kind = "random"
@@ -50,10 +50,10 @@ log = true
 """
 
 
-def run(tmp_path: Path, loop: str, epochs: int = 2, budget: str = "", pruner: str = ""):
+def run(tmp_path: Path, loop: str, epochs: int = 2, budget: str = "", pruner: str = "", n_trials: int = 2):
     shutil.copy(LOOPS, tmp_path / "helpers_loops.py")
     spec = tmp_path / f"{loop}.toml"
-    text = SPEC.format(name=loop, loop=loop, epochs=epochs, budget=budget)
+    text = SPEC.format(name=loop, loop=loop, epochs=epochs, budget=budget, n_trials=n_trials)
     if pruner:
         text = text.replace('[pruner]\nkind = "none"\n', pruner)
     spec.write_text(text, encoding="utf-8")
@@ -114,26 +114,31 @@ def test_an_unwatched_loop_records_its_metrics_and_no_layer_telemetry(tmp_path):
     assert store.rows("SELECT COUNT(*) FROM tt_layer") == [(0,)]
 
 
-@pytest.mark.parametrize(
-    ("loop", "reason", "hint"),
-    [
-        ("raises", "error", "ValueError: this loop cannot train with lr="),
-        ("never_reports", "no_report", "the loop never called report"),
-        ("reports_nan", "nan_loss", "the loop reported val_rmse = nan in epoch 1"),
-        ("reports_other_metrics", "no_metric",
-         "report(epoch 1) has no 'val_rmse', the study's metric; the loop reported val_mse, val_r2"),
-        ("swallows_its_failure", "no_metric", "the loop reported val_mse"),
-        ("runs_out_of_memory", "oom", "try a smaller batch size"),
-    ],
-)  # fmt: skip
-def test_a_bad_loop_fails_each_trial_with_its_reason_and_the_study_goes_on(tmp_path, loop, reason, hint):
-    result, trials, _ = run(tmp_path, loop)
+WRONG = [  # (the loop, its trial's fail reason, words of its hint), in helpers_loops.WRONG_WAYS' order
+    ("raises", "error", "ValueError: this loop cannot train with lr="),
+    ("never_reports", "no_report", "the loop never called report"),
+    ("reports_nan", "nan_loss", "the loop reported val_rmse = nan in epoch 1"),
+    ("reports_other_metrics", "no_metric",
+     "report(epoch 1) has no 'val_rmse', the study's metric; the loop reported val_mse, val_r2"),
+    ("swallows_its_failure", "no_metric", "the loop reported val_mse"),
+    ("runs_out_of_memory", "oom", "try a smaller batch size"),
+]  # fmt: skip
+
+
+def test_a_bad_loop_fails_each_trial_with_its_reason_and_the_study_goes_on(tmp_path):
+    """One run goes through every bad loop twice (helpers_loops.each_way_wrong: trial n runs WRONG[n % 6]):
+    each trial fails with its loop's reason and hint, and the study goes on to its next trial each time."""
+    from tests.helpers_loops import WRONG_WAYS
+
+    assert [loop for loop, _, _ in WRONG] == list(WRONG_WAYS)
+    result, trials, _ = run(tmp_path, "each_way_wrong", n_trials=2 * len(WRONG))
     assert result.returncode == 1, result.stderr  # every trial of the run failed
-    assert len(trials) == 2, "the study must go on to its next trial"
+    assert len(trials) == 2 * len(WRONG), "the study must go on to its next trial"
     for t in trials:
-        assert t.state.name == "FAIL"
-        assert t.user_attrs["fail_reason"] == reason
-        assert hint in t.user_attrs["fail_hint"]
+        loop, reason, hint = WRONG[t.user_attrs["seed"] % len(WRONG)]  # the study's seed is 0: seed = number
+        assert (loop, t.state.name, t.user_attrs["fail_reason"]) == (loop, "FAIL", reason)
+        assert hint in t.user_attrs["fail_hint"], (loop, t.user_attrs["fail_hint"])
+    assert sorted(t.user_attrs["seed"] for t in trials) == list(range(2 * len(WRONG)))
     assert "internal error" not in result.stderr
 
 
