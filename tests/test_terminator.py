@@ -1,11 +1,13 @@
 """When to stop tuning (engine/terminator.py, engine/run/early_stop.py): the rules in-process with exact
-values, the estimator child against Optuna's own evaluator, and one real run stopped by the estimate."""
+values, the estimator child against Optuna's own evaluator, and one real run stopped by the estimate. One
+estimator child serves the module (starting one imports torch: seconds)."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
+from unittest import mock
 
 import optuna
 import pytest
@@ -58,7 +60,63 @@ def _study(n: int, direction: str = "maximize") -> optuna.Study:
     return study
 
 
-def test_the_estimator_child_gives_optunas_own_regret_bound_and_the_check_says_stop():
+def test_the_header_says_stopped_by_the_terminator_and_the_gain_left():
+    model = StudyModel("s")
+    attrs = {"stopped_by:a": "terminator: the improvement left (0.0004) fell below 0.001 after 25 complete trials",
+             "improvement:a": {"improvement": 0.0004, "complete": 25}}  # fmt: skip
+    model.apply(StudyDelta(name="s", study_id=1, status="stopped", user_attrs=attrs, first=True,
+                           coordinators=[{"host": "a", "state": "stopped", "alive": False}]))  # fmt: skip
+    assert "stopped: terminator" in model.title() and "gain left ≤ 0.0004" in model.title()
+    model.apply(StudyDelta(name="s", study_id=1, status="running", user_attrs={**attrs, "stopped_by:a": None}))
+    assert "stopped" not in model.title()
+
+
+@pytest.fixture(scope="module")
+def estimator_child():
+    """The module's estimator child, started on first use; a test that ended it leaves the next a new one."""
+    children: list[Estimator] = []
+
+    def live() -> Estimator:
+        if not children or children[-1].process.poll() is not None or children[-1].process.stdin.closed:
+            children.append(Estimator())
+        return children[-1]
+
+    yield live
+    for child in children:
+        child.close()
+
+
+def test_a_run_stops_when_the_improvement_left_falls_below_the_threshold(tmp_path, estimator_child):
+    """The one real run: trials of 0.3 s, 100 of them allowed, a threshold any estimate is below."""
+    estimator = estimator_child()  # for `show --improvement` below: its imports overlap the run
+    extra = "\n[space.k]\ntype = \"int\"\nlow = 1\nhigh = 4\n"
+    spec = write_spec(tmp_path, "enough", task="slow", n_trials=100, task_params={"epoch_s": 0.3}, extra=extra)
+    text = spec.read_text().replace("n_trials = 100", "n_trials = 100\ntimeout_s = 90\n"
+                                    "stop_when_improvement_below = 1e9\nstop_min_trials = 4")  # fmt: skip
+    spec.write_text(text)
+    url = f"sqlite:///{tmp_path}/enough.db"
+    process = start(spec, url, "--workers", "1", log=tmp_path / "run.log")
+    assert finish(process, timeout=150) == 0, (tmp_path / "run.log").read_text()[-2000:]
+    view = StoreView(url)
+    trials = view.trials("enough")
+    host = next(iter({t["host"] for t in trials.values()}))
+    why = json.loads(view.study_attr("enough", f"stopped_by:{host}"))
+    assert why.startswith("terminator: the improvement left") and len(trials) < 100
+    assert json.loads(view.study_attr("enough", f"improvement:{host}"))["complete"] >= 4
+    assert [b["state"] for b in view.heartbeat("enough")] == ["stopped"]
+    shown = tunetui_here("show", "enough", storage=url)
+    assert shown.returncode == 0 and "stopped: terminator: the improvement left" in shown.stdout
+    assert "improvement left ≤" in shown.stdout
+    # estimated now, by the module's child (what estimate_once would start), left running for the next test
+    with mock.patch("engine.terminator.Estimator", lambda: estimator), mock.patch.object(estimator, "close"):
+        data = json.loads(tunetui_here("show", "enough", "--json", "--improvement", storage=url).stdout)
+    complete = sum(1 for t in trials.values() if t["state"] == "COMPLETE")
+    assert data["stopped_by"] == why and data["improvement"]["complete"] == complete
+    assert data["improvement"]["improvement"] > 0 and data["improvement"]["error"] is None
+
+
+def test_the_estimator_child_gives_optunas_own_regret_bound_and_the_check_says_stop(estimator_child):
+    estimator = estimator_child()  # its imports overlap this process's own below
     from optuna.terminator import RegretBoundEvaluator  # torch, in this test process only
 
     from engine.trainer.regret import SEED
@@ -66,7 +124,6 @@ def test_the_estimator_child_gives_optunas_own_regret_bound_and_the_check_says_s
     study = _study(12, "minimize")
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     expected = RegretBoundEvaluator(seed=SEED).evaluate(complete, study.direction)
-    estimator = Estimator()
     logs: list[str] = []
     check = ImprovementCheck(threshold=1e9, min_trials=12, host="here", log=logs.append, estimator=lambda: estimator)
     try:
@@ -89,40 +146,3 @@ def test_the_estimator_child_gives_optunas_own_regret_bound_and_the_check_says_s
     assert estimator.process.poll() is not None  # ended with its stdin
     too_few = estimate_once(complete[:2], study.direction)
     assert too_few.improvement is None and "3 complete trials" in too_few.error
-
-
-def test_the_header_says_stopped_by_the_terminator_and_the_gain_left():
-    model = StudyModel("s")
-    attrs = {"stopped_by:a": "terminator: the improvement left (0.0004) fell below 0.001 after 25 complete trials",
-             "improvement:a": {"improvement": 0.0004, "complete": 25}}  # fmt: skip
-    model.apply(StudyDelta(name="s", study_id=1, status="stopped", user_attrs=attrs, first=True,
-                           coordinators=[{"host": "a", "state": "stopped", "alive": False}]))  # fmt: skip
-    assert "stopped: terminator" in model.title() and "gain left ≤ 0.0004" in model.title()
-    model.apply(StudyDelta(name="s", study_id=1, status="running", user_attrs={**attrs, "stopped_by:a": None}))
-    assert "stopped" not in model.title()
-
-
-def test_a_run_stops_when_the_improvement_left_falls_below_the_threshold(tmp_path):
-    """The one real run: trials of 0.3 s, 100 of them allowed, a threshold any estimate is below."""
-    extra = "\n[space.k]\ntype = \"int\"\nlow = 1\nhigh = 4\n"
-    spec = write_spec(tmp_path, "enough", task="slow", n_trials=100, task_params={"epoch_s": 0.3}, extra=extra)
-    text = spec.read_text().replace("n_trials = 100", "n_trials = 100\ntimeout_s = 90\n"
-                                    "stop_when_improvement_below = 1e9\nstop_min_trials = 4")  # fmt: skip
-    spec.write_text(text)
-    url = f"sqlite:///{tmp_path}/enough.db"
-    process = start(spec, url, "--workers", "1", log=tmp_path / "run.log")
-    assert finish(process, timeout=150) == 0, (tmp_path / "run.log").read_text()[-2000:]
-    view = StoreView(url)
-    trials = view.trials("enough")
-    host = next(iter({t["host"] for t in trials.values()}))
-    why = json.loads(view.study_attr("enough", f"stopped_by:{host}"))
-    assert why.startswith("terminator: the improvement left") and len(trials) < 100
-    assert json.loads(view.study_attr("enough", f"improvement:{host}"))["complete"] >= 4
-    assert [b["state"] for b in view.heartbeat("enough")] == ["stopped"]
-    shown = tunetui_here("show", "enough", storage=url)
-    assert shown.returncode == 0 and "stopped: terminator: the improvement left" in shown.stdout
-    assert "improvement left ≤" in shown.stdout
-    data = json.loads(tunetui_here("show", "enough", "--json", "--improvement", storage=url).stdout)  # estimated now
-    complete = sum(1 for t in trials.values() if t["state"] == "COMPLETE")
-    assert data["stopped_by"] == why and data["improvement"]["complete"] == complete
-    assert data["improvement"]["improvement"] > 0 and data["improvement"]["error"] is None
