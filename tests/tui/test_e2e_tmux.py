@@ -108,7 +108,7 @@ def test_launch_watch_kill_quit_and_the_study_finishes(tmp_path):
         tmux.wait_for("digits_mlp · running", timeout=60)
         tmux.keys("f")  # follow the newest trial
         tmux.wait_for("loss #0", timeout=90)
-        screen = tmux.wait_for("▞▞ val", timeout=90)  # the loss plot drew trial #0's epochs
+        screen = tmux.wait_for("⢕⢕ val", timeout=90)  # the loss plot drew trial #0's epochs (val: a braille line)
         trials, beats = study_rows(url)
         coordinator_pid = beats[0]["pid"]
         assert [t.state for t in trials] == ["RUNNING"], screen
