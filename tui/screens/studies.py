@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import NamedTuple
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -31,7 +32,7 @@ NARROW_MAX = {"name": 20, "device": 8}  # widest these cells get below WIDE (the
 class Column(NamedTuple):
     key: str
     label: str
-    width: int | None  # None: as wide as its widest cell
+    width: int  # as wide as its label and widest cell (wide terminals), or cut (narrow ones)
     source: str  # the row's text it shows
 
 
@@ -48,8 +49,11 @@ def fit_columns(rows: list[dict[str, str]], width: int) -> list[Column]:
     """The columns for a terminal `width` columns wide: all of them from WIDE; narrower, every header on
     screen (an 80-column terminal must not scroll sideways): no "started", a short trials label, name and
     device cut to NARROW_MAX, the short diagnosis in what is left."""
+    # widths are given, never left to DataTable's auto width: it measures new cells on its idle pass, and rows
+    # painted before that pass stayed as wide as their labels ("finis" for finished; seen on PostgreSQL)
     if width >= WIDE:
-        return [Column(key, label, None, key) for key, label in COLUMNS]
+        return [Column(key, label, max([cell_len(label), *(cell_len(row[key]) for row in rows)]), key)
+                for key, label in COLUMNS]  # fmt: skip
     columns = []
     for key, label in COLUMNS:
         label = "trials" if key == "trials" else label
@@ -62,8 +66,8 @@ def fit_columns(rows: list[dict[str, str]], width: int) -> list[Column]:
             for c in columns]  # fmt: skip
 
 
-def cut(text: str, width: int | None) -> str:
-    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+def cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def gpu_line() -> str:
