@@ -55,6 +55,8 @@ def test_every_read_command_works_and_nothing_is_written(optuna_store):
     studies = {s["study_name"]: s for s in strict_json(listed.stdout)}
     assert studies["plain"]["counts"] == {state: 1 if state != "COMPLETE" else 2 for state in STATES}
     assert studies["plain"]["best"] == "inf"  # +inf encoded, not a bare Infinity
+    # a RUNNING trial and no tunetui coordinator: maybe a live study.optimize elsewhere, never "finished"
+    assert studies["plain"]["status"] == "unfinished"
     assert studies["pareto"]["best"] is None and studies["pareto"]["pareto_front"] == 2
     table = tunetui_here("ls", storage=optuna_store, env={"COLUMNS": "200"})
     assert table.returncode == 0 and "2 obj, 2 Pareto" in table.stdout, table.stdout + table.stderr

@@ -40,7 +40,9 @@ def heartbeats(conn: sa.Connection, study_id: int | None = None) -> list[dict]:
 
 
 def study_status(counts: dict[str, int], coordinators: list[dict]) -> str:
-    """running / paused / stopped / finished / idle, from the heartbeat rows and the trial counts."""
+    """running / paused / stopped / finished / crashed / unfinished / idle, from the heartbeat rows and the
+    trial counts. A study no tunetui coordinator ever ran (Optuna alone) is `unfinished` while it has
+    RUNNING trials: another process may be optimizing it, or one that died left them; nothing here knows."""
     alive = [c for c in coordinators if c.get("alive")]
     if alive:
         return "paused" if all(c["state"] == "paused" for c in alive) else "running"
@@ -50,4 +52,6 @@ def study_status(counts: dict[str, int], coordinators: list[dict]) -> str:
         return "finished"
     if any(c.get("state") in ("running", "paused", "crashed") for c in coordinators):
         return "crashed"
-    return "idle" if not counts else "finished"
+    if not counts:
+        return "idle"
+    return "unfinished" if counts.get("RUNNING") else "finished"

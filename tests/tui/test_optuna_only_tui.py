@@ -22,6 +22,8 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
         await wait_for(pilot, lambda: "2 obj, 2 Pareto" in screen_text(app), what="the painted rows")
         text = screen_text(app)
         assert "plain" in text and "inf" in text
+        plain_row = next(line for line in text.splitlines() if " plain " in line)
+        assert "unfinished" in plain_row, plain_row  # a RUNNING trial, no tunetui coordinator: never "finished"
 
         await pilot.press("enter")  # plain: complete, pruned, fail, running and waiting trials
         assert isinstance(app.screen, StudyScreen)
