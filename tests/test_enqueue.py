@@ -27,7 +27,8 @@ from engine.remedy import remedy_for
 from engine.space import suggest
 from engine.spec import parse_spec
 from engine.store import Store, StoreError
-from tests.conftest import fresh_postgres_database, run_cli
+from tests.conftest import fresh_postgres_database
+from tests.helpers_run import tunetui_here
 from tests.test_optuna_only_store import file_bytes, tables
 from tests.tui.builders import SPEC_PATH, build_study
 
@@ -177,7 +178,7 @@ def test_an_enqueued_plan_is_a_waiting_trial_with_its_params_origin_and_override
         write_csv(list({r["number"]: r for r in export_rows(store, "digits_mlp")}.values()), None, out)
         (row,) = [r for r in csv.DictReader(io.StringIO(out.getvalue())) if r["number"] == str(number)]
         assert json.loads(row["overrides"]) == {"lr": pytest.approx(1e-4)} and row["origin"] == "remedy of #1: lr/10"
-        shown = run_cli("show", "digits_mlp", "--trial", str(number), "--storage", store_url).stdout
+        shown = tunetui_here("show", "digits_mlp", "--trial", str(number), storage=store_url).stdout
         for line in ("note: try this", "enqueued: remedy of #1: lr/10", "overrides (trained with, not sampled): lr=0.0001"):
             assert line in shown, shown
     finally:

@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from tests.conftest import run_cli
-from tests.helpers_run import StoreView
+from tests.helpers_run import StoreView, tunetui_here
 from tui.data import StudyWatcher, Want
 from tui.study_model import StudyModel
 from tui.table_columns import TableColumns
@@ -82,13 +82,13 @@ def test_a_regression_with_mse_and_huber_is_tuned_on_val_rmse(tmp_path):
                                                       "ORDER BY epoch", n=t.number)]  # fmt: skip
         assert [list(e) for e in extra] == [[*REGRESSION_METRICS, "params"]] * 2  # the model's size every epoch
         assert extra[-1]["val_rmse"] == pytest.approx(t.value)  # value = "last"
-        shown = json.loads(run_cli("show", "diabetes", "--trial", str(t.number), "--json", "--storage", url).stdout)
+        shown = json.loads(tunetui_here("show", "diabetes", "--trial", str(t.number), "--json", storage=url).stdout)
         assert [{k: e[k] for k in (*REGRESSION_METRICS, "params")} for e in shown["epochs"]] == extra
-        table = run_cli("show", "diabetes", "--trial", str(t.number), "--storage", url, env={"COLUMNS": "250"}).stdout
+        table = tunetui_here("show", "diabetes", "--trial", str(t.number), storage=url, env={"COLUMNS": "250"}).stdout
         assert all(name in table for name in REGRESSION_METRICS) and f"{extra[0]['val_r2']:.4f}" in table
-    best = json.loads(run_cli("show", "diabetes", "--json", "--storage", url).stdout)["best"]
+    best = json.loads(tunetui_here("show", "diabetes", "--json", storage=url).stdout)["best"]
     assert best["metrics"]["val_rmse"] == pytest.approx(best["value"]) and "val_r2" in best["metrics"]
-    rows = list(csv.DictReader(io.StringIO(run_cli("export", "diabetes", "--format", "csv", "--storage", url).stdout)))
+    rows = list(csv.DictReader(io.StringIO(tunetui_here("export", "diabetes", "--format", "csv", storage=url).stdout)))
     for row in rows:
         assert float(row["final_val_rmse"]) == pytest.approx(float(row["value"]))
         assert all(row[f"final_{name}"] for name in REGRESSION_METRICS) and row["final_val_acc"] == ""

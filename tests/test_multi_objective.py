@@ -18,6 +18,7 @@ from engine.launch import UsageError, refuse_another_study
 from engine.spec import SpecError, TaskSpec, load_spec, parse_spec
 from engine.value import objective_values
 from tests.conftest import run_cli
+from tests.helpers_run import tunetui_here
 
 TWO = 'objectives = [{ metric = "val_acc", direction = "maximize" }, { metric = "params", direction = "minimize" }]\n'
 
@@ -178,26 +179,26 @@ def test_a_real_run_with_two_objectives_tells_two_values_shows_its_front_and_exp
     store.close()
     front = sorted(t.number for t in study.best_trials)  # Optuna's own front
 
-    shown = run_cli("show", "mo", "--storage", url)
+    shown = tunetui_here("show", "mo", storage=url)  # reads and refusals: in this process
     assert shown.returncode == 0, shown.stderr
     assert "objectives: maximize val_acc, minimize params" in shown.stdout
     assert f"Pareto front: {len(front)} trial(s)" in shown.stdout
-    as_json = json.loads(run_cli("show", "mo", "--json", "--storage", url).stdout)
+    as_json = json.loads(tunetui_here("show", "mo", "--json", storage=url).stdout)
     assert sorted(t["number"] for t in as_json["pareto_front"]) == front
     assert as_json["objectives"] == ["val_acc", "params"]
 
     out = tmp_path / "best.toml"
-    refused = run_cli("export", "mo", "--best-spec", str(out), "--storage", url)
+    refused = tunetui_here("export", "mo", "--best-spec", str(out), storage=url)
     assert refused.returncode == 2 and not out.exists()
     assert "name a trial of its Pareto front with --trial N" in refused.stderr
     assert all(f"#{n} (val_acc " in refused.stderr for n in front)
-    written = run_cli("export", "mo", "--best-spec", str(out), "--trial", str(front[0]), "--storage", url)
+    written = tunetui_here("export", "mo", "--best-spec", str(out), "--trial", str(front[0]), storage=url)
     assert written.returncode == 0, written.stderr
     assert load_spec(out).study.metrics == ["val_acc", "params"]  # a runnable spec: it parses
     assert f"trial {front[0]} of mo" in out.read_text()
 
     boards = tmp_path / "tb"
-    exported = run_cli("export", "mo", "--tensorboard", str(boards), "--storage", url)
+    exported = tunetui_here("export", "mo", "--tensorboard", str(boards), storage=url)
     assert exported.returncode == 0, exported.stderr
     run = event_accumulator.EventAccumulator(str(boards / f"trial_{trials[0].number:04d}"), size_guidance={"scalars": 0})
     run.Reload()

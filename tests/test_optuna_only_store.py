@@ -167,6 +167,6 @@ def test_a_run_into_a_journal_file_is_refused_and_writes_nothing(tmp_path):
     journal = str(tmp_path / "optuna.log")
     build_optuna_only_store(journal)
     before = file_bytes(journal)
-    ran = tunetui("run", "studies/digits_mlp.toml", "--trials", "1", storage=journal)
+    ran = tunetui_here("run", "studies/digits_mlp.toml", "--trials", "1", storage=journal)  # refused: in this process
     assert ran.returncode == 2 and "read-only" in ran.stderr, ran.stderr
     assert file_bytes(journal) == before

@@ -15,6 +15,7 @@ import pytest
 
 from engine.store import Store
 from tests.conftest import ROOT, STUDIES, run_cli
+from tests.helpers_run import tunetui_here
 
 DIGITS = str(STUDIES / "digits_mlp.toml")
 FAST = ["--set", "train.epochs=2", "--quiet"]
@@ -185,7 +186,7 @@ def test_nan_loss_fails_one_trial_and_the_study_goes_on(tmp_path):
 def test_bad_spec_exits_2_and_creates_no_study(tmp_path):
     db = tmp_path / "never.db"
     spec = write_spec(tmp_path, '[study]\nname = "x"\n[space.lr]\ntype = "float"\nlow = 1\nhigh = 0.1\n')
-    result = run_cli("run", spec, "--storage", f"sqlite:///{db}")
+    result = tunetui_here("run", spec, storage=f"sqlite:///{db}")  # refused before anything starts
     assert result.returncode == 2
     assert "space.lr" in result.stderr and "must not exceed high" in result.stderr
     assert "nothing was started" in result.stderr
@@ -194,27 +195,27 @@ def test_bad_spec_exits_2_and_creates_no_study(tmp_path):
 
 def test_export_round_trip(digits_store, tmp_path):
     url, _ = digits_store
-    out = run_cli("export", "digits_mlp", "--storage", url, "--format", "csv")
+    out = tunetui_here("export", "digits_mlp", "--format", "csv", storage=url)  # reads: in this process
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     assert [int(r["number"]) for r in rows] == [0, 1, 2]
     assert {"state", "value", "param_lr", "duration_s", "final_val_acc", "final_train_loss"} <= set(rows[0])
 
     target = tmp_path / "trials.json"
-    out = run_cli("export", "digits_mlp", "--storage", url, "--format", "json", "-o", str(target))
+    out = run_cli("export", "digits_mlp", "--storage", url, "--format", "json", "-o", str(target))  # its mode
     assert out.returncode == 0, out.stderr
     data = json.loads(target.read_text())
     assert len(data) == 3 and target.stat().st_mode & 0o777 == 0o600
     target.write_text("mine")  # an existing file is replaced only with --force, as the TUI asks first
-    again = run_cli("export", "digits_mlp", "--storage", url, "--format", "json", "-o", str(target))
+    again = tunetui_here("export", "digits_mlp", "--format", "json", "-o", str(target), storage=url)
     assert again.returncode == 2 and "exists: pass --force" in again.stderr and target.read_text() == "mine"
-    forced = run_cli("export", "digits_mlp", "--storage", url, "--format", "json", "-o", str(target), "--force")
+    forced = tunetui_here("export", "digits_mlp", "--format", "json", "-o", str(target), "--force", storage=url)
     assert forced.returncode == 0 and json.loads(target.read_text()) == data, forced.stderr
 
     best_spec = tmp_path / "best.toml"
-    out = run_cli("export", "digits_mlp", "--storage", url, "--best-spec", str(best_spec))
+    out = tunetui_here("export", "digits_mlp", "--best-spec", str(best_spec), storage=url)
     assert out.returncode == 0, out.stderr
-    assert run_cli("validate", str(best_spec)).returncode == 0
+    assert tunetui_here("validate", str(best_spec), storage=None).returncode == 0
     study = optuna.load_study(study_name="digits_mlp", storage=url)
     rerun_url = f"sqlite:///{tmp_path}/best.db"
     rerun = run_cli("run", str(best_spec), "--storage", rerun_url, "--quiet", "--set", "train.epochs=2")
@@ -264,9 +265,9 @@ layers = 1
     assert run_cli("run", spec, "--storage", url, "--quiet").returncode == 0
     trial = optuna.load_study(study_name="tiny_mnist", storage=url).trials[0]
     assert 0.0 <= trial.user_attrs["test_acc"] <= 1.0
-    show = run_cli("show", "tiny_mnist", "--storage", url)
+    show = tunetui_here("show", "tiny_mnist", storage=url)
     assert "test_acc (final model, held-out test split)" in show.stdout
-    rows = list(csv.DictReader(io.StringIO(run_cli("export", "tiny_mnist", "--storage", url).stdout)))
+    rows = list(csv.DictReader(io.StringIO(tunetui_here("export", "tiny_mnist", storage=url).stdout)))
     assert float(rows[0]["test_acc"]) == pytest.approx(trial.user_attrs["test_acc"])
 
 

@@ -14,6 +14,7 @@ import torch
 
 from engine.weights import WeightKeeper, artifact_dir, saved_weights, study_weights
 from tests.conftest import run_cli
+from tests.helpers_run import tunetui_here
 
 SPEC = """
 [study]
@@ -147,16 +148,16 @@ def test_a_run_saves_the_best_trials_weights_that_show_lists_and_export_writes(t
     assert len(list(folder.iterdir())) == 1
     assert list(temp.glob("tunetui-weights-*")) == []  # the worker's temporary copy is gone
 
-    shown = run_cli("show", "kept", "--storage", url, "--json")
+    shown = tunetui_here("show", "kept", "--json", storage=url)  # reads and refusals: in this process
     assert shown.returncode == 0, shown.stderr
     listed = json.loads(shown.stdout)["weights"]
     assert [(w["trial"], w["file"], w["bytes"]) for w in listed] == [
         (study.best_trial.number, f"trial-{study.best_trial.number}-weights.pt", saved[0].size)
     ]
-    assert "saved weights (1" in run_cli("show", "kept", "--storage", url).stdout
+    assert "saved weights (1" in tunetui_here("show", "kept", storage=url).stdout
 
     out = tmp_path / "best.pt"
-    written = run_cli("export", "kept", "--weights", "-o", str(out), "--storage", url)
+    written = run_cli("export", "kept", "--weights", "-o", str(out), "--storage", url)  # a process: its file's mode
     assert written.returncode == 0, written.stderr
     assert out.stat().st_mode & 0o777 == 0o600
     state = torch.load(out, weights_only=True)
@@ -165,12 +166,12 @@ def test_a_run_saves_the_best_trials_weights_that_show_lists_and_export_writes(t
     assert {tuple(v.shape) for v in state.values()} == {(16, 64), (16,), (10, 16), (10,)}
     model.load_state_dict(dict(zip(model.state_dict(), state.values(), strict=True)))
 
-    again = run_cli("export", "kept", "--weights", "-o", str(out), "--storage", url)
+    again = tunetui_here("export", "kept", "--weights", "-o", str(out), storage=url)
     assert again.returncode == 2 and "--force" in again.stderr
-    assert run_cli("export", "kept", "--weights", "-o", str(out), "--force", "--storage", url).returncode == 0
+    assert tunetui_here("export", "kept", "--weights", "-o", str(out), "--force", storage=url).returncode == 0
     other = 1 - study.best_trial.number
-    missing = run_cli("export", "kept", "--weights", "--trial", str(other), "-o", str(tmp_path / "o.pt"),
-                      "--storage", url)  # fmt: skip
+    missing = tunetui_here("export", "kept", "--weights", "--trial", str(other), "-o", str(tmp_path / "o.pt"),
+                           storage=url)  # fmt: skip
     assert missing.returncode == 2 and f"trial {other} has no saved weights" in missing.stderr
     assert not (tmp_path / "o.pt").exists()
 

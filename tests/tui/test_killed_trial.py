@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.helpers_run import StoreView, finish, start, tunetui, wait_for, write_spec
+from tests.helpers_run import StoreView, finish, start, tunetui_here, wait_for, write_spec
 from tests.tui.conftest import wait_for as wait_in_app
 from tests.tui.screen_text import screen_text
 from tui.widgets.trial_table import TrialTable
@@ -23,19 +23,19 @@ async def test_a_killed_trial_is_killed_in_the_store_show_the_export_and_the_tab
     url, view = f"sqlite:///{tmp_path}/store.db", StoreView(f"sqlite:///{tmp_path}/store.db")
     coordinator = start(spec, url, "--workers", "1", log=tmp_path / "run.log")
     wait_for(lambda: view.trials("kt").get(0, {}).get("epochs", 0) >= 1, 60, "trial 0 to report an epoch")
-    killed = tunetui("kill", "kt", "0", storage=url)
+    killed = tunetui_here("kill", "kt", "0", storage=url)  # commands of another process: here, to save a start
     assert killed.returncode == 0, killed.stdout + killed.stderr
     assert finish(coordinator, 120) == 0, (tmp_path / "run.log").read_text()
     trials = view.trials("kt")
     assert (trials[0]["state"], trials[0]["reason"]) == ("FAIL", "killed")
     assert trials[1]["state"] == "COMPLETE"
 
-    shown = json.loads(tunetui("show", "kt", "--json", storage=url).stdout)
+    shown = json.loads(tunetui_here("show", "kt", "--json", storage=url).stdout)
     assert shown["fail_reasons"] == {"killed": 1} and shown["counts"].get("PRUNED", 0) == 0
-    trial = json.loads(tunetui("show", "kt", "--trial", "0", "--json", storage=url).stdout)
+    trial = json.loads(tunetui_here("show", "kt", "--trial", "0", "--json", storage=url).stdout)
     assert (trial["state"], trial["reason"]) == ("FAIL", "killed")
     exported = tmp_path / "kt.csv"
-    assert tunetui("export", "kt", "--output", str(exported), storage=url).returncode == 0
+    assert tunetui_here("export", "kt", "--output", str(exported), storage=url).returncode == 0
     rows = {int(r["number"]): r for r in csv.DictReader(exported.open())}
     assert (rows[0]["state"], rows[0]["fail_reason"]) == ("FAIL", "killed")
 
