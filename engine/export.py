@@ -147,14 +147,21 @@ def front_choices(store: Store, study_name: str) -> list[tuple[int, str]] | None
             for t in store.pareto_front(study_id)]  # fmt: skip
 
 
+def stored_spec(store: Store, study_name: str) -> str:
+    """The spec text tunetui stored when it started the study; StoreError saying why for a study it did not
+    start (one made by Optuna alone has none, so no spec can be written from it)."""
+    spec_text = _study_attr(store, _study_id(store, study_name), "spec_toml")
+    if not spec_text:
+        raise StoreError(f"study {study_name!r} has no stored spec (it was not started by tunetui)")
+    return spec_text
+
+
 def best_spec_toml(store: Store, study_name: str, trial_number: int | None = None) -> str:
     """The study's spec with the params of its best trial (or of trial `trial_number`: any complete trial of
     a study with one objective, a Pareto-front trial of one with several), and the overrides it trained with,
     fixed in [train] and no search space."""
     study_id = _study_id(store, study_name)
-    spec_text = _study_attr(store, study_id, "spec_toml")
-    if not spec_text:
-        raise StoreError(f"study {study_name!r} has no stored spec (it was not started by tunetui)")
+    spec_text = stored_spec(store, study_name)
     front = front_choices(store, study_name)
     trials = store.trials(study_id)
     if front is not None:

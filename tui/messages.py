@@ -71,6 +71,13 @@ class FrontListed(Message):
     choices: list[tuple[int, str]]
 
 
+@dataclass
+class SpecUnavailable(Message):
+    """The study has no spec to export (not started by tunetui): why, in the words `export --best-spec` uses."""
+
+    reason: str
+
+
 # ---------------------------------------------------------------- navigation: screens ask, app.py pushes
 # Screens never import each other: they post one of these and TunetuiApp opens the screen.
 

@@ -88,3 +88,25 @@ async def test_a_study_with_several_objectives_asks_which_pareto_front_trial_to_
         await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the export")
     written = (studies_dir / "pareto_mlp-trial2.toml").read_text()
     assert "width = 64" in written and "--trial 2" in written and "trial 2 of pareto_mlp" in written
+
+
+async def test_a_study_without_a_stored_spec_says_so_before_the_spec_is_chosen(optuna_store, make_app, tmp_path,
+                                                                                 monkeypatch):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    app = make_app(optuna_store, open_study="plain")  # made by Optuna alone: no spec to fix the params into
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: len(app.screen.query_one(TrialTable).rows) == 6, what="6 trials")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), what="the export dialog")
+        kinds = app.screen.query_one("#export-kind")
+        await wait_for(pilot, lambda: kinds.get_option("spec").disabled, what="the spec option disabled")
+        # the words `tunetui export plain --best-spec FILE` exits 1 with, from the same engine function
+        why = app.screen.query_one("#export-why")
+        assert str(why.content) == "no spec export: study 'plain' has no stored spec (it was not started by tunetui)"
+        await wait_for(pilot, lambda: "has no stored spec" in screen_text(app), what="the reason, painted")
+        await pilot.press("down", "down", "down")  # the cursor never lands on the disabled spec option
+        assert kinds.highlighted_option.id == "json"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), what="the JSON export")
+    assert not [n for n in app._notifications if "export failed" in n.message]
+    assert (tmp_path / "plain.json").read_text().startswith("[") and not list(tmp_path.glob("*.toml"))

@@ -17,10 +17,27 @@ from textual.widgets.option_list import Option
 from engine.files import write_private
 from engine.text import safe
 from tui.data import open_store
-from tui.messages import Confirm, ExportFinished, FrontListed
+from tui.messages import Confirm, ExportFinished, FrontListed, SpecUnavailable
 
 FORMATS = (("csv", "trials as CSV", "{name}.csv"), ("json", "trials as JSON", "{name}.json"),
            ("spec", "best trial as a spec (TOML)", "{name}-best.toml"))  # fmt: skip
+
+
+def missing_spec_reason(url: str, name: str) -> str | None:
+    """Why the study's best trial cannot be written as a spec (engine.export's words), or None when it can."""
+    from engine import export
+    from engine.store import StoreError
+
+    store = open_store(url)
+    if store is None:
+        return None  # the export itself says the store is gone
+    try:
+        export.stored_spec(store, name)
+    except StoreError as err:
+        return str(err)
+    finally:
+        store.close()
+    return None
 
 
 def export_study(url: str, name: str, kind: str, path: Path, trial: int | None = None) -> str | list[tuple[int, str]]:
@@ -66,6 +83,7 @@ class ExportScreen(ModalScreen[None]):
         with Vertical(id="export-box"):
             yield Static(Text(safe(f"Export {self.study_name}")), id="export-title")
             yield OptionList(*(Option(label, id=kind) for kind, label, _ in FORMATS), id="export-kind")
+            yield Static(id="export-why")  # why the spec option is disabled, when it is
             yield OptionList(id="export-front")  # a study with several objectives: which front trial's spec
             yield Input(str(self._default_path("csv")), id="export-path", select_on_focus=False)
             yield Static("up/down: format   enter or ctrl+s: export   tab: path   escape: cancel",
@@ -74,6 +92,28 @@ class ExportScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#export-kind", OptionList).highlighted = 0
         self.query_one("#export-front", OptionList).display = False
+        self.query_one("#export-why", Static).display = False
+        self._check_spec()
+
+    @work(thread=True, group="export-check")
+    def _check_spec(self) -> None:
+        try:
+            reason = missing_spec_reason(self.app.storage_url, self.study_name)
+        except Exception:  # an unreadable store: the export itself says so
+            return
+        if reason is not None:
+            self.post_message(SpecUnavailable(reason))
+
+    def on_spec_unavailable(self, message: SpecUnavailable) -> None:
+        """Said up front, not after the user chose it: the spec option stays listed, disabled, with the reason."""
+        kinds = self.query_one("#export-kind", OptionList)
+        kinds.replace_option_prompt("spec", "best trial as a spec (unavailable)")
+        kinds.disable_option("spec")
+        why = self.query_one("#export-why", Static)
+        why.update(Text(safe(f"no spec export: {message.reason}")))
+        why.display = True
+        if self.kind == "spec":
+            kinds.highlighted = 0
 
     def _default_path(self, kind: str) -> Path:
         template = next(t for k, _, t in FORMATS if k == kind)
