@@ -17,6 +17,7 @@ from engine.store import TrialRow
 from engine.text import safe
 from tui.data import downsample
 from tui.formatting import format_duration, format_value
+from tui.widgets.curves import set_whole_x_ticks
 
 MARKERS = ("o", "x", "+", "*", "#", "@", "%", "&")  # intermediate values: one per trial shown
 PALETTE = ("cyan", "orange", "green", "magenta", "blue", "yellow", "red", "gray")
@@ -144,6 +145,8 @@ def intermediate_draw(series: Sequence[tuple[str, list, list]], what: str) -> Dr
             plt.plot(px, py, marker=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)], label=label)
         plt.title(f"{safe(what)} per epoch")
         plt.xlabel("epoch (step of trial.report)")
+        set_whole_x_ticks(plt, [x for _, xs, ys in series for x, y in zip(xs, ys, strict=False)
+                                if y is not None and math.isfinite(y)])  # fmt: skip
 
     return draw
 
@@ -295,6 +298,7 @@ def objective_history_draw(history: analysis.ObjectiveHistory, index: int, direc
         plt.plot(bx, by, marker="braille", color="orange", label="best so far")
         plt.title(f"{objective_label(index, direction, names)}: best {format_value(history.best[-1])}")
         plt.xlabel("trial")
+        set_whole_x_ticks(plt, history.numbers)
 
     return draw
 
@@ -307,6 +311,7 @@ def hypervolume_draw(history: analysis.HypervolumeHistory) -> Draw:
         plt.plot(px, py, marker="braille", color="cyan", label="hypervolume")
         plt.title(f"hypervolume history (now {format_value(history.volumes[-1])})")
         plt.xlabel("trial")
+        set_whole_x_ticks(plt, history.numbers)
 
     return draw
 
@@ -325,6 +330,7 @@ def compare_draw(studies: Sequence[tuple[str, analysis.ObjectiveHistory]]) -> Dr
             plt.plot(bx, by, marker=line, color=color, label=f"{_short(name, 14)} best")
         plt.title("optimization history of both studies")
         plt.xlabel("trial")
+        set_whole_x_ticks(plt, [n for _, history in studies for n in history.numbers])
 
     return draw
 

@@ -71,6 +71,25 @@ def sci_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
     return ticks, labels
 
 
+def whole_ticks(low: float, high: float, most: int = 6) -> list[int]:
+    """Whole-number ticks from low to high (trial numbers, epochs, steps), never plotext's 5.8: a step of 1, 2
+    or 5 times a power of ten, at most `most` ticks; the one value when low and high are the same."""
+    first, last = math.ceil(low), math.floor(high)
+    if last <= first:
+        return [first]
+    step = 1
+    while len(ticks := range(math.ceil(first / step) * step, last + 1, step)) > most:
+        step = step * 5 // 2 if str(step)[0] == "2" else step * 2  # 1, 2, 5, 10, 20, 50, ...
+    return list(ticks)
+
+
+def set_whole_x_ticks(plt, xs: Sequence[float]) -> None:
+    """Label the x axis with whole numbers when every x is one (trial numbers, epochs, reported steps)."""
+    if xs and all(float(x).is_integer() for x in xs):
+        ticks = whole_ticks(min(xs), max(xs))
+        plt.xticks(ticks, [str(t) for t in ticks])
+
+
 def _finite(xs: Sequence[float], ys: Sequence[float | None], positive: bool) -> tuple[list, list]:
     keep = [
         (x, y)
@@ -124,6 +143,7 @@ class SeriesPlot(PlotextPlot):
         plt.title(title)
         if drawn:
             plt.xlabel(chart.xlabel)
+            set_whole_x_ticks(plt, [x for s in chart.series for x in _finite(s.xs, s.ys, chart.log_y)[0]])
         return super().render()
 
 

@@ -13,6 +13,7 @@ from engine.store import StoreError, TrialRow
 from engine.text import safe
 from tui.data import best_so_far, downsample, open_store, param_importances
 from tui.messages import ImportancesComputed
+from tui.widgets.curves import set_whole_x_ticks
 
 MIN_IMPORTANCE_TRIALS = 8
 IMPORTANCE_EVERY_S = 10.0
@@ -53,6 +54,7 @@ class HistoryPlot(PlotextPlot):
         plt.plot(bx, by, marker="braille", color="orange", label="best so far")
         plt.title(f"optimization history ({len(self.numbers)} complete, best {best[-1]:.4g})")
         plt.xlabel("trial")
+        set_whole_x_ticks(plt, self.numbers)
         return super().render()
 
 
