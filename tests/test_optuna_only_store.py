@@ -117,6 +117,8 @@ def test_opening_without_create_never_creates_tables(optuna_store):
     try:
         sid = store.study_id("plain")
         assert len(store.trials(sid)) == 6 and store.heartbeats(sid) == [] and store.epochs(sid) == []
+        # no epochs without telemetry: what is known is the steps each trial reported (trial.report)
+        assert [(t.epochs, t.reported) for t in store.trials(sid)] == [(0, 3)] * 4 + [(0, 1), (0, 0)]
         from engine.store import StoreError
 
         with pytest.raises(StoreError, match="no tunetui coordinator"):

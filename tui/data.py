@@ -266,7 +266,7 @@ class StudyWatcher:
         for row in rows:
             tid, number, state = row.trial_id, row.number, row.state
             sig = (state, row.value, row.values, row.epochs, row.flags, len(row.params), row.finished, row.reason,
-                   row.host, tuple(row.metrics.items()))  # fmt: skip
+                   row.host, tuple(row.metrics.items()), row.reported)  # fmt: skip
             if self.sig.get(number) != sig:
                 news.append(row)
                 self.sig[number] = sig

@@ -14,6 +14,7 @@ PARAM_WIDTH = 9  # 4 significant digits: 0.0003456, 1.234e-05
 METRIC_WIDTH = 10  # the header is the name the filter takes: train_loss, latency_ms fit whole
 FIXED_LABELS = {"number": "#: trial number", "state": "state", "value": "value", "epochs": "ep: epochs done",
                 "duration": "time: duration", "flags": "!: diagnosis findings"}  # fmt: skip
+REPORTED_LABEL = "rep: steps reported (trial.report)"  # a study run by Optuna alone has no epochs to count
 
 
 @dataclass
@@ -39,11 +40,14 @@ class TableColumns:
         self.number_width = 3
         self.objectives = 1
         self.objective_metrics: tuple[str, ...] = ()  # shown as the value column: no column of their own
+        self.reported_steps = False  # rows count reported steps, not epochs (a study run by Optuna alone)
 
     def fit(self, rows: list[TrialRow]) -> bool:
         """Learn new parameters and metrics and widen columns to the new values; True when any changed."""
         changed = self._fit("param", self.params, PARAM_WIDTH, rows, lambda row: row.params)
         changed = self._fit("metric", self.metrics, METRIC_WIDTH, rows, lambda row: row.metrics) or changed
+        if not self.reported_steps and any(row.reported is not None for row in rows):
+            self.reported_steps = changed = True
         if rows and len(str(max(row.number for row in rows))) > self.number_width:
             self.number_width = len(str(max(row.number for row in rows)))
             changed = True
@@ -81,7 +85,7 @@ class TableColumns:
             Column("number", "#", max(self.number_width, 1)),
             Column("state", "state", 8, right=False),
             Column("value", "value" if self.objectives == 1 else "values", 10 * self.objectives - 2),
-            Column("epochs", "ep", 3),
+            Column("epochs", "rep" if self.reported_steps else "ep", 3),
             Column("duration", "time", 6),
             Column("flags", "!", 2),
             *(self._named("metric", name) for name in metrics),
@@ -94,7 +98,8 @@ class TableColumns:
 
     def picker(self, columns: Iterable[Column]) -> list[tuple[str, str]]:
         """(key, label) of each column for the `C` picker: what each holds, in words."""
-        return [(c.key, FIXED_LABELS.get(c.key) or self._kind_label(c.key)) for c in columns]
+        labels = {**FIXED_LABELS, "epochs": REPORTED_LABEL} if self.reported_steps else FIXED_LABELS
+        return [(c.key, labels.get(c.key) or self._kind_label(c.key)) for c in columns]
 
     @staticmethod
     def _kind_label(key: str) -> str:

@@ -25,8 +25,8 @@ def cell(row: TrialRow, key: str, now: float) -> Any:
         return state_text(row.state, row.reason)
     if key == "value":
         return row.values[0] if row.values else row.value
-    if key == "epochs":
-        return row.epochs
+    if key == "epochs":  # a study run by Optuna alone: the steps it reported, its only measure of progress
+        return row.epochs if row.reported is None else row.reported
     if key == "duration":
         return None if row.started is None else (row.finished or now) - row.started
     if key == "flags":

@@ -20,7 +20,7 @@ from tui.trial_cells import cell
 
 OPERATORS = ("!=", "<=", ">=", "==", "=", "<", ">")  # the two-character ones first: `<=` is not `<` then `=3`
 COLUMNS = {"number": "number", "#": "number", "state": "state", "value": "value", "epochs": "epochs",
-           "ep": "epochs", "time": "duration", "duration": "duration", "flags": "flags", "!": "flags"}  # fmt: skip
+           "ep": "epochs", "rep": "epochs", "time": "duration", "duration": "duration", "flags": "flags", "!": "flags"}  # fmt: skip
 STATES = (*STATE_TEXT.values(), "killed")
 COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda a, b: a < b,

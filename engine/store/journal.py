@@ -190,6 +190,7 @@ class JournalStore:
         with self._lock:
             self.refresh()
             self._step("apply_params")
+            self._step("apply_intermediate_values")  # a row counts the steps its trial reported
             return [t.row for t in self.reader.study_trials(study_id) if t.row_id > since_trial_id]
 
     def pareto_front(self, study_id: int) -> list[TrialRow]:
@@ -214,11 +215,12 @@ class JournalStore:
             return [t for t in reading.trials(study_id) if t.row_id > since or t.row_id in again_set]
 
         trials = changed()
-        if self.reader.params_pending and (params_limit is None or len(trials) <= params_limit):
+        if (self.reader.params_pending or self.reader.values_pending) and (
+            params_limit is None or len(trials) <= params_limit
+        ):
             self._step("apply_params")
-            trials = (
-                changed()
-            )  # the same records, now with params (or Optuna's, had the lean reader given up)
+            self._step("apply_intermediate_values")  # a row counts the steps its trial reported
+            trials = changed()  # the same records, now with params (or Optuna's, had the lean reader given up)
         return [t.row for t in trials]
 
     def trial_attrs_in(self, reading: _Reading, study_id: int, number: int) -> dict[str, Any]:
@@ -266,7 +268,7 @@ class OptunaJournalReader:
         self.studies: dict[int, JournalStudy] = {}
         self.read()
 
-    params_pending = False  # Optuna's replay applies every line as it reads it
+    params_pending = values_pending = False  # Optuna's replay applies every line as it reads it
 
     def apply_params(self) -> None:
         pass

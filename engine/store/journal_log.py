@@ -125,7 +125,7 @@ class JournalTrial:
                 number=self.number, trial_id=self.trial_id + 1, state=STATES[self.state],
                 value=values[0] if len(values) == 1 else None, values=values, params=dict(self.params),
                 started=self.started, finished=self.finished, reason=self.user_attrs.get("fail_reason"),
-                epochs=0, flags=0, host=self.user_attrs.get("host"),
+                epochs=0, flags=0, host=self.user_attrs.get("host"), reported=len(self.intermediate_values),
             )  # fmt: skip
         return self._row
 
@@ -165,6 +165,10 @@ class JournalLog:
     @property
     def params_pending(self) -> bool:
         return bool(self._param_texts or self._param_lines)
+
+    @property
+    def values_pending(self) -> bool:
+        return bool(self._value_texts or self._value_lines)
 
     # ------------------------------------------------------------ step 1: the trials
     def read(self) -> bool:
@@ -415,6 +419,7 @@ class JournalLog:
                     trial = trials[int(trial_id)] if int(trial_id) < count else None
                     if trial is not None and trial.created_at < where < trial.finished_at:
                         trial.intermediate_values[int(step)] = _number(value)
+                        trial._row = None  # its count of reported steps changed
                     continue
                 else:
                     if isinstance(item, re.Match):  # a value line in another form
@@ -427,6 +432,7 @@ class JournalLog:
                 trial = self._updatable(trial_id, where)
                 if trial is not None:
                     trial.intermediate_values[step] = value
+                    trial._row = None
         self._value_texts, self._value_lines = [], []
 
     # ------------------------------------------------------------ what the store asks

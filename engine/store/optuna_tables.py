@@ -185,6 +185,17 @@ def more_values(conn: sa.Connection, study_id: int, since: int = 0, again: Seque
     return out
 
 
+REPORTED_SQL = sa.text(
+    f"""SELECT i.trial_id, COUNT(*) FROM trial_intermediate_values i JOIN trials t ON t.trial_id = i.trial_id
+        WHERE {_CHANGED} GROUP BY i.trial_id"""
+).bindparams(_AGAIN)
+
+
+def reported_counts(conn: sa.Connection, study_id: int, since: int = 0, again: Sequence[int] = ()) -> dict:
+    """trial_id -> how many steps the trial reported (`trial.report`), for the trials that reported any."""
+    return dict(conn.execute(REPORTED_SQL, _changed(study_id, since, again)).all())
+
+
 INTERMEDIATE_SQL = sa.text(
     """SELECT t.number, i.step, i.intermediate_value, i.intermediate_value_type FROM trial_intermediate_values i
        JOIN trials t ON t.trial_id = i.trial_id

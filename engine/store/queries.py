@@ -34,6 +34,9 @@ class TrialRow:
     host: str | None = None  # the host whose coordinator ran it (user attr `host`; none for Optuna alone)
     # its last epoch's reported metrics (tt_epoch's metric columns and extra_json's); none for Optuna alone
     metrics: dict[str, float | None] = field(default_factory=dict)
+    # steps it reported with trial.report, counted only where there is no tunetui telemetry (Optuna alone):
+    # what is known of its progress there, never called epochs; None where epochs are known (or not read yet)
+    reported: int | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -43,11 +46,13 @@ class TrialRow:
 
 
 def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, flags: dict,
-              more_values: dict | None = None, hosts: dict | None = None) -> TrialRow:  # fmt: skip
+              more_values: dict | None = None, hosts: dict | None = None,
+              reported: dict | None = None) -> TrialRow:  # fmt: skip
     """A TrialRow from a row of `optuna_tables.trial_base_rows` (trial_id, number, state, datetime_start,
     datetime_complete, value, value_type) and the per-trial lookups keyed by trial_id or number
     (`epochs`: number -> (last epoch, its metrics); `more_values`: trial_id -> {objective: value} of
-    objectives 1.. of a multi-objective study)."""
+    objectives 1.. of a multi-objective study; `reported`: trial_id -> steps reported, for a study without
+    telemetry)."""
     tid, number, state, start, complete, value, value_type = base
     value = decode_value(value, value_type)
     last_epoch, metrics = epochs.get(number) or (0, {})
@@ -70,6 +75,7 @@ def trial_row(base: Sequence[Any], params: dict, reasons: dict, epochs: dict, fl
         flags=int(flags.get(number) or 0),
         host=(hosts or {}).get(tid),
         metrics=metrics,
+        reported=None if reported is None else reported.get(tid, 0),
     )
 
 
@@ -79,7 +85,8 @@ def trial_rows(conn: sa.Connection, study_id: int, since: int = 0, again: Sequen
     """The study's trials with a trial_id above `since` or in `again` (since=0: every trial), by number.
 
     `several_objectives=False` skips the read of objectives 1.. (a study known to have one);
-    `telemetry_tables=False` (a store made by Optuna alone) leaves epochs and flags at 0 and metrics empty;
+    `telemetry_tables=False` (a store made by Optuna alone) leaves epochs and flags at 0 and metrics empty,
+    and counts each trial's reported steps instead (one grouped query, read with the params);
     with `params_limit`, params, failure reasons, hosts and metrics are read only when at most that many rows
     came back (a big study's first paint: the rows now, the rest on a later read)."""
     base = optuna_tables.trial_base_rows(conn, study_id, since, again)
@@ -94,6 +101,7 @@ def trial_rows(conn: sa.Connection, study_id: int, since: int = 0, again: Sequen
         attrs = optuna_tables.trial_attrs_of(conn, study_id, ("fail_reason", "host"), since, again)
         reasons, hosts = attrs["fail_reason"], attrs["host"]
     more = optuna_tables.more_values(conn, study_id, since, again) if several_objectives else {}
+    reported = optuna_tables.reported_counts(conn, study_id, since, again) if whole and not telemetry_tables else None
     epochs: dict[int, tuple[int, dict]] = {}
     flags: dict[int, int] = {}
     if telemetry_tables:
@@ -103,7 +111,7 @@ def trial_rows(conn: sa.Connection, study_id: int, since: int = 0, again: Sequen
         else:  # the epoch counts now, the metrics (decoding them doubles the read) with the params
             epochs = {n: (last, {}) for n, last in telemetry.last_epochs(conn, study_id, numbers).items()}
         flags = telemetry.finding_counts(conn, study_id, numbers)
-    return [trial_row(row, params, reasons, epochs, flags, more, hosts) for row in base]
+    return [trial_row(row, params, reasons, epochs, flags, more, hosts, reported) for row in base]
 
 
 def studies(conn: sa.Connection, heartbeats: list[dict]) -> list[dict]:

@@ -33,6 +33,14 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
         for state in ("complete", "pruned", "fail", "running", "waiting"):
             assert state in text, text
         assert not [c for c in app.screen.query_one(TrialTable).all_columns() if c.key.startswith("metric:")]
+        # no epochs without telemetry: the table and Detail count the steps trial.report wrote, headed as such
+        table = app.screen.query_one(TrialTable)
+        assert {c.key: c.label for c in table.all_columns()}["epochs"] == "rep" and " rep " in text
+        assert [(table.rows[n].epochs, table.rows[n].reported) for n in range(6)] == [(0, 3)] * 4 + [(0, 1), (0, 0)]
+        await pilot.press("4")  # Detail of trial #0
+        await wait_for(pilot, lambda: "reported steps 3 " in screen_text(app), what="the count")
+        assert "epochs 0" not in screen_text(app)
+        await pilot.press("1")
         # no telemetry: the curves are what trial.report wrote (steps 0-2 of trial #0), named as such
         await wait_for(pilot, lambda: "intermediate values #0" in screen_text(app), what="the reported curve")
         assert "no tunetui telemetry" in screen_text(app)
@@ -58,6 +66,10 @@ async def test_studies_and_study_screens_show_every_state_and_every_objective(op
         assert "filter state!=complete · 4 of 6 trials" in screen_text(app)
         assert sorted(trials.rows[n].state for n in trials.order) == ["FAIL", "PRUNED", "RUNNING", "WAITING"]
         await pilot.press("escape")  # clears the filter
+        await pilot.press("slash", *"rep<3", "enter")  # the column's heading filters it too
+        assert "filter rep<3 · 2 of 6 trials" in screen_text(app)
+        assert sorted(trials.rows[n].state for n in trials.order) == ["RUNNING", "WAITING"]
+        await pilot.press("escape")
 
         await pilot.press("escape", "down", "enter")  # pareto: both values of each trial
         await wait_for(pilot, lambda: len(app.screen.query_one(TrialTable).rows) == 3, what="three trials")

@@ -41,10 +41,12 @@ def trial_detail(row: TrialRow | None, attrs: dict[str, Any], findings: list[dic
     notes = [Text.assemble(("study note: ", "bold"), safe_lines(study_note))] if study_note else []
     if row is None:
         return Group(*notes, Text("no trial selected"))
+    # Optuna alone: no epochs are recorded, only the steps trial.report wrote
+    progress = f"epochs {row.epochs}" if row.reported is None else f"reported steps {row.reported}"
     head = Text.assemble(
         (f"trial #{row.number}  ", "bold"),
         (state_text(row.state, row.reason), "bold"),
-        f"  value {format_value(row.value) or '-'}  epochs {row.epochs}  time {format_duration(duration_s) or '-'}",
+        f"  value {format_value(row.value) or '-'}  {progress}  time {format_duration(duration_s) or '-'}",
     )
     parts: list[RenderableType] = [*notes, head]
     if attrs.get("note"):

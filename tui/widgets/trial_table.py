@@ -446,7 +446,8 @@ class TrialTable(ScrollView, can_focus=True):
                     text = text + "★" if len(text) < col.width else text
                     style = base + self.get_component_rich_style("trial-table--best")
             elif col.key == "epochs":
-                text = str(row.epochs) if row.epochs else ""
+                done = row.epochs if row.reported is None else row.reported
+                text = str(done) if done else ""
             elif col.key == "duration":
                 text = duration
             elif col.key == "flags":
