@@ -12,7 +12,8 @@ match the study's is ignored; a study name taken twice keeps the first) onto pla
 2. `apply_params()`: the params set aside, in file order. A param line applies when its trial existed and
    had not finished at that place, which step 1 recorded (`created`, `finished`), so the result is the
    replay's.
-3. `apply_intermediate_values()`: the same for `trial.report` values, read only when a curve is drawn.
+3. `apply_intermediate_values()`: the same for `trial.report` values, read with the params (a row counts the
+   steps its trial reported) or when a curve is drawn.
 
 The lines Optuna's writer makes (`json.dumps(..., separators=(",", ":"))`, op_code and worker_id first) are
 matched with regular expressions instead of being decoded as JSON; any other line goes through `json.loads`.
