@@ -77,8 +77,8 @@ def test_a_rerun_with_another_metric_direction_or_space_is_refused_before_anythi
                       timeout=120)  # fmt: skip
     assert renamed.returncode == 0, renamed.stderr
     assert stored_identity(any_url, "ident_loss")["metrics"] == ["val_loss"]
-    same = tunetui("run", str(spec), "--trials", "1", "--quiet", storage=any_url, timeout=120)
-    assert same.returncode == 0, same.stderr  # the same spec resumes, as before
+    # the same spec still resumes: nothing above changed the study (snapshot), and a rerun of the same spec
+    # passes this check in test_study_e2e.py (digits_store, SQLite) and test_postgres.py (host-a's restart)
 
 
 def test_a_study_without_identity_is_compared_on_its_directions_and_adopted(tmp_path):
