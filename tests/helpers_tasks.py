@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -33,12 +34,15 @@ def _data(device: torch.device, rows: int = 32, features: int = 4, seed: int = 0
     )
 
 
-def _mark(params: dict, kind: str) -> None:
-    """Leave `<mark_dir>/<kind>-<pid>-<ns>` so a test can see (and kill) the worker running a trial."""
+def _mark(params: dict, kind: str, text: str = "") -> None:
+    """Leave `<mark_dir>/<kind>-<pid>-<ns>` (holding `text`) so a test can see (and kill) the worker running
+    a trial."""
     folder = params.get("mark_dir")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / f"{kind}-{os.getpid()}-{time.monotonic_ns()}").touch()
+        name = f"{kind}-{os.getpid()}-{time.monotonic_ns()}"
+        (Path(folder) / f".{name}").write_text(text)
+        os.replace(Path(folder) / f".{name}", Path(folder) / name)  # whole when a test sees it
 
 
 def tiny(params: dict, device: torch.device) -> TaskData:
@@ -97,7 +101,8 @@ def busy(params: dict, device: torch.device) -> TaskData:
 
 class _StuckDecoder(torch.utils.data.Dataset):
     """Items read normally in the trial's own process; in a loader worker each marks the worker
-    (`item-<pgid>-<pid>-<ns>` in `mark_dir`) and never returns, as a decoder stuck on a file."""
+    (`item-<pgid>-<pid>-<ns>` in `mark_dir`, holding "forked" when the worker's modules came with it, else
+    "spawned") and never returns, as a decoder stuck on a file."""
 
     def __init__(self, rows: int, mark_dir: str):
         self.data = _data(torch.device("cpu"), rows=rows)
@@ -108,7 +113,8 @@ class _StuckDecoder(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         if torch.utils.data.get_worker_info() is not None:
-            _mark({"mark_dir": self.mark_dir}, f"item-{os.getpgrp()}")
+            forked = "engine.trainer.worker_main" in sys.modules
+            _mark({"mark_dir": self.mark_dir}, f"item-{os.getpgrp()}", "forked" if forked else "spawned")
             time.sleep(3600)
         return self.data.x_train[i], int(self.data.y_train[i])
 

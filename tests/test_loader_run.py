@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from tests.conftest import run_cli
-from tests.helpers_run import finish, start, tunetui, wait_for, write_spec
+from tests.helpers_run import finish, start, tunetui_here, wait_for, write_spec
 from tests.test_loader import EXAMPLES, write_images
 
 
@@ -36,7 +36,7 @@ def test_a_trial_ended_while_its_loader_workers_decode_leaves_no_process_of_its_
     spec = write_spec(tmp_path / "spec", "stuck", "stuck_sets", n_trials=1, task_params={"mark_dir": str(marks)})
     text = spec.read_text().replace("histograms = false", "histograms = false\nloader_workers = 1")
     if how == "time_limit":
-        text = text.replace("n_trials = 1", "n_trials = 1\ntrial_timeout_s = 8")  # room for the loader to start
+        text = text.replace("n_trials = 1", "n_trials = 1\ntrial_timeout_s = 4")  # room for the loader to start
     spec.write_text(text)
     url = f"sqlite:///{tmp_path}/store.db"
     run = start(spec, url, "--workers", "1", log=tmp_path / "run.log")
@@ -44,8 +44,9 @@ def test_a_trial_ended_while_its_loader_workers_decode_leaves_no_process_of_its_
     _, group, loader_pid, _ = mark.name.split("-")
     group, loader_pid = int(group), int(loader_pid)
     assert loader_pid != group and loader_pid in group_members(group)  # a child of the worker, in its group
+    assert mark.read_text() == "forked"  # with the worker's modules, not a new interpreter importing torch
     if how == "kill":
-        assert tunetui("kill", "stuck", "0", storage=url).returncode == 0
+        assert tunetui_here("kill", "stuck", "0", storage=url).returncode == 0
     wait_for(lambda: not group_members(group), 30, f"the worker's process group to be empty ({how})")
     finish(run, 60)
     trial = optuna.load_study(study_name="stuck", storage=url).trials[0]

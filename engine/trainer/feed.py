@@ -9,6 +9,7 @@ a killed or timed-out trial takes them along; a trial that ends shuts them down 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 
@@ -19,6 +20,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from engine.config import TrainConfig
 
 MAX_DEFAULT_WORKERS = 4
+# Decoding processes are forked from the trial's worker, as PyTorch's loaders are by default on Linux: the
+# worker was itself spawned, and its children would inherit spawn, each importing torch and the task again
+# (seconds per trial). Spawn where there is no fork.
+LOADER_START = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
 
 
 def default_workers() -> int:
@@ -71,6 +76,7 @@ class LoaderFeed:
         return DataLoader(
             dataset,
             num_workers=self.workers,
+            multiprocessing_context=LOADER_START if self.workers > 0 else None,
             pin_memory=self.device.type == "cuda",
             persistent_workers=persistent and self.workers > 0,  # not forked again every epoch
             generator=self.seeds,
