@@ -89,6 +89,9 @@ def test_a_study_without_a_live_coordinator_gets_no_request(live_store):
 
 
 def test_the_cli_prints_the_answer_and_exits_by_it(live_store, capsys):
+    study = optuna.load_study(study_name="s", storage=live_store)
+    for _ in range(10):  # trials 0-9: kill sends nothing for a trial the study does not have
+        study.ask()
     coordinator = answer_first_request(live_store, "killing trial 3")
     assert main(["kill", "s", "3", "--storage", live_store]) == 0
     coordinator.join()
