@@ -10,6 +10,7 @@ from tests.optuna_only import build_three_objective_store
 from tests.tui.builders import build_study
 from tests.tui.conftest import wait_for
 from tests.tui.screen_text import screen_text
+from tui.widgets.history_plot import ImportancePlot
 
 VIEW_MARKS = {  # key -> what the view shows (its title, legend, or table heading)
     "1": ("parallel coordinates (8 complete trials)", "best 1", "optimizer: adam < adamw < sgd"),
@@ -207,3 +208,42 @@ def test_a_categorical_x_axis_of_the_contour_names_every_column():
     assert labels.split() == ["gelu", "relu", "tanh"], lines
     for name in ("gelu", "relu", "tanh"):  # each name starts under its own column's cells
         assert cells[labels.index(name)] != " ", (name, lines)
+
+
+JOURNAL_VIEW_MARKS = {  # a study Optuna alone ran into a journal file: the value views with data
+    "1": ("parallel coordinates (10 complete trials)", "act: gelu < relu"),
+    "2": ("width", "best #"),
+    "3": ("mean value per cell",),
+    "4": ("empirical distribution of the value", "10 distinct values"),
+    "5": ("trials ranked by value", "act"),
+}
+
+
+async def test_the_value_views_and_importance_draw_a_journal_study_optuna_ran(tmp_path, make_app):
+    from tests.optuna_only import optuna_storage
+
+    path = str(tmp_path / "optuna.log")
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        width = trial.suggest_int("width", 8, 64)
+        act = trial.suggest_categorical("act", ["relu", "gelu"])
+        return x * x + width / 100 + (0.1 if act == "gelu" else 0.0)
+
+    study = optuna.create_study(study_name="j", storage=optuna_storage(path), sampler=optuna.samplers.RandomSampler(3))
+    study.optimize(objective, n_trials=10)
+    app = make_app(path, open_study="j")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_analysis(pilot, app, "j")
+        for key, marks in JOURNAL_VIEW_MARKS.items():
+            await pilot.press(key)
+            await wait_for(pilot, lambda marks=marks: all(m in screen_text(app) for m in marks), what=f"view {key}")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "StudyScreen", what="back on the Study screen")
+        await pilot.press("3")  # the Importance tab: Optuna's fANOVA over the journal's trials, numbers on the bars
+        await wait_for(pilot, lambda: app.screen.query(ImportancePlot), what="the importance tab")
+        plot = app.screen.query_one(ImportancePlot)
+        await wait_for(pilot, lambda: plot.importances, timeout=30, what="importances")
+        assert set(plot.importances) == {"x", "width", "act"}
+        await wait_for(pilot, lambda: all(f"{n} {v:.2f}" in screen_text(app) for n, v in plot.importances.items()),
+                       what="the numbers on the bars")  # fmt: skip
