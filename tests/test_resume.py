@@ -67,6 +67,10 @@ def test_a_trial_stopped_by_sigterm_then_kill_minus_9_resumes_from_its_last_epoc
     # from scratch would train (and log) epoch 1 again
     trained = [line.split(":")[0] for (line,) in view.rows("SELECT line FROM tt_log WHERE trial_number = 0 "
                                                              "ORDER BY id") if line.startswith("epoch ")]  # fmt: skip
-    assert sorted(trained) == sorted(set(trained)) == ["epoch 1", "epoch 2", "epoch 3", "epoch 4", "epoch 5"]
+    assert sorted(trained) == sorted(set(trained)), trained  # no epoch trained twice
+    # every epoch's line, but the one a kill -9 may catch on its way from the worker to the store (a loaded
+    # machine lost epoch 2's: the checkpoint was saved, the coordinator died before writing the line)
+    assert set(trained) <= {f"epoch {e}" for e in range(1, 6)} and len(trained) >= 4, trained
+    assert {f"epoch {e}" for e in range(after_kill + 1, 6)} <= set(trained), trained  # trained by the third run
     assert not saved.parent.exists()  # removed once the trial ended
     assert log.read_text().count("resuming after epoch") == 2
