@@ -142,21 +142,20 @@ def test_a_bad_loop_fails_each_trial_with_its_reason_and_the_study_goes_on(tmp_p
     assert "internal error" not in result.stderr
 
 
-def test_a_loop_past_its_time_limit_is_killed_and_the_study_goes_on(tmp_path):
-    result, trials, _ = run(tmp_path, "hangs", budget="trial_timeout_s = 1.5")
-    assert len(trials) == 2
-    assert {t.user_attrs["fail_reason"] for t in trials} == {"timeout"}
+def test_a_loop_past_its_time_limit_is_told_to_stop_or_killed_and_the_study_goes_on(tmp_path):
+    """One run, three trials past their 1.5 s limit (helpers_loops.past_its_limit): trial 0 never reports
+    again and is killed with its worker, and the study goes on; trials 1 and 2 report until report returns
+    True, then return, and the worker that ran both lives on."""
+    result, trials, store = run(tmp_path, "past_its_limit", epochs=1000, budget="trial_timeout_s = 1.5", n_trials=3)
+    assert [t.user_attrs["fail_reason"] for t in trials] == ["timeout"] * 3, result.stderr
     assert result.returncode == 1, result.stderr
-
-
-def test_report_tells_a_loop_past_its_time_limit_to_stop_and_its_worker_lives_on(tmp_path):
-    result, trials, _ = run(tmp_path, "reports_until_told", epochs=1000, budget="trial_timeout_s = 1.5")
-    assert [t.user_attrs["fail_reason"] for t in trials] == ["timeout", "timeout"], result.stderr
     told = tmp_path / "told-to-stop"  # a line per trial whose report returned True and whose loop returned
     marks = [line.split() for line in told.read_text().splitlines()] if told.exists() else []
-    assert len(marks) == 2, result.stderr
+    assert len(marks) == 2, result.stderr  # trials 1 and 2; trial 0 never returned
     assert len({pid for pid, _ in marks}) == 1  # one worker ran both: it was not killed
     assert all(int(epoch) >= 5 for _, epoch in marks)  # it trained until the limit, not less
+    workers = [store.trials("past_its_limit")[n]["worker_pid"] for n in (0, 1, 2)]
+    assert workers[1] == workers[2] == int(marks[0][0]) != workers[0]  # trial 0's worker was killed: a new one
 
 
 def test_the_shipped_diabetes_loop_runs_two_trials(tmp_path):
